@@ -1,0 +1,1 @@
+"""Example apps: one small app per framework, each exposing a wrapped callable ``app``."""

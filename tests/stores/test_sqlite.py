@@ -1,0 +1,406 @@
+"""SQLiteStore beyond the contract: files, processes, failures, and open_store."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import pytest
+
+from wxmiddleware.errors import ConfigError, StoreUnavailable
+from wxmiddleware.session import WxSession, code_key, new_token, short_hash, token_key
+from wxmiddleware.stores import (
+    PENDING,
+    MemoryStore,
+    SQLiteStore,
+    default_sqlite_path,
+    open_store,
+)
+from wxmiddleware.stores import sqlite as sqlite_module
+
+IDLE = 7200
+JOIN_TIMEOUT = 60
+
+
+def make_session(openid: str = "o-alice", session_key: str = "sk-value") -> WxSession:
+    now = time.time()
+    return WxSession(openid, session_key, None, now, now + 86400)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "s.sqlite3"
+
+
+@pytest.fixture
+def store(db: Path) -> Iterator[SQLiteStore]:
+    opened = SQLiteStore(db)
+    yield opened
+    opened.close()
+
+
+def database_bytes(db: Path) -> bytes:
+    return b"".join(path.read_bytes() for path in db.parent.glob(db.name + "*") if path.is_file())
+
+
+# --- workers for other processes (module level, so that spawn can import them) ---
+
+
+def _child_share(path: str, token: str, queue: Any) -> None:
+    store = SQLiteStore(path)
+    found = store.get(token, IDLE)
+    mine = new_token()
+    store.save(mine, make_session("o-child"), IDLE)
+    queue.put((found.openid if found else None, mine))
+
+
+def _child_claim(path: str, key: str, barrier: Any, queue: Any) -> None:
+    store = SQLiteStore(path)
+    barrier.wait()
+    queue.put(store.claim_code(key, 300))
+
+
+def _child_after_fork(store: SQLiteStore, token: str, queue: Any) -> None:
+    found = store.get(token, IDLE)
+    mine = new_token()
+    store.save(mine, make_session("o-child"), IDLE)
+    queue.put((found.openid if found else None, mine))
+
+
+def _run(process: Any) -> None:
+    process.start()
+    process.join(JOIN_TIMEOUT)
+    assert process.exitcode == 0
+
+
+# --- files ---
+
+
+def test_creates_directory_schema_and_wal(store: SQLiteStore, db: Path) -> None:
+    assert not db.parent.exists()
+    store.save(new_token(), make_session(), IDLE)
+    assert db.is_file()
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        conn.close()
+
+
+def test_survives_restart(db: Path) -> None:
+    token = new_token()
+    session = make_session()
+    first = SQLiteStore(db)
+    first.save(token, session, IDLE)
+    first.close()
+    second = SQLiteStore(db)
+    assert second.get(token, IDLE) == session
+    assert second.sessions_for("o-alice")[0].key_hash == short_hash(token_key(token))
+    second.close()
+
+
+def test_database_holds_no_token_in_clear(store: SQLiteStore, db: Path) -> None:
+    tokens = [new_token() for _ in range(5)]
+    for token in tokens:
+        store.save(token, make_session(session_key="sk-marker"), IDLE)
+        store.get(token, IDLE)
+    for content in (database_bytes(db), (store.close(), database_bytes(db))[1]):
+        assert b"sk-marker" in content  # the check reads the data it means to
+        for token in tokens:
+            assert token_key(token).encode() in content
+            assert token.encode() not in content
+
+
+def test_idle_deadline_slides_with_granularity(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [time.time()]
+    monkeypatch.setattr(time, "time", lambda: now[0])
+    token = new_token()
+    store.save(token, make_session(), IDLE)
+    saved = now[0]
+
+    def idle_until() -> float:
+        return store.sessions_for("o-alice")[0].idle_until
+
+    now[0] += 30  # within min(60, 7200 / 10): no write
+    assert store.get(token, IDLE) is not None
+    assert idle_until() == saved + IDLE
+    now[0] += 31
+    assert store.get(token, IDLE) is not None
+    assert idle_until() == now[0] + IDLE
+    now[0] += 0.5  # granularity min(60, 10 / 10) = 1 s for a short idle_ttl
+    store.get(token, 10)
+    assert idle_until() == now[0] + IDLE - 0.5
+
+
+def test_save_purges_lazily_once_per_interval(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [time.time()]
+    monkeypatch.setattr(time, "time", lambda: now[0])
+
+    def rows() -> int:
+        conn = sqlite3.connect(store.path)
+        try:
+            return int(conn.execute("SELECT count(*) FROM wx_sessions").fetchone()[0])
+        finally:
+            conn.close()
+
+    store.save(new_token(), make_session(), 5)
+    now[0] += 10
+    store.save(new_token(), make_session(), 5)  # within the interval: nothing purged
+    assert rows() == 2
+    now[0] += sqlite_module.PURGE_INTERVAL
+    store.save(new_token(), make_session(), IDLE)
+    assert rows() == 1
+
+
+# --- processes ---
+
+
+def test_two_processes_share_sessions(store: SQLiteStore) -> None:
+    token = new_token()
+    store.save(token, make_session(), IDLE)
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    _run(ctx.Process(target=_child_share, args=(str(store.path), token, queue)))
+    found, child_token = queue.get(timeout=JOIN_TIMEOUT)
+    assert found == "o-alice"
+    child_session = store.get(child_token, IDLE)
+    assert child_session is not None and child_session.openid == "o-child"
+
+
+def test_claim_code_race_across_processes(db: Path) -> None:
+    # A fresh file: the processes also race to create the schema and switch to WAL.
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    barrier = ctx.Barrier(8)
+    key = code_key("raced-code")
+    processes = [
+        ctx.Process(target=_child_claim, args=(str(db), key, barrier, queue)) for _ in range(8)
+    ]
+    for process in processes:
+        process.start()
+    results = [queue.get(timeout=JOIN_TIMEOUT) for _ in processes]
+    for process in processes:
+        process.join(JOIN_TIMEOUT)
+        assert process.exitcode == 0
+    assert results.count(None) == 1
+    assert results.count(PENDING) == 7
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_store_created_before_fork_works_in_child(store: SQLiteStore) -> None:
+    token = new_token()
+    store.save(token, make_session(), IDLE)  # the parent has used the store before forking
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    _run(ctx.Process(target=_child_after_fork, args=(store, token, queue)))
+    found, child_token = queue.get(timeout=JOIN_TIMEOUT)
+    assert found == "o-alice"
+    assert store.get(token, IDLE) is not None
+    child_session = store.get(child_token, IDLE)
+    assert child_session is not None and child_session.openid == "o-child"
+
+
+def test_connection_from_another_process_is_replaced_not_closed(store: SQLiteStore) -> None:
+    # What a fork that bypasses os.register_at_fork hooks leaves behind.
+    token = new_token()
+    store.save(token, make_session(), IDLE)
+    local: Any = store._local
+    inherited = local.conn
+    local.pid = -1
+    assert store.get(token, IDLE) is not None
+    assert local.conn is not inherited
+    assert sqlite_module._INHERITED[-1] is inherited
+    sqlite_module._INHERITED.remove(inherited)
+    inherited.close()
+
+
+# --- failures ---
+
+
+def assert_unavailable(
+    excinfo: pytest.ExceptionInfo[StoreUnavailable], store: SQLiteStore, *secrets: str
+) -> None:
+    message = str(excinfo.value)
+    assert str(store.path) in message
+    for secret in secrets:
+        assert secret not in message
+    assert excinfo.value.status == 503
+
+
+def test_locked_database_is_unavailable(
+    store: SQLiteStore, db: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = new_token()
+    store.save(token, make_session(session_key="sk-secret"), IDLE)
+    locked = SQLiteStore(db, timeout=0.05)
+    blocker = sqlite3.connect(db, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        caplog.set_level(logging.WARNING, logger="wxmiddleware")
+        other = new_token()
+        with pytest.raises(StoreUnavailable) as excinfo:
+            locked.save(other, make_session(session_key="sk-secret"), IDLE)
+        assert_unavailable(excinfo, locked, other, token_key(other), "sk-secret")
+        assert "OperationalError" in str(excinfo.value)
+        with pytest.raises(StoreUnavailable):
+            locked.claim_code(code_key("c"), 300)
+        # WAL readers are not blocked by a writer.
+        assert locked.get(token, IDLE) is not None
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        locked.close()
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert short_hash(token_key(other)) in logged
+    assert other not in logged and token_key(other) not in logged
+    assert all(record.levelno == logging.WARNING for record in caplog.records)
+    assert locked.claim_code(code_key("c"), 300) is None
+
+
+def test_path_under_a_file_is_unavailable(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    store = SQLiteStore(blocker / "s.sqlite3")
+    token = new_token()
+    with pytest.raises(StoreUnavailable) as excinfo:
+        store.get(token, IDLE)
+    assert_unavailable(excinfo, store, token, token_key(token))
+    with pytest.raises(StoreUnavailable):
+        store.save(token, make_session(), IDLE)
+
+
+def test_path_that_is_a_directory_is_unavailable(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path)
+    with pytest.raises(StoreUnavailable) as excinfo:
+        store.get(new_token(), IDLE)
+    assert "OperationalError" in str(excinfo.value)
+
+
+def test_corrupt_file_is_unavailable(tmp_path: Path) -> None:
+    db = tmp_path / "corrupt.sqlite3"
+    db.write_bytes(b"this is not a database file, just some bytes" * 100)
+    store = SQLiteStore(db)
+    token = new_token()
+    with pytest.raises(StoreUnavailable) as excinfo:
+        store.get(token, IDLE)
+    assert "DatabaseError" in str(excinfo.value)
+    assert_unavailable(excinfo, store, token, token_key(token))
+
+
+# --- open_store and default_sqlite_path ---
+
+
+@pytest.fixture
+def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "xdg-state"
+    monkeypatch.setenv("XDG_STATE_HOME", str(home))
+    return home
+
+
+def test_default_sqlite_path_honours_xdg_state_home(state_home: Path) -> None:
+    assert default_sqlite_path("wx0123456789abcdef") == (
+        state_home / "wxmiddleware" / "sessions-wx0123456789abcdef.sqlite3"
+    )
+
+
+def test_default_sqlite_path_falls_back_to_local_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for value in (None, "", "relative/state"):
+        if value is None:
+            monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+        else:
+            monkeypatch.setenv("XDG_STATE_HOME", value)
+        assert default_sqlite_path("wx1") == (
+            tmp_path / ".local" / "state" / "wxmiddleware" / "sessions-wx1.sqlite3"
+        )
+
+
+def test_default_sqlite_path_sanitises_appid(state_home: Path) -> None:
+    path = default_sqlite_path("../wx 1/é")
+    assert path.parent == state_home / "wxmiddleware"
+    assert path.name == "sessions-___wx_1__.sqlite3"
+
+
+def test_open_store_default_is_sqlite_without_touching_disk(state_home: Path) -> None:
+    store = open_store(None, "wx1")
+    assert isinstance(store, SQLiteStore)
+    assert store.path == state_home / "wxmiddleware" / "sessions-wx1.sqlite3"
+    assert not state_home.exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite:///rel/s.sqlite3", "rel/s.sqlite3"),
+        ("sqlite:///s.sqlite3", "s.sqlite3"),
+        ("SQLite:///s.sqlite3", "s.sqlite3"),
+    ],
+)
+def test_open_store_sqlite_relative(
+    url: str, expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = open_store(url, "wx1")
+    assert isinstance(store, SQLiteStore)
+    assert store.path == tmp_path / expected
+    monkeypatch.chdir("/")  # resolved when opened, not when first used
+    assert store.path == tmp_path / expected
+
+
+def test_open_store_sqlite_absolute(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path}/abs.sqlite3", "wx1")
+    assert str(tmp_path).startswith("/")
+    assert isinstance(store, SQLiteStore)
+    assert store.path == tmp_path / "abs.sqlite3"
+
+
+def test_open_store_memory() -> None:
+    assert isinstance(open_store("memory://", "wx1"), MemoryStore)
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite://", "sqlite:///", "sqlite://host/s.sqlite3", "sqlite:///s.db?mode=ro"]
+)
+def test_open_store_rejects_malformed_sqlite_urls(url: str) -> None:
+    with pytest.raises(ConfigError, match="sqlite:///relative/path"):
+        open_store(url, "wx1")
+
+
+@pytest.mark.parametrize("url", ["redis://:hunter2@cache:6379/0", "rediss://u:hunter2@cache/1"])
+def test_open_store_redis_not_yet(url: str) -> None:
+    with pytest.raises(ConfigError, match=r"wxmiddleware\[redis\]") as excinfo:
+        open_store(url, "wx1")
+    assert "hunter2" not in str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgres://admin:hunter2@db/sessions", "'postgres'"),
+        ("/var/lib/hunter2.sqlite3", "no scheme"),
+        ("hunter2", "no scheme"),
+    ],
+)
+def test_open_store_unknown_scheme_names_only_the_scheme(url: str, shown: str) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        open_store(url, "wx1")
+    message = str(excinfo.value)
+    assert shown in message
+    assert "hunter2" not in message
+
+
+def test_open_store_empty_url_is_the_default(state_home: Path) -> None:
+    store: Optional[Any] = open_store("", "wx1")
+    assert isinstance(store, SQLiteStore)
+    assert store.path.parent == state_home / "wxmiddleware"

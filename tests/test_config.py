@@ -1,0 +1,126 @@
+"""WxConfig: validation at construction and the WX_* environment variables."""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import pytest
+
+from wxmiddleware import ConfigError, WxConfig
+
+BASE: Dict[str, Any] = {"appid": "wxappid", "secret": "s3cret-value"}
+
+
+def test_defaults() -> None:
+    config = WxConfig(**BASE)
+    assert config.api_base == "https://api.weixin.qq.com"
+    assert config.login_path == "/wx/login" and config.logout_path == "/wx/logout"
+    assert config.session_ttl == 7200
+    assert config.store is None
+    assert config.connect_timeout <= 2 and config.read_timeout <= 5
+
+
+def test_secret_is_not_in_repr() -> None:
+    assert "s3cret-value" not in repr(WxConfig(**BASE))
+
+
+def test_frozen() -> None:
+    config = WxConfig(**BASE)
+    with pytest.raises(AttributeError):
+        config.appid = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("missing", ["appid", "secret"])
+def test_missing_credentials_name_the_variable(missing: str) -> None:
+    values = dict(BASE, **{missing: ""})
+    with pytest.raises(ConfigError, match=f"WX_{missing.upper()}"):
+        WxConfig(**values)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"api_base": "ftp://x"},
+        {"api_base": "api.weixin.qq.com"},
+        {"login_path": "wx/login"},
+        {"login_path": "/wx/login?x=1"},
+        {"logout_path": "/wx/login"},
+        {"public_paths": ("health",)},
+        {"public_paths": [1]},
+        {"public_paths": 5},
+        {"token_headers": ()},
+        {"token_headers": ("bad header",)},
+        {"session_ttl": 0},
+        {"session_ttl": True},
+        {"session_ttl": 1.5},
+        {"session_max_age": 10, "session_ttl": 20},
+        {"max_body_bytes": 10},
+        {"connect_timeout": 0},
+        {"read_timeout": "5"},
+        {"store": "not-a-url"},
+    ],
+)
+def test_invalid_values_raise(changes: Dict[str, Any]) -> None:
+    with pytest.raises(ConfigError):
+        WxConfig(**BASE, **changes)
+
+
+def test_paths_from_comma_string_and_api_base_trailing_slash() -> None:
+    config = WxConfig(**BASE, public_paths="/health, /static/*", api_base="http://127.0.0.1:1/")
+    assert config.public_paths == ("/health", "/static/*")
+    assert config.api_base == "http://127.0.0.1:1"
+
+
+def test_from_env() -> None:
+    config = WxConfig.from_env(
+        {
+            "WX_APPID": "wxenv",
+            "WX_SECRET": "envsecret",
+            "WX_API_BASE": "http://127.0.0.1:9",
+            "WX_SESSION_STORE": "memory://",
+            "WX_LOGIN_PATH": "/login",
+            "WX_SESSION_TTL": "600",
+            "WX_PUBLIC_PATHS": "/health,/docs/*",
+            "WX_EXPOSE_OPENID": "true",
+            "WX_READ_TIMEOUT": "1.5",
+        }
+    )
+    assert config.appid == "wxenv" and config.secret == "envsecret"
+    assert config.api_base == "http://127.0.0.1:9"
+    assert config.store == "memory://"
+    assert config.login_path == "/login"
+    assert config.session_ttl == 600
+    assert config.public_paths == ("/health", "/docs/*")
+    assert config.expose_openid is True
+    assert config.read_timeout == 1.5
+
+
+def test_from_env_overrides_and_empty_values() -> None:
+    config = WxConfig.from_env(
+        {"WX_APPID": "wxenv", "WX_SECRET": "envsecret", "WX_SESSION_STORE": ""},
+        public_paths=("/health",),
+    )
+    assert config.store is None and config.public_paths == ("/health",)
+
+
+@pytest.mark.parametrize("variable", ["WX_APPID", "WX_SECRET"])
+def test_from_env_missing_names_the_variable(variable: str) -> None:
+    env = {"WX_APPID": "wxenv", "WX_SECRET": "envsecret"}
+    del env[variable]
+    with pytest.raises(ConfigError, match=variable):
+        WxConfig.from_env(env)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("WX_SESSION_TTL", "soon"), ("WX_EXPOSE_OPENID", "maybe"), ("WX_READ_TIMEOUT", "x")],
+)
+def test_from_env_bad_values_name_the_variable(variable: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=variable):
+        WxConfig.from_env({"WX_APPID": "a", "WX_SECRET": "b", variable: value})
+
+
+def test_from_env_reads_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WX_APPID", "wxos")
+    monkeypatch.setenv("WX_SECRET", "ossecret")
+    assert WxConfig.from_env().appid == "wxos"

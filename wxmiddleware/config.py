@@ -1,0 +1,178 @@
+"""Configuration: one frozen, validated dataclass shared by the WSGI and ASGI middleware."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+
+from .errors import ConfigError
+
+DEFAULT_API_BASE = "https://api.weixin.qq.com"
+
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+
+
+def _as_tuple(value: Any, name: str) -> Tuple[str, ...]:
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    try:
+        items = tuple(value)
+    except TypeError:
+        raise ConfigError(f"{name} must be a sequence of strings") from None
+    for item in items:
+        if not isinstance(item, str):
+            raise ConfigError(f"{name} must contain only strings, got {item!r}")
+    return items
+
+
+def _parse_bool(text: str, name: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name} must be a boolean (1/0, true/false), got {text!r}")
+
+
+def _parse_number(text: str, name: str, kind: Callable[[str], Any]) -> Any:
+    try:
+        return kind(text.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {text!r}") from None
+
+
+@dataclass(frozen=True)
+class WxConfig:
+    """Everything the middleware needs to know, validated once at start-up.
+
+    ``appid`` and ``secret`` are required. ``store`` is a store URL (``sqlite:///path``,
+    ``memory://``, ``redis://host:port/db``); ``None`` selects the embedded SQLite default.
+    Paths in ``public_paths`` and ``optional_paths`` match exactly, segment by segment; an
+    entry ending in ``/*`` matches that prefix and every path below it.
+    """
+
+    appid: str
+    secret: str = field(repr=False)
+    api_base: str = DEFAULT_API_BASE
+    store: Optional[str] = None
+    login_path: str = "/wx/login"
+    logout_path: str = "/wx/logout"
+    session_ttl: int = 7200
+    session_max_age: int = 30 * 24 * 3600
+    public_paths: Tuple[str, ...] = ()
+    optional_paths: Tuple[str, ...] = ()
+    token_headers: Tuple[str, ...] = ("3rd-session", "X-WX-Skey")
+    allow_get_login: bool = False
+    expose_openid: bool = False
+    max_body_bytes: int = 4096
+    connect_timeout: float = 2.0
+    read_timeout: float = 5.0
+    code_ttl: int = 300
+
+    def __post_init__(self) -> None:
+        for name in ("appid", "secret"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(f"{name} is required: pass {name}=... or set WX_{name.upper()}")
+        if not re.match(r"^https?://[^/?#]+(/[^?#]*)?$", self.api_base):
+            raise ConfigError(f"api_base must be an http(s) URL, got {self.api_base!r}")
+        object.__setattr__(self, "api_base", self.api_base.rstrip("/"))
+        for name in ("public_paths", "optional_paths", "token_headers"):
+            object.__setattr__(self, name, _as_tuple(getattr(self, name), name))
+        for name in ("login_path", "logout_path"):
+            self._check_path(getattr(self, name), name)
+        for name in ("public_paths", "optional_paths"):
+            for path in getattr(self, name):
+                self._check_path(path, name)
+        if self.login_path == self.logout_path:
+            raise ConfigError("login_path and logout_path must differ")
+        if not self.token_headers:
+            raise ConfigError("token_headers must name at least one header")
+        for header in self.token_headers:
+            if not _HEADER_NAME.match(header):
+                raise ConfigError(f"token_headers: {header!r} is not a valid header name")
+        for name in ("session_ttl", "session_max_age", "max_body_bytes", "code_ttl"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.session_max_age < self.session_ttl:
+            raise ConfigError("session_max_age must be at least session_ttl")
+        if not 64 <= self.max_body_bytes <= 1024 * 1024:
+            raise ConfigError("max_body_bytes must be between 64 and 1048576")
+        for name in ("connect_timeout", "read_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
+        if self.store is not None and (not isinstance(self.store, str) or "://" not in self.store):
+            raise ConfigError(
+                f"store must be a store URL such as sqlite:///path, got {self.store!r}"
+            )
+
+    @staticmethod
+    def _check_path(path: str, name: str) -> None:
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise ConfigError(f"{name}: {path!r} must be a path starting with '/'")
+        if "?" in path or "#" in path or "%" in path:
+            raise ConfigError(f"{name}: {path!r} must be a plain path without query or escapes")
+
+    def with_options(self, **changes: Any) -> WxConfig:
+        """Return a copy with some fields changed (validated again)."""
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Optional[Mapping[str, str]] = None, **overrides: Any) -> WxConfig:
+        """Build the configuration from ``WX_*`` environment variables.
+
+        Keyword arguments override what the environment says. A missing ``WX_APPID`` or
+        ``WX_SECRET`` raises :class:`ConfigError` naming the variable.
+        """
+        env = os.environ if environ is None else environ
+        values: Dict[str, Any] = {}
+        converters: Dict[str, Callable[[str, str], Any]] = {
+            "bool": _parse_bool,
+            "int": lambda text, name: _parse_number(text, name, int),
+            "float": lambda text, name: _parse_number(text, name, float),
+            "str": lambda text, name: text,
+        }
+        for spec in fields(cls):
+            variable = _ENV_VARIABLES.get(spec.name)
+            if variable is None or not env.get(variable, "").strip():
+                continue
+            kind = _FIELD_KINDS.get(spec.name, "str")
+            values[spec.name] = converters[kind](env[variable], variable)
+        values.update(overrides)
+        for name in ("appid", "secret"):
+            if not str(values.get(name) or "").strip():
+                raise ConfigError(
+                    f"{_ENV_VARIABLES[name]} is not set: the WeChat {name} is required"
+                )
+        return cls(**values)
+
+
+_ENV_VARIABLES = {
+    "appid": "WX_APPID",
+    "secret": "WX_SECRET",
+    "api_base": "WX_API_BASE",
+    "store": "WX_SESSION_STORE",
+    "login_path": "WX_LOGIN_PATH",
+    "logout_path": "WX_LOGOUT_PATH",
+    "session_ttl": "WX_SESSION_TTL",
+    "session_max_age": "WX_SESSION_MAX_AGE",
+    "public_paths": "WX_PUBLIC_PATHS",
+    "optional_paths": "WX_OPTIONAL_PATHS",
+    "allow_get_login": "WX_ALLOW_GET_LOGIN",
+    "expose_openid": "WX_EXPOSE_OPENID",
+    "connect_timeout": "WX_CONNECT_TIMEOUT",
+    "read_timeout": "WX_READ_TIMEOUT",
+}
+
+_FIELD_KINDS = {
+    "session_ttl": "int",
+    "session_max_age": "int",
+    "allow_get_login": "bool",
+    "expose_openid": "bool",
+    "connect_timeout": "float",
+    "read_timeout": "float",
+}

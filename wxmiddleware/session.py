@@ -1,0 +1,109 @@
+"""The session record, its tokens, and the sealed record that makes login idempotent.
+
+Nothing here does I/O. Persistent stores key sessions by :func:`token_key` so that a dump of
+the store holds no usable token, and remember a login code only as :func:`code_key` plus the
+token sealed under a key derived from the code (:func:`seal_token`): only a holder of the code
+can get the token back.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional
+
+TOKEN_BYTES = 32
+# token_urlsafe(32) gives 43 characters; anything far longer is not one of ours.
+MAX_TOKEN_LENGTH = 128
+
+
+@dataclass(frozen=True)
+class WxSession:
+    """One logged-in mini-program user. ``session_key`` never leaves the server."""
+
+    openid: str
+    session_key: str = field(repr=False)
+    unionid: Optional[str]
+    created_at: float
+    expires_at: float
+
+    def to_json(self) -> str:
+        """Serialise for a store (JSON, never pickle)."""
+        return json.dumps(
+            {
+                "openid": self.openid,
+                "session_key": self.session_key,
+                "unionid": self.unionid,
+                "created_at": self.created_at,
+                "expires_at": self.expires_at,
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> WxSession:
+        """Parse what :meth:`to_json` wrote."""
+        data: Dict[str, Any] = json.loads(text)
+        return cls(
+            openid=data["openid"],
+            session_key=data["session_key"],
+            unionid=data.get("unionid"),
+            created_at=float(data["created_at"]),
+            expires_at=float(data["expires_at"]),
+        )
+
+
+def new_token() -> str:
+    """A fresh opaque session token (256 bits from :mod:`secrets`)."""
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def token_key(token: str) -> str:
+    """The store key of a token: its sha256, so a store dump holds no usable token."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def short_hash(key: str) -> str:
+    """How logs name a session or code: the first characters of its (already hashed) key."""
+    return key[:12]
+
+
+def code_key(code: str) -> str:
+    """The store key of a login code's record."""
+    return hashlib.sha256(b"wxmiddleware-code\x00" + code.encode("utf-8")).hexdigest()
+
+
+def _code_pad(code: str, length: int) -> bytes:
+    # A pad derived from the code alone, independent of code_key; each code seals one token.
+    return hashlib.blake2b(
+        code.encode("utf-8"), digest_size=length, person=b"wxmw-code-seal"
+    ).digest()
+
+
+def seal_token(code: str, token: str) -> str:
+    """Encrypt ``token`` under a key derived from ``code`` (plus an integrity tag)."""
+    raw = token.encode("ascii")
+    if len(raw) > 48:
+        raise ValueError("token too long to seal")
+    pad = _code_pad(code, len(raw))
+    body = bytes(a ^ b for a, b in zip(raw, pad))
+    tag = hmac.new(_code_pad(code, 32), body, hashlib.sha256).digest()[:16]
+    return base64.urlsafe_b64encode(tag + body).decode("ascii")
+
+
+def unseal_token(code: str, sealed: str) -> Optional[str]:
+    """Recover the token sealed by :func:`seal_token`, or ``None`` if it does not verify."""
+    try:
+        blob = base64.urlsafe_b64decode(sealed.encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        return None
+    tag, body = blob[:16], blob[16:]
+    expected = hmac.new(_code_pad(code, 32), body, hashlib.sha256).digest()[:16]
+    if not body or not hmac.compare_digest(tag, expected):
+        return None
+    pad = _code_pad(code, len(body))
+    return bytes(a ^ b for a, b in zip(body, pad)).decode("ascii", errors="replace")

@@ -1,0 +1,137 @@
+"""MemoryStore: sessions in this process only (tests, single-process development servers).
+
+It holds nothing outside the process, so it keys sessions by the token itself: hashing on
+every request would cost a measurable share of a fast framework's request.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Dict, List, Optional, Set, Tuple
+
+from ..session import WxSession, short_hash, token_key
+from .base import PENDING, SessionInfo
+
+
+class _Entry:
+    __slots__ = ("idle_until", "session")
+
+    def __init__(self, session: WxSession, idle_until: float) -> None:
+        self.session = session
+        self.idle_until = idle_until
+
+
+class MemoryStore:
+    """A thread-safe in-process :class:`~wxmiddleware.stores.base.SessionStore`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sessions: Dict[str, _Entry] = {}
+        self._by_openid: Dict[str, Set[str]] = {}
+        # code_key -> (sealed token or PENDING, expires_at)
+        self._codes: Dict[str, Tuple[str, float]] = {}
+
+    def get(self, token: str, idle_ttl: int) -> Optional[WxSession]:
+        """See :meth:`SessionStore.get`."""
+        entry = self._sessions.get(token)
+        if entry is None:
+            return None
+        session = entry.session
+        now = time.time()
+        if now >= entry.idle_until or now >= session.expires_at:
+            self.delete(token)
+            return None
+        entry.idle_until = min(now + idle_ttl, session.expires_at)
+        return session
+
+    def save(
+        self,
+        token: str,
+        session: WxSession,
+        idle_ttl: int,
+        code_key: Optional[str] = None,
+        sealed_token: Optional[str] = None,
+    ) -> None:
+        """See :meth:`SessionStore.save`."""
+        idle_until = min(time.time() + idle_ttl, session.expires_at)
+        with self._lock:
+            self._sessions[token] = _Entry(session, idle_until)
+            self._by_openid.setdefault(session.openid, set()).add(token)
+            if code_key is not None and sealed_token is not None:
+                expires = self._codes.get(code_key, (PENDING, time.time()))[1]
+                self._codes[code_key] = (sealed_token, expires)
+
+    def delete(self, token: str) -> bool:
+        """See :meth:`SessionStore.delete`."""
+        with self._lock:
+            entry = self._sessions.pop(token, None)
+            if entry is None:
+                return False
+            openid = entry.session.openid
+            tokens = self._by_openid.get(openid)
+            if tokens is not None:
+                tokens.discard(token)
+                if not tokens:
+                    del self._by_openid[openid]
+            return True
+
+    def revoke_all(self, openid: str) -> int:
+        """See :meth:`SessionStore.revoke_all`."""
+        with self._lock:
+            tokens = self._by_openid.pop(openid, set())
+            for token in tokens:
+                self._sessions.pop(token, None)
+            return len(tokens)
+
+    def sessions_for(self, openid: str) -> List[SessionInfo]:
+        """See :meth:`SessionStore.sessions_for`."""
+        now = time.time()
+        with self._lock:
+            entries = [(t, self._sessions[t]) for t in self._by_openid.get(openid, ())]
+        return [
+            SessionInfo(
+                key_hash=short_hash(token_key(token)),
+                openid=entry.session.openid,
+                unionid=entry.session.unionid,
+                created_at=entry.session.created_at,
+                expires_at=entry.session.expires_at,
+                idle_until=entry.idle_until,
+            )
+            for token, entry in entries
+            if entry.idle_until > now and entry.session.expires_at > now
+        ]
+
+    def claim_code(self, code_key: str, ttl: int) -> Optional[str]:
+        """See :meth:`SessionStore.claim_code`."""
+        now = time.time()
+        with self._lock:
+            record = self._codes.get(code_key)
+            if record is not None and record[1] > now:
+                return record[0]
+            self._codes[code_key] = (PENDING, now + ttl)
+            return None
+
+    def release_code(self, code_key: str) -> None:
+        """See :meth:`SessionStore.release_code`."""
+        with self._lock:
+            record = self._codes.get(code_key)
+            if record is not None and record[0] == PENDING:
+                del self._codes[code_key]
+
+    def purge_expired(self) -> int:
+        """See :meth:`SessionStore.purge_expired`."""
+        now = time.time()
+        with self._lock:
+            dead = [
+                token
+                for token, entry in self._sessions.items()
+                if entry.idle_until <= now or entry.session.expires_at <= now
+            ]
+            self._codes = {k: v for k, v in self._codes.items() if v[1] > now}
+        for token in dead:
+            self.delete(token)
+        return len(dead)
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,148 @@
+"""jscode2session without I/O: build the request, collect and parse the reply, decide retries.
+
+The sync (requests) and async (httpx) clients are thin loops around these functions.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from ..config import WxConfig
+from ..errors import (
+    InvalidCode,
+    RateLimited,
+    UpstreamBusy,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+    UserBlocked,
+    WxError,
+)
+
+JSCODE2SESSION_PATH = "/sns/jscode2session"
+#: A jscode2session reply is a few hundred bytes; anything far larger is not one.
+MAX_REPLY_BYTES = 64 * 1024
+#: Pause before the single retry (errcode -1 or a failed connect).
+RETRY_BACKOFF_SECONDS = 0.2
+MAX_ATTEMPTS = 2
+
+
+@dataclass(frozen=True)
+class CodeSession:
+    """What jscode2session returns for a valid code."""
+
+    openid: str
+    session_key: str = field(repr=False)
+    unionid: Optional[str] = None
+
+
+def jscode2session_url(config: WxConfig) -> str:
+    """The endpoint URL, without a query string (the query goes in ``params=``)."""
+    return config.api_base + JSCODE2SESSION_PATH
+
+
+def jscode2session_params(config: WxConfig, code: str) -> Dict[str, str]:
+    """The query parameters; the HTTP client URL-encodes them, so a code cannot inject any."""
+    return {
+        "appid": config.appid,
+        "secret": config.secret,
+        "js_code": code,
+        "grant_type": "authorization_code",
+    }
+
+
+class ReplyCollector:
+    """Accumulates a reply body, refusing one that is too large or arrives too slowly."""
+
+    def __init__(self, deadline: float, limit: int = MAX_REPLY_BYTES) -> None:
+        self._deadline = deadline
+        self._limit = limit
+        self._chunks: List[bytes] = []
+        self._size = 0
+
+    def feed(self, chunk: bytes) -> None:
+        """Add a chunk; raise when the body is too large or the deadline passed."""
+        self._size += len(chunk)
+        if self._size > self._limit:
+            raise UpstreamError(f"WeChat answered more than {self._limit} bytes.")
+        if time.monotonic() > self._deadline:
+            raise UpstreamTimeout()
+        self._chunks.append(chunk)
+
+    @property
+    def body(self) -> bytes:
+        """Everything fed so far."""
+        return b"".join(self._chunks)
+
+
+def reply_deadline(config: WxConfig) -> float:
+    """When a whole exchange must be over: a slow drip may not hold a worker forever."""
+    return time.monotonic() + config.connect_timeout + config.read_timeout
+
+
+def error_for_errcode(errcode: int, errmsg: str) -> WxError:
+    """Map a jscode2session ``errcode`` to the error the client sees (DESIGN §2-§3)."""
+    if errcode == -1:
+        return UpstreamBusy(errcode=errcode)
+    if errcode in (40029, 40163):
+        return InvalidCode(errcode=errcode)
+    if errcode == 45011:
+        return RateLimited(errcode=errcode, headers=[("Retry-After", "60")])
+    if errcode == 40226:
+        return UserBlocked(errcode=errcode)
+    if errcode in (40013, 40125):
+        return UpstreamError(
+            "The login service is misconfigured.",
+            errcode=errcode,
+            detail="WeChat rejected the appid or secret: check WX_APPID and WX_SECRET",
+        )
+    return UpstreamError(
+        f"WeChat refused the login (errcode {errcode}).",
+        errcode=errcode,
+        detail=f"errmsg {errmsg[:100]!r}",
+    )
+
+
+def parse_jscode2session(status: int, body: bytes) -> CodeSession:
+    """Parse a reply: WeChat answers 200 even on failure, with an ``errcode`` in the body."""
+    if status != 200:
+        raise UpstreamError(f"WeChat answered HTTP {status}.")
+    try:
+        data: Any = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise UpstreamError("WeChat answered something that is not JSON.") from None
+    if not isinstance(data, dict):
+        raise UpstreamError("WeChat answered JSON that is not an object.")
+    errcode = data.get("errcode", 0)
+    if errcode not in (0, None):
+        if isinstance(errcode, bool) or not isinstance(errcode, int):
+            raise UpstreamError("WeChat answered a malformed errcode.")
+        raise error_for_errcode(errcode, str(data.get("errmsg", "")))
+    openid = data.get("openid")
+    session_key = data.get("session_key")
+    unionid = data.get("unionid")
+    if (
+        not isinstance(openid, str)
+        or not openid
+        or not isinstance(session_key, str)
+        or not session_key
+    ):
+        raise UpstreamError("WeChat answered without an openid or session_key.")
+    if unionid is not None and not (isinstance(unionid, str) and unionid):
+        unionid = None
+    return CodeSession(openid=openid, session_key=session_key, unionid=unionid)
+
+
+def retry_delay(attempt: int, error: WxError) -> Optional[float]:
+    """Seconds to wait before trying again, or ``None`` to give up.
+
+    A code is single-use, so only failures that cannot have spent it are retried: errcode -1
+    (WeChat says it did nothing) and a connection that never opened. A read timeout is
+    never retried: the request may have reached WeChat.
+    """
+    if attempt < MAX_ATTEMPTS and isinstance(error, (UpstreamBusy, UpstreamUnreachable)):
+        return RETRY_BACKOFF_SECONDS
+    return None

@@ -1,0 +1,104 @@
+"""The synchronous jscode2session client, on one reused ``requests.Session``."""
+
+from __future__ import annotations
+
+import time
+from typing import Iterator, Optional
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import HTTPError, NewConnectionError, ReadTimeoutError
+
+from ..config import WxConfig
+from ..errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable, WxError
+from ._protocol import (
+    CodeSession,
+    ReplyCollector,
+    jscode2session_params,
+    jscode2session_url,
+    parse_jscode2session,
+    reply_deadline,
+    retry_delay,
+)
+from ._redact import install_redaction
+
+
+def _translate(exc: Exception) -> WxError:
+    """Our error for a client exception, named by class only (never its message)."""
+    # requests wraps urllib3's error (sometimes inside a MaxRetryError) as its first argument.
+    cause = exc.args[0] if isinstance(exc, requests.RequestException) and exc.args else exc
+    cause = getattr(cause, "reason", None) or cause
+    if isinstance(exc, requests.ConnectTimeout) or isinstance(cause, NewConnectionError):
+        return UpstreamUnreachable(detail=type(cause).__name__)
+    if isinstance(exc, requests.Timeout) or isinstance(cause, ReadTimeoutError):
+        return UpstreamTimeout(detail=type(cause).__name__)
+    return UpstreamError("The connection to WeChat failed.", detail=type(cause).__name__)
+
+
+def _body_chunks(reply: requests.Response) -> Iterator[bytes]:
+    """Yield the body as it arrives, so a slow drip meets the deadline between bytes."""
+    read1 = getattr(reply.raw, "read1", None)
+    if read1 is None:
+        # urllib3 1.x only reads whole chunks; single bytes keep the deadline honest.
+        yield from reply.iter_content(1)
+        return
+    while True:
+        chunk = read1(8192, decode_content=True)
+        if not chunk:
+            return
+        yield chunk
+
+
+class WeChatClient:
+    """Calls jscode2session with short timeouts and at most one safe retry.
+
+    Exceptions are always :class:`~wxmiddleware.errors.WxError` whose message names the
+    cause by class only: a ``requests`` exception prints the URL with its query string,
+    which holds the app secret, so it is never passed on.
+    """
+
+    def __init__(self, config: WxConfig, http: Optional[requests.Session] = None) -> None:
+        install_redaction()
+        self._config = config
+        self._url = jscode2session_url(config)
+        self._timeout = (config.connect_timeout, config.read_timeout)
+        if http is None:
+            http = requests.Session()
+            # Threaded servers share this session; let each thread keep a connection.
+            http.mount("https://", HTTPAdapter(pool_maxsize=32, max_retries=0))
+            http.mount("http://", HTTPAdapter(pool_maxsize=32, max_retries=0))
+        self._http = http
+
+    def code_to_session(self, code: str) -> CodeSession:
+        """Exchange a ``wx.login()`` code for openid, session_key and unionid."""
+        attempt = 1
+        while True:
+            try:
+                return self._exchange(code)
+            except WxError as error:
+                delay = retry_delay(attempt, error)
+                if delay is None:
+                    raise
+            time.sleep(delay)
+            attempt += 1
+
+    def _exchange(self, code: str) -> CodeSession:
+        collector = ReplyCollector(reply_deadline(self._config))
+        try:
+            with self._http.get(
+                self._url,
+                params=jscode2session_params(self._config, code),
+                timeout=self._timeout,
+                stream=True,
+                allow_redirects=False,
+            ) as reply:
+                for chunk in _body_chunks(reply):
+                    collector.feed(chunk)
+                status = reply.status_code
+        except (requests.RequestException, HTTPError) as exc:
+            raise _translate(exc) from None
+        return parse_jscode2session(status, collector.body)
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self._http.close()
