@@ -219,11 +219,13 @@ class FakeWeChat:
     RATE_LIMIT = 100
     """Logins per user allowed within :attr:`RATE_WINDOW` seconds."""
     RATE_WINDOW = 60.0
+    DEFAULT_APPID = "wx0123456789abcdef"
+    DEFAULT_SECRET = "fake-secret-0123456789"  # noqa: S105 (the fake's own secret)
 
     def __init__(
         self,
-        appid: str = "wx0123456789abcdef",
-        secret: str = "fake-secret-0123456789",  # noqa: S107 (the fake's own secret)
+        appid: str = DEFAULT_APPID,
+        secret: str = DEFAULT_SECRET,
         *,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -657,8 +659,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
     parser.add_argument("--port", type=int, default=8601, help="port; 0 picks a free one")
-    parser.add_argument("--appid", default="wx0123456789abcdef", help="the appid to accept")
-    parser.add_argument("--secret", default="fake-secret-0123456789", help="the secret to accept")
+    parser.add_argument("--appid", default=FakeWeChat.DEFAULT_APPID, help="the appid to accept")
+    parser.add_argument("--secret", default=FakeWeChat.DEFAULT_SECRET, help="the secret to accept")
     args = parser.parse_args(argv)
     fake = FakeWeChat(args.appid, args.secret, host=args.host, port=args.port)
     try:

@@ -8,7 +8,6 @@ token. Expired rows are deleted lazily (see :meth:`SQLiteStore.purge_expired`).
 
 from __future__ import annotations
 
-import logging
 import os
 import pathlib
 import re
@@ -22,8 +21,6 @@ from typing import Iterator, List, Optional, Union
 from ..errors import StoreUnavailable
 from ..session import WxSession, short_hash, token_key
 from .base import PENDING, SessionInfo
-
-logger = logging.getLogger("wxmiddleware")
 
 #: How often (seconds) one process's writes also delete expired rows.
 PURGE_INTERVAL = 60.0
@@ -101,8 +98,8 @@ class SQLiteStore:
     ``timeout`` is how long (seconds) a write waits for another process's write before the
     store gives up with :class:`~wxmiddleware.errors.StoreUnavailable`. Every
     :class:`sqlite3.Error` (locked, unwritable, full or corrupt database) is raised as
-    :class:`~wxmiddleware.errors.StoreUnavailable` and logged at WARNING on the
-    ``wxmiddleware`` logger, naming a session only by a short hash of its key.
+    :class:`~wxmiddleware.errors.StoreUnavailable` whose ``detail`` (for the log, not the
+    client) names the cause, naming a session only by a short hash of its key.
     """
 
     def __init__(self, path: Union[str, os.PathLike[str]], *, timeout: float = 2.0) -> None:
@@ -295,7 +292,7 @@ class SQLiteStore:
             raise self._fail(exc, "open") from exc
         conn = sqlite3.connect(self._path, timeout=self._timeout, isolation_level=None)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
+            self._enable_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             if not self._schema_ready:
                 # Each statement is atomic and idempotent, and one that finds its object
@@ -310,6 +307,19 @@ class SQLiteStore:
         local.pid = os.getpid()
         return conn
 
+    def _enable_wal(self, conn: sqlite3.Connection) -> None:
+        # Switching a new file to WAL needs it to itself, and SQLite reports "locked" at once
+        # instead of waiting, so processes that create the file together take turns here.
+        deadline = time.monotonic() + self._timeout
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(0.005)
+
     def _purge(self, conn: sqlite3.Connection, now: float) -> int:
         self._next_purge = now + PURGE_INTERVAL
         gone = conn.execute(
@@ -323,16 +333,8 @@ class SQLiteStore:
     ) -> StoreUnavailable:
         # sqlite3 messages never contain bound parameters, so the cause is safe to log.
         subject = f" for {kind} {short_hash(key)}" if key else ""
-        logger.warning(
-            "SQLite session store %s: %s%s failed: %s: %s",
-            self._path,
-            action,
-            subject,
-            type(exc).__name__,
-            exc,
-        )
         return StoreUnavailable(
-            f"The session store {self._path} is unavailable ({type(exc).__name__})."
+            detail=f"SQLite {self._path}: {action}{subject}: {type(exc).__name__}: {exc}"
         )
 
 

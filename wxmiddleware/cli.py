@@ -1,0 +1,119 @@
+"""The ``wxmiddleware`` command: a demo, the fake WeChat server, session administration."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from types import ModuleType
+from typing import Callable, List, Optional, Sequence
+
+from .testing import FakeWeChat
+from .testing import main as fake_wechat_main
+
+#: Demo frameworks and the example module that serves each.
+WSGI_EXAMPLES = {"flask": "flask_app", "bottle": "bottle_app", "pyramid": "pyramid_app"}
+
+
+def load_example(module: str) -> ModuleType:
+    """Import an example from a checkout (``examples``) or from the installed wheel."""
+    try:
+        return importlib.import_module(f"examples.{module}")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("examples", f"examples.{module}"):
+            raise
+    return importlib.import_module(f"wxmiddleware._examples.{module}")
+
+
+def _demo_lines(url: str, fake: FakeWeChat) -> List[str]:
+    code = fake.issue_code("alice")
+    return [
+        f"Demo app:    {url}  (login at /wx/login, protected /api/me, public /health)",
+        f"Fake WeChat: {fake.url}  (appid {fake.appid})",
+        "",
+        "Try it:",
+        f"  curl -s -X POST {url}/wx/login -H 'Content-Type: application/json'"
+        f' -d \'{{"code": "{code}"}}\'',
+        f"  curl -s {url}/api/me -H '3rd-session: <the 3rd_session from the answer>'",
+        f"  curl -s -X POST {url}/wx/logout -H '3rd-session: <the same token>'",
+        "",
+        f"A new login code (each is single-use): curl -s '{fake.url}/fake/code?user=alice'",
+        "Press Ctrl-C to stop.",
+    ]
+
+
+def demo(args: argparse.Namespace) -> int:
+    """Start the fake WeChat and an example app wired to it, on the default store."""
+    from werkzeug.serving import run_simple
+
+    fake = FakeWeChat(port=args.wechat_port)
+    try:
+        fake.start()
+    except OSError as exc:
+        print(f"wxmiddleware demo: cannot start the fake WeChat: {exc}", file=sys.stderr)
+        return 1
+    os.environ.update({"WX_APPID": fake.appid, "WX_SECRET": fake.secret, "WX_API_BASE": fake.url})
+    try:
+        module = load_example(WSGI_EXAMPLES[args.framework])
+    except ImportError as exc:
+        fake.stop()
+        print(
+            f"wxmiddleware demo: the {args.framework} example needs {exc.name}: "
+            f"pip install {exc.name}",
+            file=sys.stderr,
+        )
+        return 1
+    url = f"http://{args.host}:{args.port}"
+    print("\n".join(_demo_lines(url, fake)), flush=True)
+    try:
+        run_simple(args.host, args.port, module.app, threaded=True)
+    except OSError as exc:
+        print(f"wxmiddleware demo: cannot listen on {url}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake.stop()
+    return 0
+
+
+def fake_wechat(args: argparse.Namespace) -> int:
+    """Run the fake WeChat server on its own."""
+    options = {"--host": args.host, "--port": str(args.port), "--appid": args.appid}
+    options["--secret"] = args.secret
+    return fake_wechat_main([part for pair in options.items() for part in pair])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``wxmiddleware`` command."""
+    parser = argparse.ArgumentParser(
+        prog="wxmiddleware", description="WeChat mini-program login middleware tools."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run_demo = commands.add_parser(
+        "demo", help="run an example app with the fake WeChat, nothing to configure"
+    )
+    run_demo.add_argument("--framework", choices=sorted(WSGI_EXAMPLES), default="flask")
+    run_demo.add_argument("--host", default="127.0.0.1", help="address (default %(default)s)")
+    run_demo.add_argument("--port", type=int, default=8000, help="app port (default %(default)s)")
+    run_demo.add_argument(
+        "--wechat-port", type=int, default=0, help="fake WeChat port (default: a free one)"
+    )
+    run_demo.set_defaults(handler=demo)
+
+    run_fake = commands.add_parser("fake-wechat", help="run the fake WeChat API server")
+    run_fake.add_argument("--host", default="127.0.0.1", help="address (default %(default)s)")
+    run_fake.add_argument("--port", type=int, default=8601, help="port (default %(default)s)")
+    run_fake.add_argument("--appid", default=FakeWeChat.DEFAULT_APPID, help="appid to accept")
+    run_fake.add_argument("--secret", default=FakeWeChat.DEFAULT_SECRET, help="secret to accept")
+    run_fake.set_defaults(handler=fake_wechat)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the ``wxmiddleware`` console script."""
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    return handler(args)
