@@ -4,7 +4,7 @@ import sys
 import xml.etree.ElementTree as ET  # noqa: S405 (our own test reports)
 
 
-def main(paths: list) -> int:
+def main(paths: "list[str]") -> int:
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     for path in paths:
         try:
@@ -17,7 +17,7 @@ def main(paths: list) -> int:
                 totals[name] += int(suite.get(name, 0))
     failed = totals["failures"] + totals["errors"]
     passed = totals["tests"] - failed - totals["skipped"]
-    print(f"{len(paths)} tox envs: {passed} passed, {failed} failed, {totals['skipped']} skipped")
+    print(f"tests: {passed} passed, {failed} failed, {totals['skipped']} skipped")
     return 0
 
 
