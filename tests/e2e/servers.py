@@ -64,9 +64,9 @@ def serve(
             if process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{server.log()}")
             try:
-                requests.get(url + ready_path, timeout=1)
+                requests.get(url + ready_path, timeout=2)
                 break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or workers still booting
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"server did not start:\n{server.log()}") from None
                 time.sleep(0.1)
