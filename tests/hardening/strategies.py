@@ -1,0 +1,71 @@
+"""Hypothesis strategies for requests a hostile or broken client might send."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, List, Tuple
+
+from hypothesis import strategies as st
+
+TOKEN_HEADERS = ["3rd-session", "3rd_session", "X-WX-Skey", "3RD-SESSION", "x-wx-skey"]
+PATHS = [
+    "/wx/login",
+    "/wx/logout",
+    "/health",
+    "/api/me",
+    "/wx/login/",
+    "/health/../api/me",
+    "/health%2F..%2Fapi",
+    "/",
+    "",
+]
+
+segments = st.sampled_from(
+    ["api", "me", "health", "wx", "login", "logout", "", ".", "..", "%2e%2e", "%2F", "%5C", "a%00"]
+)
+path_text = st.lists(segments, max_size=5).map(lambda parts: "/" + "/".join(parts))
+paths = st.one_of(st.sampled_from(PATHS), path_text)
+methods = st.sampled_from(["GET", "POST", "HEAD", "OPTIONS", "PUT", "DELETE", "PATCH"])
+#: A token the property tests store a live session under, so some requests are valid.
+LIVE_TOKEN = "L" * 43
+header_values = st.one_of(
+    st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=60),
+    st.text(st.characters(min_codepoint=0, max_codepoint=0x2FF), max_size=20),
+    st.sampled_from(["A" * 43, LIVE_TOKEN, LIVE_TOKEN + "," + LIVE_TOKEN, ""]),
+)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=40),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.sampled_from(["code", "wxCode", "x"]), children, max_size=3)
+    ),
+    max_leaves=6,
+)
+bodies = st.one_of(
+    st.binary(max_size=200),
+    json_values.map(lambda value: json.dumps(value).encode()),
+    st.text(max_size=60).map(lambda code: json.dumps({"code": code}).encode()),
+    st.text(max_size=60).map(lambda code: ("code=" + code).encode("utf-8", "surrogatepass")),
+)
+content_types = st.sampled_from(
+    [
+        "application/json",
+        "application/x-www-form-urlencoded",
+        "text/plain",
+        "application/json; charset=latin-1",
+        "",
+        "multipart/form-data",
+    ]
+)
+
+
+@st.composite
+def requests(draw: Any) -> Tuple[str, str, List[Tuple[str, str]], bytes]:
+    """A method, a raw path, headers and a body."""
+    headers: List[Tuple[str, str]] = []
+    for _ in range(draw(st.integers(0, 3))):
+        headers.append((draw(st.sampled_from(TOKEN_HEADERS)), draw(header_values)))
+    content_type = draw(content_types)
+    if content_type:
+        headers.append(("Content-Type", content_type))
+    return draw(methods), draw(paths), headers, draw(bodies)
