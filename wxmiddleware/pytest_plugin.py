@@ -3,6 +3,8 @@
 - ``fake_wechat``: a started :class:`wxmiddleware.testing.FakeWeChat`, stopped after the test.
 - ``fake_wechat_env``: the same fake, with ``WX_APPID``, ``WX_SECRET`` and ``WX_API_BASE`` set to
   its values, so ``WxConfig.from_env()`` talks to it.
+- ``wx_login``: ``wx_login(client, user="alice") -> token`` logs a test user in through your
+  app (WebTest, Flask's test client, httpx, Starlette's TestClient) against ``fake_wechat``.
 
 pytest loads this module for every test run in an environment where wxmiddleware is installed,
 so the server module is imported only when a test asks for a fixture.
@@ -10,14 +12,14 @@ so the server module is imported only when a test asks for a fixture.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import pytest
 
 if TYPE_CHECKING:
     from wxmiddleware.testing import FakeWeChat
 
-__all__ = ["fake_wechat", "fake_wechat_env"]
+__all__ = ["fake_wechat", "fake_wechat_env", "wx_login"]
 
 
 @pytest.fixture
@@ -36,3 +38,14 @@ def fake_wechat_env(fake_wechat: FakeWeChat, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("WX_SECRET", fake_wechat.secret)
     monkeypatch.setenv("WX_API_BASE", fake_wechat.url)
     return fake_wechat
+
+
+@pytest.fixture
+def wx_login(fake_wechat: FakeWeChat) -> Callable[..., str]:
+    """``wx_login(client, user="alice")``: log a test user in through your app; the token."""
+    from wxmiddleware.testing import log_in
+
+    def login(client: Any, user: str = "alice", path: str = "/wx/login") -> str:
+        return log_in(client, fake_wechat, user, path)
+
+    return login
