@@ -377,13 +377,6 @@ def test_open_store_rejects_malformed_sqlite_urls(url: str) -> None:
         open_store(url, "wx1")
 
 
-@pytest.mark.parametrize("url", ["redis://:hunter2@cache:6379/0", "rediss://u:hunter2@cache/1"])
-def test_open_store_redis_not_yet(url: str) -> None:
-    with pytest.raises(ConfigError, match=r"wxmiddleware\[redis\]") as excinfo:
-        open_store(url, "wx1")
-    assert "hunter2" not in str(excinfo.value)
-
-
 @pytest.mark.parametrize(
     ("url", "shown"),
     [

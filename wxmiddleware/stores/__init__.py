@@ -6,17 +6,23 @@
 from __future__ import annotations
 
 import re
-from typing import Optional
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Optional
 
 from ..errors import ConfigError
 from .base import PENDING, AsyncSessionStore, SessionInfo, SessionStore
 from .memory import MemoryStore
 from .sqlite import SQLiteStore, default_sqlite_path
 
+if TYPE_CHECKING:
+    from .redis import AsyncRedisStore, RedisStore
+
 __all__ = [
     "PENDING",
+    "AsyncRedisStore",
     "AsyncSessionStore",
     "MemoryStore",
+    "RedisStore",
     "SQLiteStore",
     "SessionInfo",
     "SessionStore",
@@ -26,7 +32,13 @@ __all__ = [
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 _SQLITE_PREFIX = "sqlite:///"
-_SUPPORTED = "use sqlite:///path or memory://"
+_SUPPORTED = "use sqlite:///path, memory:// or redis://host:port/db"
+
+
+def store_url_scheme(url: str) -> str:
+    """The lower-cased scheme of a store URL, or ``""`` when it has none."""
+    match = _SCHEME.match(url)
+    return match.group(1).lower() if match else ""
 
 
 def open_store(url: Optional[str], appid: str) -> SessionStore:
@@ -37,14 +49,15 @@ def open_store(url: Optional[str], appid: str) -> SessionStore:
       As in SQLAlchemy, the path is everything after the third slash, so an absolute path
       gives four slashes; a relative path is resolved against the working directory now.
     - ``memory://``: a :class:`MemoryStore` (one process only).
+    - ``redis://host:port/db`` or ``rediss://…`` (TLS): a :class:`RedisStore`
+      (``pip install "wxmiddleware[redis]"``), with request-path timeouts.
 
     Raises :class:`~wxmiddleware.errors.ConfigError` for any other URL. Errors name only the
     URL's scheme, never the rest, which may hold a password.
     """
     if not url:
         return SQLiteStore(default_sqlite_path(appid))
-    match = _SCHEME.match(url)
-    scheme = match.group(1).lower() if match else ""
+    scheme = store_url_scheme(url)
     if scheme == "sqlite":
         path = url[len(_SQLITE_PREFIX) :] if url.lower().startswith(_SQLITE_PREFIX) else ""
         if not path or "?" in path or "#" in path:
@@ -56,12 +69,29 @@ def open_store(url: Optional[str], appid: str) -> SessionStore:
     if scheme == "memory":
         return MemoryStore()
     if scheme in ("redis", "rediss"):
-        # REDIS: once wxmiddleware[redis] lands, return a RedisStore built from the URL here
-        # (and add redis:// to _SUPPORTED).
-        raise ConfigError(
-            "Redis stores arrive with wxmiddleware[redis] in a later release;"
-            f" for now, {_SUPPORTED}"
-        )
+        store: SessionStore = _redis_stores().RedisStore.from_url(url)
+        return store
     if not scheme:
         raise ConfigError(f"the session store URL has no scheme; {_SUPPORTED}")
     raise ConfigError(f"unsupported session store URL scheme {scheme!r}; {_SUPPORTED}")
+
+
+def _redis_stores() -> ModuleType:
+    try:
+        from . import redis
+    except ModuleNotFoundError as exc:
+        if exc.name != "redis":
+            raise
+        raise ConfigError(
+            'Redis session stores need redis-py: pip install "wxmiddleware[redis]"'
+        ) from None
+    return redis
+
+
+def __getattr__(name: str) -> Any:
+    # The Redis stores import redis-py (wxmiddleware[redis]), so only when first asked for.
+    if name in ("RedisStore", "AsyncRedisStore"):
+        from . import redis
+
+        return getattr(redis, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

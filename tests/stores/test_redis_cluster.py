@@ -1,0 +1,179 @@
+"""RedisStore and AsyncRedisStore on a real three-master Redis Cluster started by the test.
+
+A login through one app is resolved by another with its own ``RedisCluster`` client; the
+keys of one login land on different masters, so every step has to work without cross-slot
+commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, Dict, Iterator, List
+
+import pytest
+
+redis = pytest.importorskip("redis")
+
+from redis.asyncio.cluster import ClusterNode as AsyncClusterNode  # noqa: E402
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster  # noqa: E402
+from redis.cluster import ClusterNode, RedisCluster  # noqa: E402
+from webtest import TestApp  # noqa: E402
+
+from tests.redis_support import RedisServer, redis_cluster, unique_prefix  # noqa: E402
+from wxmiddleware import WxConfig, WxMiddleware  # noqa: E402
+from wxmiddleware.session import WxSession, code_key, new_token, seal_token  # noqa: E402
+from wxmiddleware.stores import PENDING  # noqa: E402
+from wxmiddleware.stores.redis import AsyncRedisStore, RedisStore  # noqa: E402
+from wxmiddleware.testing import FakeWeChat  # noqa: E402
+
+pytestmark = pytest.mark.redis
+
+IDLE = 7200
+CLIENT_OPTIONS: Dict[str, Any] = {"socket_timeout": 1, "socket_connect_timeout": 1}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[List[RedisServer]]:
+    with redis_cluster(tmp_path_factory.mktemp("cluster")) as servers:
+        yield servers
+
+
+@pytest.fixture
+def prefix() -> str:
+    return unique_prefix()
+
+
+def cluster_client(servers: List[RedisServer]) -> Any:
+    nodes = [ClusterNode("127.0.0.1", server.port) for server in servers]
+    return RedisCluster(startup_nodes=nodes, **CLIENT_OPTIONS)
+
+
+def keys_per_master(servers: List[RedisServer], prefix: str) -> List[List[str]]:
+    """Each master's own keys under ``prefix`` (KEYS on a cluster node lists only its own)."""
+    found = []
+    for server in servers:
+        client = server.client()
+        found.append(sorted(key.decode() for key in client.keys(prefix + "*")))
+        client.close()
+    return found
+
+
+def inner_app(environ: Dict[str, Any], start_response: Any) -> List[bytes]:
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps({"openid": environ["wxmiddleware.openid"]}).encode()]
+
+
+def make_app(fake: FakeWeChat, store: RedisStore) -> TestApp:
+    config = WxConfig(appid=fake.appid, secret=fake.secret, api_base=fake.url)
+    return TestApp(WxMiddleware(inner_app, config=config, store=store))
+
+
+def login(app: TestApp, code: str) -> str:
+    token: str = app.post_json("/wx/login", {"code": code}).json["3rd_session"]
+    return token
+
+
+def me(app: TestApp, token: str) -> Any:
+    return app.get("/api/me", headers={"3rd-session": token}, expect_errors=True)
+
+
+def test_login_on_one_app_is_resolved_by_another(
+    cluster: List[RedisServer], fake_wechat: FakeWeChat, prefix: str
+) -> None:
+    store_a = RedisStore(cluster_client(cluster), key_prefix=prefix)
+    store_b = RedisStore(cluster_client(cluster), key_prefix=prefix)
+    app_a, app_b = make_app(fake_wechat, store_a), make_app(fake_wechat, store_b)
+    openid = fake_wechat.openid_for("alice")
+
+    token = login(app_a, fake_wechat.issue_code("alice"))
+    response = me(app_b, token)
+    assert response.status_int == 200
+    assert response.json == {"openid": openid}
+
+    # A retry of the same code through the other app gets the same session, one WeChat call.
+    code = fake_wechat.issue_code("alice")
+    calls = fake_wechat.jscode2session_calls
+    retried = login(app_a, code)
+    assert login(app_b, code) == retried
+    assert fake_wechat.jscode2session_calls == calls + 1
+
+    assert [info.openid for info in store_b.sessions_for(openid)] == [openid, openid]
+
+    # Logout through one app ends the session for the other.
+    assert app_b.post("/wx/logout", headers={"3rd-session": token}).status_int == 204
+    assert me(app_a, token).status_int == 401
+    assert me(app_a, retried).status_int == 200
+
+    # revoke_all through one client ends every session of the user for both.
+    others = [login(app_b, fake_wechat.issue_code("alice")) for _ in range(3)]
+    bob = login(app_a, fake_wechat.issue_code("bob"))
+    # Sessions, openid indexes and code records are spread over the masters.
+    placed = keys_per_master(cluster, prefix)
+    assert sum(len(keys) for keys in placed) == 5 + 2 + 6
+    assert sum(1 for keys in placed if keys) >= 2, placed
+    assert store_a.revoke_all(openid) == 4
+    for ended in [retried, *others]:
+        assert me(app_a, ended).status_int == 401
+        assert me(app_b, ended).status_int == 401
+    assert me(app_b, bob).status_int == 200
+    assert store_b.sessions_for(openid) == []
+    store_a.client.close()
+    store_b.client.close()
+
+
+def test_cluster_claims_and_releases_codes(cluster: List[RedisServer], prefix: str) -> None:
+    store = RedisStore(cluster_client(cluster), key_prefix=prefix)
+    key = code_key("code-1")
+    assert store.claim_code(key, 300) is None
+    assert store.claim_code(key, 300) == PENDING
+    store.release_code(key)
+    assert store.claim_code(key, 300) is None
+    token = new_token()
+    session = WxSession("o-carol", "sk", None, 0.0, 4e9)
+    store.save(token, session, IDLE, key, seal_token("code-1", token))
+    store.release_code(key)
+    assert store.claim_code(key, 300) == seal_token("code-1", token)
+    assert store.delete(token) is True
+    assert store.delete(token) is False
+    store.client.close()
+
+
+def test_async_cluster_client(
+    cluster: List[RedisServer], fake_wechat: FakeWeChat, prefix: str
+) -> None:
+    sync_store = RedisStore(cluster_client(cluster), key_prefix=prefix)
+    token = login(make_app(fake_wechat, sync_store), fake_wechat.issue_code("alice"))
+    openid = fake_wechat.openid_for("alice")
+
+    async def main() -> None:
+        nodes = [AsyncClusterNode("127.0.0.1", server.port) for server in cluster]
+        client = AsyncRedisCluster(startup_nodes=nodes, **CLIENT_OPTIONS)
+        store = AsyncRedisStore(client, key_prefix=prefix)
+        found = await store.get(token, IDLE)
+        assert found is not None and found.openid == openid
+
+        mine = new_token()
+        key = code_key("async-code")
+        assert await store.claim_code(key, 300) is None
+        assert await store.claim_code(key, 300) == PENDING
+        session = WxSession(openid, "sk", None, found.created_at, found.expires_at)
+        await store.save(mine, session, IDLE, key, seal_token("async-code", mine))
+        assert await store.claim_code(key, 300) == seal_token("async-code", mine)
+        assert len(await store.sessions_for(openid)) == 2
+        assert sync_store.get(mine, IDLE) == session
+
+        assert await store.delete(mine) is True
+        assert await store.revoke_all(openid) == 1
+        assert await store.get(token, IDLE) is None
+        await client.aclose()
+
+    asyncio.run(main())
+    assert sync_store.get(token, IDLE) is None
+    sync_store.client.close()
+
+
+def test_cluster_has_three_masters(cluster: List[RedisServer]) -> None:
+    client = cluster_client(cluster)
+    assert len(client.get_primaries()) == 3
+    client.close()
