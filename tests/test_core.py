@@ -360,3 +360,29 @@ class TestLoginFlow:
 
         with pytest.raises(WxError):
             core.run_login(core.login_flow("code-1", self.config), perform)
+
+
+def test_cancelled_async_login_releases_its_claim() -> None:
+    import asyncio
+
+    io = FakeIO()
+
+    async def perform(effect: core.Effect) -> Any:
+        if isinstance(effect, core.ExchangeCode):
+            raise asyncio.CancelledError
+        return io.perform(effect)
+
+    async def run() -> None:
+        flow = core.login_flow("code-1", TestLoginFlow.config)
+        with pytest.raises(asyncio.CancelledError):
+            await core.run_login_async(flow, perform)
+
+    asyncio.run(run())
+    assert io.kinds() == ["ClaimCode", "ReleaseCode"]
+
+
+def test_closed_flow_does_not_yield_again() -> None:
+    flow = core.login_flow("code-1", TestLoginFlow.config)
+    assert isinstance(next(flow), core.ClaimCode)
+    assert isinstance(flow.send(None), core.ExchangeCode)
+    flow.close()

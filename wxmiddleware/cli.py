@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import os
 import sys
 from types import ModuleType
-from typing import Callable, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 from .testing import FakeWeChat
 from .testing import main as fake_wechat_main
 
-#: Demo frameworks and the example module that serves each.
+#: Demo frameworks and the example module that serves each: WSGI ones under werkzeug's
+#: development server, ASGI ones under uvicorn.
 WSGI_EXAMPLES = {"flask": "flask_app", "bottle": "bottle_app", "pyramid": "pyramid_app"}
+ASGI_EXAMPLES = {"starlette": "starlette_app", "fastapi": "fastapi_app"}
+EXAMPLES = {**WSGI_EXAMPLES, **ASGI_EXAMPLES}
 
 
 def load_example(module: str) -> ModuleType:
@@ -43,10 +47,27 @@ def _demo_lines(url: str, fake: FakeWeChat) -> List[str]:
     ]
 
 
+def _serve(app: Any, asgi: bool, host: str, port: int) -> None:
+    if asgi:
+        import uvicorn
+
+        uvicorn.run(app, host=host, port=port)
+    else:
+        from werkzeug.serving import run_simple
+
+        run_simple(host, port, app, threaded=True)
+
+
 def demo(args: argparse.Namespace) -> int:
     """Start the fake WeChat and an example app wired to it, on the default store."""
-    from werkzeug.serving import run_simple
-
+    asgi = args.framework in ASGI_EXAMPLES
+    if asgi and importlib.util.find_spec("uvicorn") is None:
+        print(
+            f"wxmiddleware demo: the {args.framework} example runs under uvicorn:"
+            " pip install uvicorn",
+            file=sys.stderr,
+        )
+        return 1
     fake = FakeWeChat(port=args.wechat_port)
     try:
         fake.start()
@@ -55,7 +76,7 @@ def demo(args: argparse.Namespace) -> int:
         return 1
     os.environ.update({"WX_APPID": fake.appid, "WX_SECRET": fake.secret, "WX_API_BASE": fake.url})
     try:
-        module = load_example(WSGI_EXAMPLES[args.framework])
+        module = load_example(EXAMPLES[args.framework])
     except ImportError as exc:
         fake.stop()
         print(
@@ -67,7 +88,7 @@ def demo(args: argparse.Namespace) -> int:
     url = f"http://{args.host}:{args.port}"
     print("\n".join(_demo_lines(url, fake)), flush=True)
     try:
-        run_simple(args.host, args.port, module.app, threaded=True)
+        _serve(module.app, asgi, args.host, args.port)
     except OSError as exc:
         print(f"wxmiddleware demo: cannot listen on {url}: {exc}", file=sys.stderr)
         return 1
@@ -95,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_demo = commands.add_parser(
         "demo", help="run an example app with the fake WeChat, nothing to configure"
     )
-    run_demo.add_argument("--framework", choices=sorted(WSGI_EXAMPLES), default="flask")
+    run_demo.add_argument("--framework", choices=sorted(EXAMPLES), default="flask")
     run_demo.add_argument("--host", default="127.0.0.1", help="address (default %(default)s)")
     run_demo.add_argument("--port", type=int, default=8000, help="app port (default %(default)s)")
     run_demo.add_argument(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import (
     Any,
+    Awaitable,
     Callable,
     Dict,
     Generator,
@@ -69,6 +70,7 @@ __all__ = [
     "missing_token_error",
     "pick_token",
     "run_login",
+    "run_login_async",
 ]
 
 MAX_CODE_LENGTH = 256
@@ -450,7 +452,9 @@ def login_flow(code: str, config: WxConfig) -> LoginFlow:
         return token, session
     try:
         reply = yield ExchangeCode(code)
-    except Exception:
+    except GeneratorExit:
+        raise
+    except BaseException:  # a cancelled request (asyncio) must release its claim too
         yield ReleaseCode(key)
         raise
     token = new_token()
@@ -472,7 +476,26 @@ def run_login(flow: LoginFlow, perform: Callable[[Effect], Any]) -> LoginResult:
         result, error = None, None
         try:
             result = perform(effect)
-        except Exception as exc:  # handed to the flow, which decides what survives
+        except BaseException as exc:  # handed to the flow, which decides what survives
+            error = exc
+
+
+async def run_login_async(
+    flow: LoginFlow, perform: Callable[[Effect], Awaitable[Any]]
+) -> LoginResult:
+    """Drive a login flow asynchronously, awaiting ``perform`` for each effect."""
+    result: Any = None
+    error: Optional[BaseException] = None
+    while True:
+        try:
+            effect = flow.send(result) if error is None else flow.throw(error)
+        except StopIteration as stop:
+            outcome: LoginResult = stop.value
+            return outcome
+        result, error = None, None
+        try:
+            result = await perform(effect)
+        except BaseException as exc:  # handed to the flow, which decides what survives
             error = exc
 
 

@@ -75,7 +75,6 @@ class WxMiddleware:
         self.on_login = on_login
         self._router = core.Router(self.config)
         self._token_keys = tuple(dict.fromkeys(_environ_key(h) for h in self.config.token_headers))
-        self._missing_token = core.missing_token_error(self.config)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         kind = self._router.classify(
@@ -111,7 +110,7 @@ class WxMiddleware:
         if token is None:
             if kind is RequestKind.OPTIONAL:
                 return None
-            raise self._missing_token
+            raise core.missing_token_error(self.config)
         try:
             session = self.store.get(token, self.config.session_ttl)
         except WxError as error:
@@ -191,7 +190,7 @@ class WxMiddleware:
         core.check_logout_method(environ.get("REQUEST_METHOD", "GET"))
         token = self._token(environ)
         if token is None:
-            raise self._missing_token
+            raise core.missing_token_error(self.config)
         try:
             ended = self.store.delete(token)
         except WxError as error:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
+from pathlib import Path
 from typing import Any, Dict, List
 
 import requests
@@ -102,3 +105,18 @@ def assert_no_leak(texts: List[str], fake: FakeWeChat, secrets: List[str]) -> No
     assert "js_code=" not in joined
     for value in secrets:
         assert value not in joined
+
+
+def stored_session_keys(state: Path) -> List[str]:
+    """The session_key of every session in the SQLite stores under ``state``."""
+    keys = []
+    for path in state.rglob("*.sqlite3"):
+        with sqlite3.connect(path) as db:
+            for (value,) in db.execute("SELECT value FROM wx_sessions"):
+                keys.append(json.loads(value)["session_key"])
+    return keys
+
+
+def store_bytes(state: Path) -> bytes:
+    """Every byte of every file under ``state``: the database, its WAL and shared memory."""
+    return b"".join(path.read_bytes() for path in state.rglob("*") if path.is_file())

@@ -9,9 +9,12 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, Iterator, List, Mapping
+from typing import TYPE_CHECKING, Dict, Iterator, List, Mapping, Optional
 
 import requests
+
+if TYPE_CHECKING:
+    from wxmiddleware.testing import FakeWeChat
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,10 +38,24 @@ class RunningServer:
         return self.log_path.read_text(errors="replace")
 
 
-def app_env(base: Mapping[str, str], extra: Mapping[str, str]) -> Dict[str, str]:
-    env = {key: value for key, value in base.items() if not key.startswith("WX_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), base.get("PYTHONPATH", "")]))
-    env.update(extra)
+def app_env(fake: FakeWeChat, state_dir: Optional[Path] = None, **variables: str) -> Dict[str, str]:
+    """The environment of an example app pointed at ``fake``, with short WeChat timeouts.
+
+    ``state_dir`` becomes ``XDG_STATE_HOME``, where the default SQLite store lives, so each
+    test keeps its sessions apart; ``variables`` add or override ``WX_*`` settings.
+    """
+    env = {key: value for key, value in os.environ.items() if not key.startswith("WX_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
+    env.update(
+        WX_APPID=fake.appid,
+        WX_SECRET=fake.secret,
+        WX_API_BASE=fake.url,
+        WX_READ_TIMEOUT="1",
+        WX_CONNECT_TIMEOUT="1",
+    )
+    if state_dir is not None:
+        env["XDG_STATE_HOME"] = str(state_dir)
+    env.update(variables)
     return env
 
 

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import sqlite3
 from pathlib import Path
-from typing import Dict, Iterator, List
+from typing import Dict
 
 import pytest
 
 from wxmiddleware.testing import FakeWeChat
 
-from .flow import Client, assert_json_error, assert_no_leak, run_flow
+from .flow import (
+    Client,
+    assert_json_error,
+    assert_no_leak,
+    run_flow,
+    store_bytes,
+    stored_session_keys,
+)
 from .servers import app_env, free_port, python_module, serve
 
 pytest.importorskip("gunicorn")
@@ -32,30 +36,7 @@ def framework_available(example: str) -> bool:
 
 @pytest.fixture
 def wx_env(fake_wechat: FakeWeChat, tmp_path: Path) -> Dict[str, str]:
-    return app_env(
-        os.environ,
-        {
-            "WX_APPID": fake_wechat.appid,
-            "WX_SECRET": fake_wechat.secret,
-            "WX_API_BASE": fake_wechat.url,
-            "WX_READ_TIMEOUT": "1",
-            "WX_CONNECT_TIMEOUT": "1",
-            # The default store lives under XDG_STATE_HOME: keep this test's apart.
-            "XDG_STATE_HOME": str(tmp_path / "state"),
-        },
-    )
-
-
-def stored_session_keys(state: Path) -> List[str]:
-    keys = []
-    for path in state.rglob("*.sqlite3"):
-        with sqlite3.connect(path) as db:
-            for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'"):
-                for row in db.execute(f"SELECT * FROM {name}"):
-                    for value in row:
-                        if isinstance(value, str) and value.startswith("{"):
-                            keys.append(json.loads(value)["session_key"])
-    return keys
+    return app_env(fake_wechat, tmp_path / "state")
 
 
 @pytest.mark.e2e
@@ -98,13 +79,7 @@ def test_example_under_gunicorn(
 
         session_keys = stored_session_keys(tmp_path / "state")
         assert session_keys
-        store_bytes = b"".join(_all_bytes(tmp_path / "state"))
+        stored = store_bytes(tmp_path / "state")
         for stored_token in result["tokens"]:
-            assert stored_token.encode() not in store_bytes
+            assert stored_token.encode() not in stored
         assert_no_leak(client.answers + server.log().splitlines(), fake_wechat, session_keys)
-
-
-def _all_bytes(root: Path) -> Iterator[bytes]:
-    for path in root.rglob("*"):
-        if path.is_file():
-            yield path.read_bytes()

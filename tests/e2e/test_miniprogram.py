@@ -43,16 +43,7 @@ def test_miniprogram_client_under_node(fake_wechat: FakeWeChat, tmp_path: Path) 
     require(installed("gunicorn"), "gunicorn is not installed")
     require(installed("flask"), "flask is not installed")
 
-    env = app_env(
-        os.environ,
-        {
-            "WX_APPID": fake_wechat.appid,
-            "WX_SECRET": fake_wechat.secret,
-            "WX_API_BASE": fake_wechat.url,
-            # The default store lives under XDG_STATE_HOME: keep this test's apart.
-            "XDG_STATE_HOME": str(tmp_path / "state"),
-        },
-    )
+    env = app_env(fake_wechat, tmp_path / "state")
     port = free_port()
     command = [
         *python_module("gunicorn"),

@@ -104,15 +104,7 @@ def test_nginx_default_and_snippet(fake_wechat: FakeWeChat, tmp_path: Path) -> N
     nginx_binary()
     pytest.importorskip("gunicorn")
     pytest.importorskip("flask")
-    env: Dict[str, str] = app_env(
-        os.environ,
-        {
-            "WX_APPID": fake_wechat.appid,
-            "WX_SECRET": fake_wechat.secret,
-            "WX_API_BASE": fake_wechat.url,
-            "XDG_STATE_HOME": str(tmp_path / "state"),
-        },
-    )
+    env: Dict[str, str] = app_env(fake_wechat, tmp_path / "state")
     backend = free_port()
     command = [
         *python_module("gunicorn"),

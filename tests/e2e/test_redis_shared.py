@@ -8,7 +8,6 @@ JSON, and when it returns both log users in again without a restart.
 from __future__ import annotations
 
 import importlib.util
-import os
 import threading
 import time
 from contextlib import ExitStack, contextmanager
@@ -33,16 +32,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
 @pytest.fixture
 def wx_env(fake_wechat: FakeWeChat, tmp_path: Path) -> Dict[str, str]:
-    return app_env(
-        os.environ,
-        {
-            "WX_APPID": fake_wechat.appid,
-            "WX_SECRET": fake_wechat.secret,
-            "WX_API_BASE": fake_wechat.url,
-            "WX_READ_TIMEOUT": "1",
-            "WX_CONNECT_TIMEOUT": "1",
-        },
-    )
+    return app_env(fake_wechat)
 
 
 def starlette_missing() -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 from typing import Dict, List
 
@@ -85,17 +84,7 @@ def test_example_under_server(
     if not (ROOT / "examples" / f"{module}.py").exists():
         pytest.skip(f"examples/{module}.py does not exist yet")
     target = f"examples.{module}:{attribute or EXAMPLES[example][2]}"
-    env: Dict[str, str] = app_env(
-        os.environ,
-        {
-            "WX_APPID": fake_wechat.appid,
-            "WX_SECRET": fake_wechat.secret,
-            "WX_API_BASE": fake_wechat.url,
-            "WX_READ_TIMEOUT": "1",
-            "WX_CONNECT_TIMEOUT": "1",
-            "XDG_STATE_HOME": str(tmp_path / "state"),
-        },
-    )
+    env: Dict[str, str] = app_env(fake_wechat, tmp_path / "state")
     port = free_port()
     with serve(command_for(server, target, port), env, port, tmp_path) as running:
         client = Client(running.url)

@@ -21,15 +21,7 @@ SOAK_SECONDS = os.environ.get("WX_TEST_SOAK_SECONDS", "8")
 def test_soak_gunicorn_flask_sqlite(fake_wechat: FakeWeChat, tmp_path: Path) -> None:
     pytest.importorskip("gunicorn")
     pytest.importorskip("flask")
-    env = app_env(
-        os.environ,
-        {
-            "WX_APPID": fake_wechat.appid,
-            "WX_SECRET": fake_wechat.secret,
-            "WX_API_BASE": fake_wechat.url,
-            "XDG_STATE_HOME": str(tmp_path / "state"),
-        },
-    )
+    env = app_env(fake_wechat, tmp_path / "state")
     port = free_port()
     command = [
         *python_module("gunicorn"),

@@ -16,7 +16,7 @@ import threading
 import time
 import weakref
 from contextlib import contextmanager
-from typing import Iterator, List, Optional, Union
+from typing import Iterator, List, NamedTuple, Optional, Union
 
 from ..errors import StoreUnavailable
 from ..session import WxSession, short_hash, token_key
@@ -48,6 +48,15 @@ _INSERT = (
     " VALUES (?, ?, ?, ?, ?)"
 )
 _LIVE_CODE = "SELECT sealed FROM wx_codes WHERE key = ? AND expires_at > ?"
+
+
+class Lookup(NamedTuple):
+    """What :meth:`SQLiteStore.lookup` found: the session and the idle deadline to write."""
+
+    session: WxSession
+    key: str
+    #: The new idle deadline, or ``None`` when the stored one is close enough.
+    slide_to: Optional[float]
 
 
 class _Local(threading.local):
@@ -126,24 +135,42 @@ class SQLiteStore:
         one indexed SELECT and no write. A session may therefore end up to that many seconds
         before ``idle_ttl`` has passed since its last use.
         """
+        found = self.lookup(token, idle_ttl)
+        if found is None:
+            return None
+        if found.slide_to is not None:
+            self.slide(found)
+        return found.session
+
+    def lookup(self, token: str, idle_ttl: int) -> Optional[Lookup]:
+        """The read step of :meth:`get`: it never waits for a writer (WAL mode).
+
+        Returns the live session and, when its idle deadline should move, the new deadline
+        for :meth:`slide`.
+        """
         key = token_key(token)
         try:
-            conn = self._conn()
             # fetchall() steps the statement to its end, which closes the read transaction
             # before the optional UPDATE (an open one could fail with SQLITE_BUSY_SNAPSHOT).
-            rows = conn.execute(_GET, (key,)).fetchall()
-            if not rows:
-                return None
-            value, idle_until, expires_at = rows[0]
-            now = time.time()
-            if now >= idle_until or now >= expires_at:
-                return None
-            new_idle_until = min(now + idle_ttl, expires_at)
-            if new_idle_until - idle_until > min(60.0, idle_ttl / 10):
-                conn.execute(_SLIDE, (new_idle_until, key))
+            rows = self._conn().execute(_GET, (key,)).fetchall()
         except sqlite3.Error as exc:
             raise self._fail(exc, "get", "session", key) from exc
-        return WxSession.from_json(value)
+        if not rows:
+            return None
+        value, idle_until, expires_at = rows[0]
+        now = time.time()
+        if now >= idle_until or now >= expires_at:
+            return None
+        new_idle_until = min(now + idle_ttl, expires_at)
+        moved = new_idle_until - idle_until > min(60.0, idle_ttl / 10)
+        return Lookup(WxSession.from_json(value), key, new_idle_until if moved else None)
+
+    def slide(self, found: Lookup) -> None:
+        """The write step of :meth:`get`: move the idle deadline (it may wait for a writer)."""
+        try:
+            self._conn().execute(_SLIDE, (found.slide_to, found.key))
+        except sqlite3.Error as exc:
+            raise self._fail(exc, "get", "session", found.key) from exc
 
     def save(
         self,

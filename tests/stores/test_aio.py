@@ -1,0 +1,203 @@
+"""The asynchronous stores: the contract through their wrappers, and SQLite off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import AsyncIterator, Callable, List, Union
+
+import pytest
+
+from wxmiddleware.errors import ConfigError, StoreUnavailable
+from wxmiddleware.session import WxSession, code_key, new_token, seal_token, short_hash, token_key
+from wxmiddleware.stores import PENDING, AsyncSessionStore, MemoryStore, SQLiteStore
+from wxmiddleware.stores.aio import AsyncMemoryStore, AsyncSQLiteStore, open_async_store
+
+pytestmark = pytest.mark.anyio
+
+IDLE = 7200
+AsyncStore = Union[AsyncMemoryStore, AsyncSQLiteStore]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncStore]:
+    opened: AsyncStore = (
+        AsyncMemoryStore() if request.param == "memory" else AsyncSQLiteStore(tmp_path / "s.db")
+    )
+    yield opened
+    await opened.close()
+
+
+def make_session(openid: str = "o-alice", max_age: float = 86400) -> WxSession:
+    now = time.time()
+    return WxSession(openid, "sk-" + new_token(), "u-1", now, now + max_age)
+
+
+async def test_satisfies_the_protocol(store: AsyncStore) -> None:
+    assert isinstance(store, AsyncSessionStore)
+
+
+async def test_sessions(store: AsyncStore) -> None:
+    token, other = new_token(), new_token()
+    session = make_session()
+    await store.save(token, session, IDLE)
+    await store.save(other, make_session(), IDLE)
+    await store.save(new_token(), make_session("o-bob"), IDLE)
+    assert await store.get(token, IDLE) == session
+    assert await store.get(new_token(), IDLE) is None
+    infos = await store.sessions_for("o-alice")
+    assert sorted(info.key_hash for info in infos) == sorted(
+        short_hash(token_key(t)) for t in (token, other)
+    )
+    assert await store.delete(token) is True
+    assert await store.delete(token) is False
+    assert await store.get(token, IDLE) is None
+    assert await store.revoke_all("o-alice") == 1
+    assert await store.get(other, IDLE) is None
+    assert len(await store.sessions_for("o-bob")) == 1
+
+
+async def test_expired_sessions(store: AsyncStore) -> None:
+    token = new_token()
+    await store.save(token, make_session(max_age=-1), IDLE)
+    await store.save(new_token(), make_session(), IDLE)
+    assert await store.purge_expired() == 1
+    assert await store.get(token, IDLE) is None
+
+
+async def test_code_claims(store: AsyncStore) -> None:
+    code = "code-1"
+    key = code_key(code)
+    assert await store.claim_code(key, 300) is None
+    assert await store.claim_code(key, 300) == PENDING
+    await store.release_code(key)
+    assert await store.claim_code(key, 300) is None
+    token = new_token()
+    sealed = seal_token(code, token)
+    await store.save(token, make_session(), IDLE, code_key=key, sealed_token=sealed)
+    assert await store.claim_code(key, 300) == sealed
+
+
+async def test_memory_store_wraps_the_one_given() -> None:
+    shared = MemoryStore()
+    token = new_token()
+    shared.save(token, make_session(), IDLE)
+    assert await AsyncMemoryStore(shared).get(token, IDLE) is not None
+
+
+class TestSQLiteOffTheLoop:
+    @pytest.fixture
+    async def sqlite_store(self, tmp_path: Path) -> AsyncIterator[AsyncSQLiteStore]:
+        opened = AsyncSQLiteStore(SQLiteStore(tmp_path / "s.db", timeout=5.0))
+        yield opened
+        await opened.close()
+
+    async def test_only_reads_run_on_the_loop_once_the_database_is_open(
+        self, sqlite_store: AsyncSQLiteStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        threads: List[str] = []
+        sync = sqlite_store.sync
+        for name in ("lookup", "slide", "save"):
+            method = getattr(sync, name)
+
+            def recording(
+                *args: object, _name: str = name, _method: Callable[..., object] = method
+            ) -> object:
+                threads.append(f"{_name} {threading.current_thread().name}")
+                return _method(*args)
+
+            monkeypatch.setattr(sync, name, recording)
+        token = new_token()
+        assert await sqlite_store.get(token, IDLE) is None  # opens the file: in the writer
+        await sqlite_store.save(token, make_session(), IDLE)
+        assert await sqlite_store.get(token, IDLE) is not None
+        assert await sqlite_store.get(token, 2 * IDLE) is not None  # slides the idle deadline
+        loop_thread = threading.current_thread().name
+        assert [entry.split(" ")[0] for entry in threads] == [
+            "lookup",
+            "save",
+            "lookup",
+            "lookup",
+            "slide",
+        ]
+        on_loop = [entry for entry in threads if entry.endswith(" " + loop_thread)]
+        assert on_loop == [f"lookup {loop_thread}"] * 2
+
+    async def test_a_held_write_lock_never_stalls_the_loop(
+        self, sqlite_store: AsyncSQLiteStore
+    ) -> None:
+        token = new_token()
+        session = make_session()
+        await sqlite_store.save(token, session, IDLE)
+        await sqlite_store.get(token, IDLE)
+        blocker = sqlite3.connect(sqlite_store.sync.path, isolation_level=None)
+        try:
+            blocker.execute("BEGIN IMMEDIATE")  # another process's writer, mid-transaction
+            writes = [
+                asyncio.ensure_future(sqlite_store.save(new_token(), make_session(), IDLE)),
+                asyncio.ensure_future(sqlite_store.claim_code(code_key("c"), 300)),
+                asyncio.ensure_future(sqlite_store.get(token, 3 * IDLE)),  # needs a slide
+            ]
+            for _ in range(10):
+                await asyncio.sleep(0.01)  # the loop keeps turning while they wait
+            assert await sqlite_store.get(token, IDLE) == session  # reads answer meanwhile
+            assert not any(write.done() for write in writes)
+            blocker.execute("COMMIT")
+        finally:
+            blocker.close()
+        results = await asyncio.gather(*writes)
+        assert results[1] is None and results[2] == session
+
+    async def test_a_lock_held_too_long_is_store_unavailable(self, tmp_path: Path) -> None:
+        store = AsyncSQLiteStore(SQLiteStore(tmp_path / "s.db", timeout=0.05))
+        await store.save(new_token(), make_session(), IDLE)
+        blocker = sqlite3.connect(store.sync.path, isolation_level=None)
+        try:
+            blocker.execute("BEGIN IMMEDIATE")
+            with pytest.raises(StoreUnavailable):
+                await store.save(new_token(), make_session(), IDLE)
+        finally:
+            blocker.close()
+            await store.close()
+
+    async def test_close_and_reuse(self, sqlite_store: AsyncSQLiteStore) -> None:
+        token = new_token()
+        await sqlite_store.save(token, make_session(), IDLE)
+        await sqlite_store.close()
+        assert await sqlite_store.get(token, IDLE) is not None
+        await sqlite_store.delete(token)
+        assert await sqlite_store.get(token, IDLE) is None
+
+
+class TestOpenAsyncStore:
+    def test_default_is_sqlite_under_xdg_state_home(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+        store = open_async_store(None, "wx123")
+        assert isinstance(store, AsyncSQLiteStore)
+        assert store.sync.path == tmp_path / "wxmiddleware" / "sessions-wx123.sqlite3"
+
+    def test_urls(self, tmp_path: Path) -> None:
+        store = open_async_store(f"sqlite:///{tmp_path}/s.db", "wx123")
+        assert isinstance(store, AsyncSQLiteStore)
+        assert store.sync.path == tmp_path / "s.db"
+        assert isinstance(open_async_store("memory://", "wx123"), AsyncMemoryStore)
+
+    @pytest.mark.parametrize("url", ["postgres://h/db", "nothing", "sqlite://", "sqlite:///x?a=1"])
+    def test_bad_urls(self, url: str) -> None:
+        with pytest.raises(ConfigError):
+            open_async_store(url, "wx123")
+
+    def test_redis(self) -> None:
+        pytest.importorskip("redis")
+        store = open_async_store("redis://127.0.0.1:6379/0", "wx123")
+        assert type(store).__name__ == "AsyncRedisStore"

@@ -1,0 +1,189 @@
+"""Asynchronous stores for :class:`~wxmiddleware.WxASGIMiddleware`, each wrapping a sync one.
+
+- :class:`AsyncMemoryStore` runs every call inline: a :class:`MemoryStore` never waits.
+- :class:`AsyncSQLiteStore` runs only the read step of ``get`` inline (in WAL mode a reader
+  never waits for a writer); everything that may wait for SQLite's write lock runs in one
+  thread of its own, so a busy database never stalls the event loop.
+
+:func:`open_async_store` turns a store URL (``WX_SESSION_STORE``) into one of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, List, Optional, TypeVar, Union
+
+from ..errors import ConfigError
+from ..session import WxSession
+from . import _redis_stores, open_store, store_url_scheme
+from .base import AsyncSessionStore, SessionInfo
+from .memory import MemoryStore
+from .sqlite import SQLiteStore
+
+__all__ = ["AsyncMemoryStore", "AsyncSQLiteStore", "open_async_store"]
+
+_T = TypeVar("_T")
+
+
+class AsyncMemoryStore:
+    """An :class:`~wxmiddleware.stores.base.AsyncSessionStore` over a :class:`MemoryStore`.
+
+    ``sync`` is the wrapped store (a new one unless ``store`` is given), for code that
+    shares it with synchronous callers.
+    """
+
+    def __init__(self, store: Optional[MemoryStore] = None) -> None:
+        self.sync = store if store is not None else MemoryStore()
+
+    async def get(self, token: str, idle_ttl: int) -> Optional[WxSession]:
+        """See :meth:`SessionStore.get`."""
+        return self.sync.get(token, idle_ttl)
+
+    async def save(
+        self,
+        token: str,
+        session: WxSession,
+        idle_ttl: int,
+        code_key: Optional[str] = None,
+        sealed_token: Optional[str] = None,
+    ) -> None:
+        """See :meth:`SessionStore.save`."""
+        self.sync.save(token, session, idle_ttl, code_key, sealed_token)
+
+    async def delete(self, token: str) -> bool:
+        """See :meth:`SessionStore.delete`."""
+        return self.sync.delete(token)
+
+    async def revoke_all(self, openid: str) -> int:
+        """See :meth:`SessionStore.revoke_all`."""
+        return self.sync.revoke_all(openid)
+
+    async def sessions_for(self, openid: str) -> List[SessionInfo]:
+        """See :meth:`SessionStore.sessions_for`."""
+        return self.sync.sessions_for(openid)
+
+    async def claim_code(self, code_key: str, ttl: int) -> Optional[str]:
+        """See :meth:`SessionStore.claim_code`."""
+        return self.sync.claim_code(code_key, ttl)
+
+    async def release_code(self, code_key: str) -> None:
+        """See :meth:`SessionStore.release_code`."""
+        self.sync.release_code(code_key)
+
+    async def purge_expired(self) -> int:
+        """See :meth:`SessionStore.purge_expired`."""
+        return self.sync.purge_expired()
+
+    async def close(self) -> None:
+        """See :meth:`SessionStore.close`."""
+        self.sync.close()
+
+
+class AsyncSQLiteStore:
+    """An :class:`~wxmiddleware.stores.base.AsyncSessionStore` over a :class:`SQLiteStore`.
+
+    ``store`` is the :class:`SQLiteStore` to wrap, or the path of its database file; ``sync``
+    is the wrapped store. The read step of :meth:`get` (one indexed SELECT) runs inline.
+    Everything else, the occasional idle-deadline write of :meth:`get` included, runs in a
+    single thread per process: writes queue there rather than contend for SQLite's lock
+    inside the process (its busy handler sleeps in steps of up to 100 ms), and only another
+    process's writer can make them wait, never the event loop.
+    """
+
+    def __init__(self, store: Union[SQLiteStore, str, os.PathLike[str]]) -> None:
+        self.sync = store if isinstance(store, SQLiteStore) else SQLiteStore(store)
+        self._writer: Optional[ThreadPoolExecutor] = None
+        self._writer_pid = 0
+        # Until the writer thread has opened the database, which may create the file and its
+        # schema under the write lock, reads go there too.
+        self._opened = False
+
+    def __repr__(self) -> str:
+        return f"AsyncSQLiteStore({str(self.sync.path)!r})"
+
+    async def _in_writer(self, function: Callable[..., _T], *args: object) -> _T:
+        pid = os.getpid()
+        if self._writer is None or self._writer_pid != pid:
+            # Created in the process that uses it: an executor's thread does not survive fork.
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="wxmiddleware-sqlite")
+            self._writer_pid = pid
+        result = await asyncio.get_running_loop().run_in_executor(self._writer, function, *args)
+        self._opened = True
+        return result
+
+    async def get(self, token: str, idle_ttl: int) -> Optional[WxSession]:
+        """See :meth:`SessionStore.get`."""
+        if self._opened:
+            found = self.sync.lookup(token, idle_ttl)
+        else:
+            found = await self._in_writer(self.sync.lookup, token, idle_ttl)
+        if found is None:
+            return None
+        if found.slide_to is not None:
+            await self._in_writer(self.sync.slide, found)
+        return found.session
+
+    async def save(
+        self,
+        token: str,
+        session: WxSession,
+        idle_ttl: int,
+        code_key: Optional[str] = None,
+        sealed_token: Optional[str] = None,
+    ) -> None:
+        """See :meth:`SessionStore.save`."""
+        await self._in_writer(self.sync.save, token, session, idle_ttl, code_key, sealed_token)
+
+    async def delete(self, token: str) -> bool:
+        """See :meth:`SessionStore.delete`."""
+        return await self._in_writer(self.sync.delete, token)
+
+    async def revoke_all(self, openid: str) -> int:
+        """See :meth:`SessionStore.revoke_all`."""
+        return await self._in_writer(self.sync.revoke_all, openid)
+
+    async def sessions_for(self, openid: str) -> List[SessionInfo]:
+        """See :meth:`SessionStore.sessions_for`."""
+        return await self._in_writer(self.sync.sessions_for, openid)
+
+    async def claim_code(self, code_key: str, ttl: int) -> Optional[str]:
+        """See :meth:`SessionStore.claim_code`."""
+        return await self._in_writer(self.sync.claim_code, code_key, ttl)
+
+    async def release_code(self, code_key: str) -> None:
+        """See :meth:`SessionStore.release_code`."""
+        await self._in_writer(self.sync.release_code, code_key)
+
+    async def purge_expired(self) -> int:
+        """See :meth:`SessionStore.purge_expired`."""
+        return await self._in_writer(self.sync.purge_expired)
+
+    async def close(self) -> None:
+        """Close the writer thread's and this thread's connections; stop the writer thread."""
+        writer = self._writer
+        if writer is not None and self._writer_pid == os.getpid():
+            await asyncio.get_running_loop().run_in_executor(writer, self.sync.close)
+            writer.shutdown(wait=False)
+        self._writer = None
+        self.sync.close()
+
+
+def open_async_store(url: Optional[str], appid: str) -> AsyncSessionStore:
+    """Open the asynchronous store a URL names (the URLs of :func:`open_store`).
+
+    ``sqlite:`` URLs (and ``None``, the default SQLite file for ``appid``) give an
+    :class:`AsyncSQLiteStore`, ``memory://`` an :class:`AsyncMemoryStore`, and
+    ``redis://``/``rediss://`` an ``AsyncRedisStore`` (``wxmiddleware[redis]``).
+    Raises :class:`~wxmiddleware.errors.ConfigError` for any other URL.
+    """
+    if url and store_url_scheme(url) in ("redis", "rediss"):
+        redis_store: AsyncSessionStore = _redis_stores().AsyncRedisStore.from_url(url)
+        return redis_store
+    store = open_store(url, appid)
+    if isinstance(store, MemoryStore):
+        return AsyncMemoryStore(store)
+    if isinstance(store, SQLiteStore):
+        return AsyncSQLiteStore(store)
+    raise ConfigError(f"no asynchronous store for {type(store).__name__}")

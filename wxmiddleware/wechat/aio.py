@@ -1,0 +1,125 @@
+"""The asynchronous jscode2session client, on ``httpx.AsyncClient`` (``wxmiddleware[asgi]``)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from typing import Optional
+
+try:
+    import httpx
+except ImportError:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        "the ASGI middleware needs httpx: pip install 'wxmiddleware[asgi]'", name="httpx"
+    ) from None
+
+from ..config import WxConfig
+from ..errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable, WxError
+from ._protocol import (
+    CodeSession,
+    ReplyCollector,
+    jscode2session_params,
+    jscode2session_url,
+    parse_jscode2session,
+    reply_deadline,
+    retry_delay,
+)
+from ._redact import install_redaction
+
+__all__ = ["AsyncWeChatClient"]
+
+# At most 100 jscode2session requests at once; more wait for a connection (within the
+# timeouts). Few idle connections are kept: httpcore 1.0 gives one idle connection to every
+# request queued at the same instant and makes all but one retry, so a burst of logins
+# meeting many idle connections costs CPU quadratic in its size.
+_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=8)
+
+
+def _translate(exc: Exception) -> WxError:
+    """Our error for an httpx exception, named by class only (never its message)."""
+    name = type(exc).__name__
+    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+        return UpstreamUnreachable(detail=name)
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamTimeout(detail=name)
+    return UpstreamError("The connection to WeChat failed.", detail=name)
+
+
+class AsyncWeChatClient:
+    """Calls jscode2session with short timeouts and at most one safe retry, without blocking.
+
+    The ``httpx.AsyncClient`` is created on first use, inside the running event loop, and
+    reused by every later call in that loop; a call from another loop gets a client of its
+    own (connections never cross loops). A client passed as ``http`` is used as it is, in
+    whatever loop calls, and stays the caller's to close.
+
+    Exceptions are always :class:`~wxmiddleware.errors.WxError` whose message names the
+    cause by class only: an httpx exception prints the URL with its query string, which
+    holds the app secret, so it is never passed on.
+    """
+
+    def __init__(self, config: WxConfig, http: Optional[httpx.AsyncClient] = None) -> None:
+        install_redaction()
+        self._config = config
+        self._url = jscode2session_url(config)
+        self._timeout = httpx.Timeout(config.read_timeout, connect=config.connect_timeout)
+        self._http = http
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]
+        self._clients = weakref.WeakKeyDictionary()
+
+    async def code_to_session(self, code: str) -> CodeSession:
+        """Exchange a ``wx.login()`` code for openid, session_key and unionid."""
+        attempt = 1
+        while True:
+            try:
+                return await self._exchange(code)
+            except WxError as error:
+                delay = retry_delay(attempt, error)
+                if delay is None:
+                    raise
+            await asyncio.sleep(delay)
+            attempt += 1
+
+    async def _exchange(self, code: str) -> CodeSession:
+        deadline = reply_deadline(self._config)
+        collector = ReplyCollector(deadline)
+        try:
+            # The collector checks the deadline between chunks; wait_for also ends a wait
+            # for a chunk that never comes.
+            status = await asyncio.wait_for(
+                self._fetch(code, collector), max(0.0, deadline - time.monotonic())
+            )
+        except asyncio.TimeoutError:
+            raise UpstreamTimeout(detail="deadline") from None
+        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
+            raise _translate(exc) from None
+        return parse_jscode2session(status, collector.body)
+
+    async def _fetch(self, code: str, collector: ReplyCollector) -> int:
+        async with self._client().stream(
+            "GET",
+            self._url,
+            params=jscode2session_params(self._config, code),
+            timeout=self._timeout,
+            follow_redirects=False,
+        ) as reply:
+            async for chunk in reply.aiter_bytes():
+                collector.feed(chunk)
+            return reply.status_code
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is not None:
+            return self._http
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = httpx.AsyncClient(timeout=self._timeout, limits=_LIMITS)
+            self._clients[loop] = client
+        return client
+
+    async def aclose(self) -> None:
+        """Close the client this object created for the running loop (not one passed in)."""
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
