@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import importlib.util
+import json
 import os
 import sys
+import time
 from types import ModuleType
 from typing import Any, Callable, List, Optional, Sequence
 
+from .errors import ConfigError, StoreUnavailable
+from .stores import SessionStore, open_store
 from .testing import FakeWeChat
 from .testing import main as fake_wechat_main
 
@@ -106,6 +111,109 @@ def fake_wechat(args: argparse.Namespace) -> int:
     return fake_wechat_main([part for pair in options.items() for part in pair])
 
 
+#: Exit codes of ``wxmiddleware sessions`` (argparse itself exits 2 on bad arguments).
+EXIT_NOT_FOUND = 1
+EXIT_USAGE = 2
+EXIT_STORE_UNAVAILABLE = 3
+
+
+def _format_time(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
+
+
+def _open_admin_store(args: argparse.Namespace) -> SessionStore:
+    url = args.store or os.environ.get("WX_SESSION_STORE") or None
+    appid = args.appid or os.environ.get("WX_APPID")
+    if url is None and not appid:
+        raise ConfigError(
+            "name the store: --store URL (or WX_SESSION_STORE), or --appid for the"
+            " default SQLite store"
+        )
+    return open_store(url, appid or "")
+
+
+def _print_progress(count: int) -> None:
+    print(f"\rpurged {count} expired sessions so far...", end="", file=sys.stderr, flush=True)
+
+
+def _run_sessions_command(args: argparse.Namespace, store: SessionStore) -> int:
+    action = args.action
+    if action == "list":
+        infos = store.sessions_for(args.openid)
+        if args.json:
+            print(json.dumps([dataclasses.asdict(info) for info in infos], indent=2))
+        elif not infos:
+            print(f"no live sessions for {args.openid}")
+        else:
+            print(f"{'session':<14}{'created':<21}{'idle until':<21}expires")
+            for info in infos:
+                print(
+                    f"{info.key_hash:<14}{_format_time(info.created_at):<21}"
+                    f"{_format_time(info.idle_until):<21}{_format_time(info.expires_at)}"
+                )
+        return 0
+    if action == "revoke":
+        if store.revoke_session(args.openid, args.session):
+            print(f"ended session {args.session} of {args.openid}")
+            return 0
+        print(f"no live session {args.session} for {args.openid}", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    if action == "revoke-all":
+        print(f"ended {store.revoke_all(args.openid)} sessions of {args.openid}")
+        return 0
+    purged = store.purge_expired(progress=_print_progress)
+    print(f"\rpurged {purged} expired sessions" + " " * 20, file=sys.stderr)
+    return 0
+
+
+def sessions(args: argparse.Namespace) -> int:
+    """List, end and purge stored sessions; never shows a token or a session_key."""
+    try:
+        store = _open_admin_store(args)
+    except ConfigError as exc:
+        print(f"wxmiddleware sessions: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return _run_sessions_command(args, store)
+    except StoreUnavailable as exc:
+        cause = f" ({exc.detail})" if exc.detail else ""
+        print(f"wxmiddleware sessions: the store is unavailable{cause}", file=sys.stderr)
+        return EXIT_STORE_UNAVAILABLE
+    finally:
+        store.close()
+
+
+def _add_sessions_parser(commands: Any) -> None:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--store", help="store URL (default: $WX_SESSION_STORE, else the default SQLite store)"
+    )
+    parent.add_argument(
+        "--appid", help="appid naming the default SQLite store (default: $WX_APPID)"
+    )
+    manage = commands.add_parser(
+        "sessions",
+        help="list, end or purge stored sessions",
+        description="Administer stored sessions by openid. Tokens and session keys are never"
+        " shown; a session is named by the short hash `list` prints. Exit codes: 0 done,"
+        f" {EXIT_NOT_FOUND} no such session, {EXIT_USAGE} bad arguments,"
+        f" {EXIT_STORE_UNAVAILABLE} store unavailable.",
+    )
+    actions = manage.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", parents=[parent], help="list a user's live sessions")
+    listing.add_argument("--openid", required=True)
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    revoke = actions.add_parser("revoke", parents=[parent], help="end one session")
+    revoke.add_argument("--openid", required=True)
+    revoke.add_argument("--session", required=True, help="the short hash `list` prints")
+    revoke_all = actions.add_parser(
+        "revoke-all", parents=[parent], help="end every session of a user"
+    )
+    revoke_all.add_argument("--openid", required=True)
+    actions.add_parser("purge", parents=[parent], help="delete expired sessions now")
+    manage.set_defaults(handler=sessions)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``wxmiddleware`` command."""
     parser = argparse.ArgumentParser(
@@ -130,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     run_fake.add_argument("--appid", default=FakeWeChat.DEFAULT_APPID, help="appid to accept")
     run_fake.add_argument("--secret", default=FakeWeChat.DEFAULT_SECRET, help="secret to accept")
     run_fake.set_defaults(handler=fake_wechat)
+
+    _add_sessions_parser(commands)
     return parser
 
 

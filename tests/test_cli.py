@@ -1,0 +1,235 @@
+"""The wxmiddleware command: demo, fake-wechat and sessions, run as real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, Iterator, List
+
+import pytest
+import requests
+
+from wxmiddleware import SQLiteStore, WxSession
+from wxmiddleware.session import new_token, short_hash, token_key
+
+from .e2e.servers import ROOT, free_port
+
+
+def run_cli(*args: str, env: Dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "wxmiddleware", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> Dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("WX_")}
+    env["XDG_STATE_HOME"] = str(tmp_path / "state")
+    return env
+
+
+def test_help_on_every_subcommand(cli_env: Dict[str, str]) -> None:
+    for command in (
+        [],
+        ["demo"],
+        ["fake-wechat"],
+        ["sessions"],
+        ["sessions", "list"],
+        ["sessions", "revoke"],
+        ["sessions", "revoke-all"],
+        ["sessions", "purge"],
+    ):
+        result = run_cli(*command, "--help", env=cli_env)
+        assert result.returncode == 0, result.stderr
+        assert "usage: wxmiddleware" in result.stdout
+
+
+def test_bad_arguments_exit_2(cli_env: Dict[str, str]) -> None:
+    assert run_cli("sessions", "list", env=cli_env).returncode == 2
+    assert run_cli("nonsense", env=cli_env).returncode == 2
+    result = run_cli("sessions", "list", "--openid", "o", env=cli_env)
+    assert result.returncode == 2 and "--store" in result.stderr
+    result = run_cli("sessions", "list", "--openid", "o", "--store", "ftp://x", env=cli_env)
+    assert result.returncode == 2 and "ftp" in result.stderr
+
+
+@pytest.fixture
+def populated(tmp_path: Path) -> Iterator[Dict[str, object]]:
+    path = tmp_path / "admin.sqlite3"
+    store = SQLiteStore(path)
+    now = time.time()
+    tokens: List[str] = []
+    for openid in ("o-alice", "o-alice", "o-bob"):
+        token = new_token()
+        store.save(token, WxSession(openid, "sk-secret-value", None, now, now + 3600), 600)
+        tokens.append(token)
+    store.save(new_token(), WxSession("o-old", "sk-old", None, now - 7200, now - 1), 600)
+    yield {"url": f"sqlite:///{path}", "store": store, "tokens": tokens}
+    store.close()
+
+
+def test_sessions_on_sqlite(populated: Dict[str, object], cli_env: Dict[str, str]) -> None:
+    url = str(populated["url"])
+    tokens = populated["tokens"]
+    assert isinstance(tokens, list)
+    listed = run_cli(
+        "sessions", "list", "--store", url, "--openid", "o-alice", "--json", env=cli_env
+    )
+    assert listed.returncode == 0, listed.stderr
+    sessions = json.loads(listed.stdout)
+    assert {entry["key_hash"] for entry in sessions} == {
+        short_hash(token_key(token)) for token in tokens[:2]
+    }
+    text = run_cli("sessions", "list", "--store", url, "--openid", "o-alice", env=cli_env)
+    for output in (listed.stdout, text.stdout):
+        assert "sk-secret-value" not in output
+        assert all(token not in output for token in tokens)
+
+    victim = sessions[0]["key_hash"]
+    revoked = run_cli(
+        "sessions",
+        "revoke",
+        "--store",
+        url,
+        "--openid",
+        "o-alice",
+        "--session",
+        victim,
+        env=cli_env,
+    )
+    assert revoked.returncode == 0, revoked.stderr
+    again = run_cli(
+        "sessions",
+        "revoke",
+        "--store",
+        url,
+        "--openid",
+        "o-alice",
+        "--session",
+        victim,
+        env=cli_env,
+    )
+    assert again.returncode == 1
+    left = json.loads(
+        run_cli(
+            "sessions", "list", "--store", url, "--openid", "o-alice", "--json", env=cli_env
+        ).stdout
+    )
+    assert len(left) == 1
+
+    ended = run_cli("sessions", "revoke-all", "--store", url, "--openid", "o-bob", env=cli_env)
+    assert ended.returncode == 0 and "ended 1" in ended.stdout
+    purged = run_cli("sessions", "purge", "--store", url, env=cli_env)
+    assert purged.returncode == 0 and "purged 1 expired" in purged.stderr
+
+
+def test_sessions_on_redis(cli_env: Dict[str, str]) -> None:
+    from wxmiddleware.stores import open_store
+
+    from .redis_support import SHARED_URL, shared_client
+
+    shared_client().close()
+    url = SHARED_URL
+    store = open_store(url, "wxcli")
+    now = time.time()
+    token = new_token()
+    openid = f"o-cli-{new_token()[:8]}"
+    store.save(token, WxSession(openid, "sk-redis-secret", None, now, now + 3600), 600)
+    try:
+        listed = run_cli(
+            "sessions", "list", "--store", url, "--openid", openid, "--json", env=cli_env
+        )
+        assert listed.returncode == 0, listed.stderr
+        (entry,) = json.loads(listed.stdout)
+        assert entry["key_hash"] == short_hash(token_key(token))
+        assert "sk-redis-secret" not in listed.stdout and token not in listed.stdout
+        revoked = run_cli(
+            "sessions",
+            "revoke",
+            "--store",
+            url,
+            "--openid",
+            openid,
+            "--session",
+            entry["key_hash"],
+            env=cli_env,
+        )
+        assert revoked.returncode == 0, revoked.stderr
+        assert store.get(token, 600) is None
+    finally:
+        store.revoke_all(openid)
+        store.close()
+
+
+def test_unreachable_store_exits_3(cli_env: Dict[str, str]) -> None:
+    pytest.importorskip("redis")
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    result = run_cli("sessions", "list", "--store", url, "--openid", "o", env=cli_env)
+    assert result.returncode == 3, result.stderr
+    assert "unavailable" in result.stderr
+
+
+def test_demo_serves_a_working_login(cli_env: Dict[str, str], tmp_path: Path) -> None:
+    pytest.importorskip("flask")
+    port = free_port()
+    env = dict(cli_env, PYTHONPATH=str(ROOT))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "wxmiddleware", "demo", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    try:
+        assert process.stdout is not None
+        printed = ""
+        while "Press Ctrl-C" not in printed:
+            line = process.stdout.readline()
+            assert line, f"the demo exited: {printed}"
+            printed += line
+        code = re.search(r'"code": "([^"]+)"', printed)
+        assert code, printed
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                requests.get(url + "/health", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        login = requests.post(url + "/wx/login", json={"code": code.group(1)}, timeout=10)
+        assert login.status_code == 200, login.text
+        token = login.json()["3rd_session"]
+        me = requests.get(url + "/api/me", headers={"3rd-session": token}, timeout=10)
+        assert me.status_code == 200 and me.json()["openid"].startswith("o")
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_fake_wechat_command(cli_env: Dict[str, str]) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "wxmiddleware", "fake-wechat", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=cli_env,
+    )
+    try:
+        assert process.stdout is not None
+        assert "listening" in process.stdout.readline()
+        code = requests.get(f"http://127.0.0.1:{port}/fake/code", timeout=5).json()["code"]
+        assert len(code) == 32
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
