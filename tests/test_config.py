@@ -124,3 +124,21 @@ def test_from_env_reads_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WX_APPID", "wxos")
     monkeypatch.setenv("WX_SECRET", "ossecret")
     assert WxConfig.from_env().appid == "wxos"
+
+
+def test_wafer_compat_is_on_by_default_and_read_from_env() -> None:
+    assert WxConfig(**BASE).wafer_compat is True
+    env = {"WX_APPID": "a", "WX_SECRET": "b"}
+    assert WxConfig.from_env({**env, "WX_WAFER_COMPAT": "0"}).wafer_compat is False
+    assert WxConfig.from_env({**env, "WX_WAFER_COMPAT": "on"}).wafer_compat is True
+    with pytest.raises(ConfigError, match="WX_WAFER_COMPAT"):
+        WxConfig.from_env({**env, "WX_WAFER_COMPAT": "maybe"})
+
+
+def test_wafer_compat_needs_the_skey_header() -> None:
+    with pytest.raises(ConfigError, match="X-WX-Skey"):
+        WxConfig(**BASE, token_headers=("3rd-session",))
+    # Header names compare case-insensitively with "_" and "-" equal.
+    assert WxConfig(**BASE, token_headers=("Authorization", "x_wx_skey")).wafer_compat
+    config = WxConfig(**BASE, token_headers=("Authorization",), wafer_compat=False)
+    assert config.token_headers == ("Authorization",)

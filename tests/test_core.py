@@ -125,7 +125,8 @@ class TestPickToken:
         assert "'3rd-session'" in error.message and "3rd_session" in error.message
 
     def test_missing_token_with_custom_header(self) -> None:
-        error = core.missing_token_error(make_config(token_headers=("Authorization",)))
+        config = make_config(token_headers=("Authorization",), wafer_compat=False)
+        error = core.missing_token_error(config)
         assert "'Authorization'" in error.message and "underscore" not in error.message
 
 

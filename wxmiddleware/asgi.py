@@ -122,6 +122,20 @@ def _header(scope: Scope, name: bytes) -> Optional[str]:
     return None
 
 
+def _header_lookup(scope: Scope) -> core.HeaderLookup:
+    def header(name: str) -> Optional[str]:
+        wanted = _header_name(name)
+        values = [
+            value.decode("latin-1")
+            for key, value in scope["headers"]
+            if key.lower().replace(b"_", b"-") == wanted
+        ]
+        # Repeats joined with commas, as WSGI servers join them, so both middlewares agree.
+        return ",".join(values) if values else None
+
+    return header
+
+
 def _route_path(scope: Scope) -> str:
     """The path below ``root_path``, as ``PATH_INFO`` is below ``SCRIPT_NAME`` in WSGI.
 
@@ -191,6 +205,11 @@ class WxASGIMiddleware:
     A public path gets the scope untouched; ``lifespan`` and other scope types pass through.
     ``session_key`` is for server-side use (decrypting user data); never send it to a client.
 
+    With ``wafer_compat`` (the default), clients of Tencent's Wafer SDK work unchanged: a
+    login with its code in ``X-WX-Code`` (``GET`` or ``POST``) is answered
+    ``{"code": 0, "data": {"skey": ..., "userinfo": {...}}}``, its errors carry
+    ``"code": -1``, and so does a ``401`` to a request that sent ``X-WX-Skey``.
+
     .. code-block:: python
 
         app = WxASGIMiddleware(starlette_app, config=WxConfig.from_env())
@@ -205,7 +224,9 @@ class WxASGIMiddleware:
         :class:`~wxmiddleware.wechat.aio.AsyncWeChatClient`.
     :param on_login: called with the session and the scope after each successful login (a
         plain function or a coroutine function); the mapping it returns is added to the
-        login answer.
+        login answer. For a Wafer login, the scope it gets (a copy) has
+        ``"wxmiddleware.userinfo"``: the ``userinfo`` being answered (the decrypted user
+        info, when the client sent it).
     """
 
     def __init__(
@@ -253,16 +274,20 @@ class WxASGIMiddleware:
             logger.debug("login: the client disconnected before sending its body")
             return
         except WxError as error:
-            response = core.error_response(error)
+            response = self._error_response(scope, kind, error)
         except Exception as exc:  # a fault of ours answers JSON, without a traceback
             logger.error("internal error: %s", type(exc).__name__)
-            response = core.error_response(WxError())
+            response = self._error_response(scope, kind, WxError())
         if response is None:
             await self.app(_with_session(scope, session), receive, send)
         elif scope_type == "http":
             await _send_response(send, response)
         else:
             await _refuse_websocket(receive, send, response.status)
+
+    def _error_response(self, scope: Scope, kind: RequestKind, error: WxError) -> core.Response:
+        wafer = core.wafer_error(self.config, kind, error, _header_lookup(scope))
+        return core.error_response(error, wafer)
 
     def _token(self, scope: Scope) -> Optional[str]:
         names = self._token_names
@@ -312,8 +337,11 @@ class WxASGIMiddleware:
 
     async def _login(self, scope: Scope, receive: Receive) -> core.Response:
         method = scope["method"]
-        core.check_login_method(method, self.config)
-        if method == "GET":
+        wafer = core.wafer_login(self.config, _header_lookup(scope))
+        core.check_login_method(method, self.config, wafer is not None)
+        if wafer is not None:
+            code = wafer.code
+        elif method == "GET":
             code = core.login_code_from_query(scope["query_string"].decode("latin-1"))
         else:
             body = await self._read_body(scope, receive)
@@ -322,15 +350,19 @@ class WxASGIMiddleware:
             token, session = await core.run_login_async(
                 core.login_flow(code, self.config), self._perform
             )
+            userinfo = None if wafer is None else core.wafer_userinfo(wafer, session, self.config)
         except WxError as error:
             core.log_failure("login", error, f"code={short_hash(code_key(code))}")
             raise
         logger.info("login: session %s", short_hash(token_key(token)))
         extra: Optional[Mapping[str, Any]] = None
         if self.on_login is not None:
-            returned = self.on_login(session, scope)
+            hook_scope = scope if userinfo is None else {**scope, "wxmiddleware.userinfo": userinfo}
+            returned = self.on_login(session, hook_scope)
             extra = await returned if inspect.isawaitable(returned) else returned
-        return core.login_response(token, session, self.config, extra)
+        if userinfo is None:
+            return core.login_response(token, session, self.config, extra)
+        return core.wafer_login_response(token, userinfo, extra)
 
     async def _perform(self, effect: core.Effect) -> Any:
         if isinstance(effect, core.ClaimCode):

@@ -10,6 +10,8 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 from .errors import ConfigError
 
 DEFAULT_API_BASE = "https://api.weixin.qq.com"
+#: The header Tencent's Wafer client SDK sends its session token (its "skey") in.
+WAFER_SKEY_HEADER = "X-WX-Skey"
 
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 
@@ -25,6 +27,11 @@ def _as_tuple(value: Any, name: str) -> Tuple[str, ...]:
         if not isinstance(item, str):
             raise ConfigError(f"{name} must contain only strings, got {item!r}")
     return items
+
+
+def _header_key(name: str) -> str:
+    # Header names compare case-insensitively with "_" and "-" equal (DESIGN §3).
+    return name.lower().replace("_", "-")
 
 
 def _parse_bool(text: str, name: str) -> bool:
@@ -51,6 +58,11 @@ class WxConfig:
     ``memory://``, ``redis://host:port/db``); ``None`` selects the embedded SQLite default.
     Paths in ``public_paths`` and ``optional_paths`` match exactly, segment by segment; an
     entry ending in ``/*`` matches that prefix and every path below it.
+
+    ``wafer_compat`` (on by default) also serves clients of Tencent's Wafer SDK
+    (``wafer2-client-sdk``): a login that sends its code in the ``X-WX-Code`` header (``GET``
+    or ``POST``) gets Wafer's answer shape, and the token comes back in ``X-WX-Skey``, which
+    must then stay in ``token_headers``.
     """
 
     appid: str
@@ -63,13 +75,14 @@ class WxConfig:
     session_max_age: int = 30 * 24 * 3600
     public_paths: Tuple[str, ...] = ()
     optional_paths: Tuple[str, ...] = ()
-    token_headers: Tuple[str, ...] = ("3rd-session", "X-WX-Skey")
+    token_headers: Tuple[str, ...] = ("3rd-session", WAFER_SKEY_HEADER)
     allow_get_login: bool = False
     expose_openid: bool = False
     max_body_bytes: int = 4096
     connect_timeout: float = 2.0
     read_timeout: float = 5.0
     code_ttl: int = 300
+    wafer_compat: bool = True
 
     def __post_init__(self) -> None:
         for name in ("appid", "secret"):
@@ -93,6 +106,14 @@ class WxConfig:
         for header in self.token_headers:
             if not _HEADER_NAME.match(header):
                 raise ConfigError(f"token_headers: {header!r} is not a valid header name")
+        if self.wafer_compat and _header_key(WAFER_SKEY_HEADER) not in {
+            _header_key(header) for header in self.token_headers
+        }:
+            # A Wafer client sends its token nowhere else: without it every request would 401.
+            raise ConfigError(
+                f"wafer_compat needs {WAFER_SKEY_HEADER!r} in token_headers"
+                " (or set wafer_compat=False)"
+            )
         for name in ("session_ttl", "session_max_age", "max_body_bytes", "code_ttl"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -166,6 +187,7 @@ _ENV_VARIABLES = {
     "expose_openid": "WX_EXPOSE_OPENID",
     "connect_timeout": "WX_CONNECT_TIMEOUT",
     "read_timeout": "WX_READ_TIMEOUT",
+    "wafer_compat": "WX_WAFER_COMPAT",
 }
 
 _FIELD_KINDS = {
@@ -173,6 +195,7 @@ _FIELD_KINDS = {
     "session_max_age": "int",
     "allow_get_login": "bool",
     "expose_openid": "bool",
+    "wafer_compat": "bool",
     "connect_timeout": "float",
     "read_timeout": "float",
 }

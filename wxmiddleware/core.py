@@ -12,7 +12,7 @@ import json
 import logging
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import (
     Any,
@@ -30,7 +30,8 @@ from typing import (
 )
 from urllib.parse import parse_qs
 
-from .config import WxConfig
+from .config import WAFER_SKEY_HEADER, WxConfig
+from .crypto import decrypt_data
 from .errors import (
     BadRequest,
     InvalidCode,
@@ -54,6 +55,7 @@ from .wechat._protocol import CodeSession
 __all__ = [
     "ClaimCode",
     "ExchangeCode",
+    "HeaderLookup",
     "LoadSession",
     "LoginFlow",
     "ReleaseCode",
@@ -61,6 +63,7 @@ __all__ = [
     "Response",
     "Router",
     "SaveSession",
+    "WaferLogin",
     "Wait",
     "error_response",
     "login_code_from_body",
@@ -71,6 +74,10 @@ __all__ = [
     "pick_token",
     "run_login",
     "run_login_async",
+    "wafer_error",
+    "wafer_login",
+    "wafer_login_response",
+    "wafer_userinfo",
 ]
 
 MAX_CODE_LENGTH = 256
@@ -81,7 +88,16 @@ _ENCODED_SEPARATOR = re.compile(r"%(2f|5c|00)", re.IGNORECASE)
 # How often a login waiting on a concurrent login with the same code looks again.
 PENDING_POLL_SECONDS = 0.025
 
+# The login headers of Tencent's Wafer client SDK (wafer2-client-sdk, lib/login.js): the code
+# from wx.login(), and the user info from wx.getUserInfo() with its iv.
+WAFER_CODE_HEADER = "X-WX-Code"
+WAFER_ENCRYPTED_DATA_HEADER = "X-WX-Encrypted-Data"
+WAFER_IV_HEADER = "X-WX-IV"
+
 logger = logging.getLogger("wxmiddleware")
+
+#: ``header(name)``: a request header's value (repeats joined with commas), or ``None``.
+HeaderLookup = Callable[[str], Optional[str]]
 
 
 class RequestKind(enum.Enum):
@@ -265,13 +281,103 @@ def login_code_from_query(query_string: str) -> str:
     return _code_from_fields(_single_values(pairs))
 
 
-def check_login_method(method: str, config: WxConfig) -> None:
-    """Raise ``405`` unless the login path accepts ``method``."""
-    allowed = ("POST", "GET") if config.allow_get_login else ("POST",)
+def check_login_method(method: str, config: WxConfig, wafer: bool = False) -> None:
+    """Raise ``405`` unless the login path accepts ``method``.
+
+    A Wafer login (``wafer``) may use ``GET`` without ``allow_get_login``: the Wafer client
+    logs in with ``GET`` by default, and its code travels in a header, not in the URL.
+    """
+    allowed = ("POST", "GET") if config.allow_get_login or wafer else ("POST",)
     if method not in allowed:
         raise MethodNotAllowed(
             f"Log in with {' or '.join(allowed)}.", headers=[("Allow", ", ".join(allowed))]
         )
+
+
+@dataclass(frozen=True)
+class WaferLogin:
+    """A login from a Wafer client: the code, and the user info it sent encrypted, if any."""
+
+    code: str = field(repr=False)
+    encrypted_data: Optional[str] = field(default=None, repr=False)
+    iv: Optional[str] = field(default=None, repr=False)
+
+
+def wafer_login(config: WxConfig, header: HeaderLookup) -> Optional[WaferLogin]:
+    """Read a Wafer login from its headers; ``None`` when the request is not one.
+
+    A login request is a Wafer login when ``wafer_compat`` is on and it carries ``X-WX-Code``
+    (even empty, which is then refused); its body and query string are not read. The code is
+    checked like a body's. ``X-WX-Encrypted-Data`` and ``X-WX-IV`` come together or not at all
+    (empty counts as absent), and together stay within ``max_body_bytes``. A comma means the
+    header was sent twice (servers join repeats with commas; none of these values holds one).
+    """
+    if not config.wafer_compat:
+        return None
+    code = header(WAFER_CODE_HEADER)
+    if code is None:
+        return None
+    encrypted_data = header(WAFER_ENCRYPTED_DATA_HEADER) or None
+    iv = header(WAFER_IV_HEADER) or None
+    for name, value in (
+        (WAFER_CODE_HEADER, code),
+        (WAFER_ENCRYPTED_DATA_HEADER, encrypted_data),
+        (WAFER_IV_HEADER, iv),
+    ):
+        if value is not None and "," in value:
+            raise BadRequest(f"The {name} header is given more than once.")
+    code = _check_code(code)
+    if (encrypted_data is None) != (iv is None):
+        raise BadRequest(
+            f"Send {WAFER_ENCRYPTED_DATA_HEADER} and {WAFER_IV_HEADER} together, or neither."
+        )
+    if len(encrypted_data or "") + len(iv or "") > config.max_body_bytes:
+        raise BadRequest(f"The encrypted user info is larger than {config.max_body_bytes} bytes.")
+    return WaferLogin(code, encrypted_data, iv)
+
+
+def wafer_userinfo(login: WaferLogin, session: WxSession, config: WxConfig) -> Dict[str, Any]:
+    """The ``userinfo`` of the answer to a Wafer login, never holding the session_key.
+
+    With encrypted data, it is the user info that data decrypts to under this session's
+    session_key, after its watermark proved it was made for our appid; the watermark itself
+    is dropped (it is the server's check, and the client's own ``wx.getUserInfo`` result has
+    none). Either way ``openId``, and ``unionId`` when known, come from the session: WeChat
+    no longer puts them in the encrypted user info, and Wafer clients read
+    ``userinfo.openId``. A payload that does not decrypt raises the matching
+    :class:`~wxmiddleware.crypto.DecryptError` (``400``, with WeChat's -4100x errcode).
+    """
+    userinfo: Dict[str, Any] = {}
+    if login.encrypted_data is not None and login.iv is not None:
+        try:
+            userinfo = decrypt_data(session, login.encrypted_data, login.iv, config.appid)
+        except ImportError:  # decrypt_data imports cryptography, an optional dependency
+            raise WxError(
+                "The server cannot decrypt user info.",
+                detail="decrypting X-WX-Encrypted-Data needs: pip install 'wxmiddleware[crypto]'",
+            ) from None
+        userinfo.pop("watermark", None)
+    userinfo["openId"] = session.openid
+    if session.unionid is not None:
+        userinfo["unionId"] = session.unionid
+    return userinfo
+
+
+def wafer_error(config: WxConfig, kind: RequestKind, error: WxError, header: HeaderLookup) -> bool:
+    """Whether the answer to ``error`` carries Wafer's ``"code": -1``.
+
+    The Wafer client reads ``code: -1`` on a login as a failure, and on any other request as
+    "this session is invalid": it drops its skey, logs in again and retries once, whatever
+    the HTTP status (wafer2-client-sdk, lib/request.js). So every error of a Wafer login
+    (``X-WX-Code``) gets it, and a request that carried ``X-WX-Skey`` gets it only with a
+    ``401``: a ``503`` from a store that is down must not make the client throw away a session
+    that is still good. Requests without these headers keep our answers unchanged.
+    """
+    if not config.wafer_compat:
+        return False
+    if kind is RequestKind.LOGIN:
+        return header(WAFER_CODE_HEADER) is not None
+    return error.status == 401 and header(WAFER_SKEY_HEADER) is not None
 
 
 def check_logout_method(method: str) -> None:
@@ -315,9 +421,14 @@ def json_response(
     )
 
 
-def error_response(error: WxError) -> Response:
-    """The JSON answer for any :class:`WxError`: ``{"error", "message"[, "errcode"]}``."""
-    payload: Dict[str, Any] = {"error": error.error, "message": error.message}
+def error_response(error: WxError, wafer: bool = False) -> Response:
+    """The JSON answer for any :class:`WxError`: ``{"error", "message"[, "errcode"]}``.
+
+    With ``wafer`` (see :func:`wafer_error`), Wafer's ``"code": -1`` leads the same body.
+    """
+    payload: Dict[str, Any] = {"code": -1} if wafer else {}
+    payload["error"] = error.error
+    payload["message"] = error.message
     if error.errcode is not None:
         payload["errcode"] = error.errcode
     headers = list(error.headers)
@@ -352,6 +463,21 @@ def login_response(
         for name, value in extra.items():
             payload.setdefault(name, value)
     return json_response(200, payload)
+
+
+def wafer_login_response(
+    token: str, userinfo: Mapping[str, Any], extra: Optional[Mapping[str, Any]] = None
+) -> Response:
+    """``200 {"code": 0, "data": {"skey": TOKEN, "userinfo": {...}}}``, Wafer's login answer.
+
+    The Wafer client keeps ``data`` and sends ``data.skey`` back in ``X-WX-Skey``; it refuses
+    an answer without a ``userinfo``. Fields from ``on_login`` go into ``data``.
+    """
+    data: Dict[str, Any] = {"skey": token, "userinfo": dict(userinfo)}
+    if extra:
+        for name, value in extra.items():
+            data.setdefault(name, value)
+    return json_response(200, {"code": 0, "data": data})
 
 
 def new_session(reply: CodeSession, config: WxConfig, now: Optional[float] = None) -> WxSession:

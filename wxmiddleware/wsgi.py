@@ -27,6 +27,14 @@ def _environ_key(header: str) -> str:
     return "HTTP_" + header.upper().replace("-", "_")
 
 
+def _header_lookup(environ: WSGIEnvironment) -> core.HeaderLookup:
+    def header(name: str) -> Optional[str]:
+        value: Optional[str] = environ.get(_environ_key(name))
+        return value
+
+    return header
+
+
 class WxMiddleware:
     """Wrap a WSGI app with WeChat mini-program login.
 
@@ -43,6 +51,11 @@ class WxMiddleware:
 
     ``session_key`` is for server-side use (decrypting user data); never send it to a client.
 
+    With ``wafer_compat`` (the default), clients of Tencent's Wafer SDK work unchanged: a
+    login with its code in ``X-WX-Code`` (``GET`` or ``POST``) is answered
+    ``{"code": 0, "data": {"skey": ..., "userinfo": {...}}}``, its errors carry
+    ``"code": -1``, and so does a ``401`` to a request that sent ``X-WX-Skey``.
+
     .. code-block:: python
 
         app.wsgi_app = WxMiddleware(app.wsgi_app, appid="wx...", secret="...")
@@ -53,7 +66,8 @@ class WxMiddleware:
         (or build one when ``config`` is omitted).
     :param store: a session store; by default the one ``config.store`` names, else SQLite.
     :param on_login: called after each successful login; the mapping it returns is added to
-        the login answer.
+        the login answer. For a Wafer login, ``environ["wxmiddleware.userinfo"]`` holds the
+        ``userinfo`` being answered (the decrypted user info, when the client sent it).
     """
 
     def __init__(
@@ -91,15 +105,21 @@ class WxMiddleware:
                 session = self._authenticate(environ, kind)
                 response = None
         except WxError as error:
-            response = core.error_response(error)
+            response = self._error_response(environ, kind, error)
         except Exception as exc:  # a fault of ours answers JSON, without a traceback
             logger.error("internal error: %s", type(exc).__name__)
-            response = core.error_response(WxError())
+            response = self._error_response(environ, kind, WxError())
         if response is None:
             self._attach(environ, session)
             return self.app(environ, start_response)
         start_response(response.status_line, list(response.headers))
         return [response.body] if response.body else []
+
+    def _error_response(
+        self, environ: WSGIEnvironment, kind: RequestKind, error: WxError
+    ) -> core.Response:
+        wafer = core.wafer_error(self.config, kind, error, _header_lookup(environ))
+        return core.error_response(error, wafer)
 
     def _token(self, environ: WSGIEnvironment) -> Optional[str]:
         values = [environ[key] for key in self._token_keys if key in environ]
@@ -156,19 +176,27 @@ class WxMiddleware:
 
     def _login(self, environ: WSGIEnvironment) -> core.Response:
         method = environ.get("REQUEST_METHOD", "GET")
-        core.check_login_method(method, self.config)
-        if method == "GET":
+        wafer = core.wafer_login(self.config, _header_lookup(environ))
+        core.check_login_method(method, self.config, wafer is not None)
+        if wafer is not None:
+            code = wafer.code
+        elif method == "GET":
             code = core.login_code_from_query(environ.get("QUERY_STRING", ""))
         else:
             code = core.login_code_from_body(environ.get("CONTENT_TYPE"), self._read_body(environ))
         try:
             token, session = core.run_login(core.login_flow(code, self.config), self._perform)
+            userinfo = None if wafer is None else core.wafer_userinfo(wafer, session, self.config)
         except WxError as error:
             core.log_failure("login", error, f"code={short_hash(code_key(code))}")
             raise
         logger.info("login: session %s", short_hash(token_key(token)))
+        if userinfo is not None:
+            environ["wxmiddleware.userinfo"] = userinfo
         extra = self.on_login(session, environ) if self.on_login is not None else None
-        return core.login_response(token, session, self.config, extra)
+        if userinfo is None:
+            return core.login_response(token, session, self.config, extra)
+        return core.wafer_login_response(token, userinfo, extra)
 
     def _perform(self, effect: core.Effect) -> Any:
         if isinstance(effect, core.ClaimCode):

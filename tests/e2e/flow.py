@@ -78,6 +78,13 @@ def run_flow(client: Client, fake: FakeWeChat, requests_per_token: int = 20) -> 
     assert_json_error(client.me(token[:-3]), 401)
     assert client.me(token, header="X-WX-Skey").status_code == 200
 
+    # A Wafer client: GET with the code in X-WX-Code, then the skey in X-WX-Skey; an unknown
+    # skey answers Wafer's "code": -1, which makes the client log in again.
+    wafer = client.call("GET", "/wx/login", headers={"X-WX-Code": fake.issue_code("alice")})
+    assert wafer.status_code == 200 and wafer.json()["code"] == 0, wafer.text
+    assert client.me(wafer.json()["data"]["skey"], header="X-WX-Skey").json()["openid"] == openid
+    assert assert_json_error(client.me("A" * 43, header="X-WX-Skey"), 401)["code"] == -1
+
     # A client retry of the same code gets the same session, without a second upstream call.
     code = fake.issue_code("alice")
     calls = fake.jscode2session_calls

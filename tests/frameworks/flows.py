@@ -6,6 +6,8 @@ from typing import Any, Callable, Dict, Mapping
 
 from wxmiddleware.testing import FakeWeChat
 
+from ..wafer_support import USER_INFO, user_info_for, wafer_headers
+
 # (method, path, json body or None, headers) -> (status, json body or None)
 Call = Callable[[str, str, Any, Mapping[str, str]], "tuple[int, Any]"]
 
@@ -32,3 +34,33 @@ def check_contract(call: Call, fake: FakeWeChat) -> None:
     assert status == 204
     status, body = call("GET", "/api/me", None, {"3rd-session": token})
     assert status == 401 and body["error"] == "invalid_session"
+
+
+def check_wafer(call: Call, fake: FakeWeChat, session_key: str) -> None:
+    """A Wafer client's flow: log in with X-WX-Code, with and without user info, use X-WX-Skey.
+
+    ``session_key`` is the one the fake WeChat gives every login (``pin_session_key``).
+    """
+    status, body = call("GET", "/wx/login", None, wafer_headers(fake.issue_code("alice")))
+    assert status == 200, body
+    alice = {"openid": fake.openid_for("alice"), "unionid": fake.unionid_for("alice")}
+    assert body["code"] == 0
+    assert body["data"]["userinfo"] == {"openId": alice["openid"], "unionId": alice["unionid"]}
+    assert call("GET", "/api/me", None, {"X-WX-Skey": body["data"]["skey"]}) == (200, alice)
+
+    encrypted = user_info_for(session_key, fake.appid)
+    status, body = call("GET", "/wx/login", None, wafer_headers(fake.issue_code("bob"), encrypted))
+    assert status == 200, body
+    bob = {"openid": fake.openid_for("bob"), "unionid": fake.unionid_for("bob")}
+    assert body["data"]["userinfo"] == {
+        **USER_INFO,
+        "openId": bob["openid"],
+        "unionId": bob["unionid"],
+    }
+    skey = body["data"]["skey"]
+    assert call("GET", "/api/me", None, {"X-WX-Skey": skey}) == (200, bob)
+
+    # After the session ends, the client sees "code": -1 and logs in again.
+    assert call("POST", "/wx/logout", None, {"X-WX-Skey": skey})[0] == 204
+    status, body = call("GET", "/api/me", None, {"X-WX-Skey": skey})
+    assert status == 401 and (body["code"], body["error"]) == (-1, "invalid_session")

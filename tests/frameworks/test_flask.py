@@ -9,7 +9,8 @@ import pytest
 
 from wxmiddleware.testing import FakeWeChat
 
-from .flows import check_contract
+from ..wafer_support import pin_session_key
+from .flows import check_contract, check_wafer
 
 pytest.importorskip("flask")
 
@@ -22,6 +23,22 @@ def test_flask_example(load_example: Callable[[str], ModuleType], fake_wechat: F
         return response.status_code, response.get_json(silent=True)
 
     check_contract(call, fake_wechat)
+
+
+def test_wafer_client_on_the_flask_example(
+    load_example: Callable[[str], ModuleType],
+    fake_wechat: FakeWeChat,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip("cryptography")
+    session_key = pin_session_key(monkeypatch)
+    client = load_example("flask_app").app.test_client()
+
+    def call(method: str, path: str, body: Any, headers: Mapping[str, str]) -> Tuple[int, Any]:
+        response = client.open(path, method=method, json=body, headers=dict(headers))
+        return response.status_code, response.get_json(silent=True)
+
+    check_wafer(call, fake_wechat, session_key)
 
 
 def test_remote_user_reaches_flask(

@@ -9,7 +9,8 @@ import pytest
 
 from wxmiddleware.testing import FakeWeChat
 
-from .flows import check_contract
+from ..wafer_support import pin_session_key
+from .flows import check_contract, check_wafer
 
 pytest.importorskip("starlette")
 
@@ -47,6 +48,19 @@ def test_starlette_example(client: TestClient, fake_wechat: FakeWeChat) -> None:
         return response.status_code, response.json() if response.content else None
 
     check_contract(call, fake_wechat)
+
+
+def test_wafer_client_on_the_starlette_example(
+    client: TestClient, fake_wechat: FakeWeChat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("cryptography")
+    session_key = pin_session_key(monkeypatch)
+
+    def call(method: str, path: str, body: Any, headers: Mapping[str, str]) -> Tuple[int, Any]:
+        response = client.request(method, path, json=body, headers=dict(headers))
+        return response.status_code, response.json() if response.content else None
+
+    check_wafer(call, fake_wechat, session_key)
 
 
 def test_requires_authenticated(

@@ -18,14 +18,22 @@ class Case(NamedTuple):
     body: bytes
     status: int
     chunked: bool = False
+    #: The answer also carries Wafer's ``"code": -1`` (and no other case's answer has a code).
+    wafer: bool = False
 
 
 def _login(case_id: str, body: bytes, status: int = 400, *headers: Tuple[str, str]) -> Case:
     return Case(case_id, "POST", "/wx/login", headers or (JSON,), body, status)
 
 
-def _me(case_id: str, status: int, *headers: Tuple[str, str], path: str = "/api/me") -> Case:
-    return Case(case_id, "GET", path, headers, b"", status)
+def _wafer_login(case_id: str, status: int, *headers: Tuple[str, str], method: str = "GET") -> Case:
+    return Case(case_id, method, "/wx/login", headers, b"", status, wafer=True)
+
+
+def _me(
+    case_id: str, status: int, *headers: Tuple[str, str], path: str = "/api/me", wafer: bool = False
+) -> Case:
+    return Case(case_id, "GET", path, headers, b"", status, wafer=wafer)
 
 
 MALFORMED: List[Case] = [
@@ -69,6 +77,41 @@ MALFORMED: List[Case] = [
     Case("logout-get", "GET", "/wx/logout", (), b"", 405),
     Case("logout-head", "HEAD", "/wx/logout", (), b"", 405),
     Case("logout-without-token", "POST", "/wx/logout", (), b"", 401),
+    # Wafer logins: the code in X-WX-Code, the user info in X-WX-Encrypted-Data and X-WX-IV
+    _wafer_login("wafer-code-empty", 400, ("X-WX-Code", "")),
+    _wafer_login("wafer-code-huge", 400, ("X-WX-Code", "x" * 3000)),
+    _wafer_login("wafer-code-control", 400, ("X-WX-Code", "ab\x01cd")),
+    _wafer_login("wafer-code-twice", 400, ("X-WX-Code", "a"), ("X-WX-Code", "b")),
+    _wafer_login(
+        "wafer-data-without-iv", 400, ("X-WX-Code", "abc"), ("X-WX-Encrypted-Data", "QQ==")
+    ),
+    _wafer_login("wafer-iv-without-data", 400, ("X-WX-Code", "abc"), ("X-WX-IV", "QQ==")),
+    _wafer_login(
+        "wafer-data-huge",
+        400,
+        ("X-WX-Code", "abc"),
+        ("X-WX-Encrypted-Data", "A" * 5000),
+        ("X-WX-IV", "A" * 24),
+    ),
+    _wafer_login(
+        "wafer-data-twice",
+        400,
+        ("X-WX-Code", "abc"),
+        ("X-WX-IV", "QQ=="),
+        ("X-WX-Encrypted-Data", "QQ=="),
+        ("X-WX-Encrypted-Data", "Qg=="),
+    ),
+    _wafer_login("wafer-put", 405, ("X-WX-Code", "abc"), method="PUT"),
+    _wafer_login("wafer-head", 405, ("X-WX-Code", "abc"), method="HEAD"),
+    Case(
+        "wafer-post-bad-code-ignores-body",
+        "POST",
+        "/wx/login",
+        (JSON, ("X-WX-Code", "")),
+        b'{"code": "abc"}',
+        400,
+        wafer=True,
+    ),
     # Tokens
     _me("no-token", 401),
     _me("empty-token", 401, ("3rd-session", "")),
@@ -82,6 +125,17 @@ MALFORMED: List[Case] = [
     _me("conflicting-headers", 400, ("3rd-session", VALID_LOOKING), ("X-WX-Skey", "B" * 43)),
     _me("conflicting-duplicates", 400, ("3rd-session", VALID_LOOKING), ("3rd-session", "B" * 43)),
     _me("agreeing-duplicates", 401, ("3rd-session", VALID_LOOKING), ("3rd-session", VALID_LOOKING)),
+    # A Wafer client re-logs in on "code": -1, so its 401s carry it; its 400s do not.
+    _me("wafer-unknown-skey", 401, ("X-WX-Skey", VALID_LOOKING), wafer=True),
+    _me("wafer-malformed-skey", 401, ("X-WX-Skey", "abc def"), wafer=True),
+    _me("wafer-empty-skey", 401, ("X-WX-Skey", ""), wafer=True),
+    _me(
+        "wafer-skey-with-unknown-token",
+        401,
+        ("X-WX-Skey", VALID_LOOKING),
+        ("3rd-session", VALID_LOOKING),
+        wafer=True,
+    ),
     _me("head-protected", 401, path="/api/me"),
     Case("head-without-token", "HEAD", "/api/me", (), b"", 401),
     Case("options-without-token", "OPTIONS", "/api/me", (), b"", 401),

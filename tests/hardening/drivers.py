@@ -6,10 +6,11 @@ well-behaved client library would: duplicate headers, control bytes, lying lengt
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import unquote
 
 Headers = Sequence[Tuple[str, str]]
@@ -102,5 +103,72 @@ def wsgi_request(
         status=int(status_holder[0].split()[0]),
         headers={name.lower(): value for name, value in header_holder},
         body=body_out,
+        app_ran=len(recorder.calls) > before,
+    )
+
+
+class RecordingASGIApp:
+    """The wrapped ASGI app: records each call and answers 200 with the openid it was given."""
+
+    def __init__(self) -> None:
+        self.calls: List[Dict[str, Any]] = []
+
+    async def __call__(self, scope: Dict[str, Any], receive: Any, send: Any) -> None:
+        self.calls.append(scope)
+        body = json.dumps({"openid": scope.get("wxmiddleware.openid")}).encode()
+        headers = [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def asgi_request(
+    app: Callable[..., Awaitable[None]],
+    recorder: RecordingASGIApp,
+    method: str,
+    raw_path: str,
+    headers: Headers = (),
+    body: bytes = b"",
+    chunked: bool = False,
+) -> Answer:
+    """Call an ASGI app the way uvicorn would: each header as sent, the body in messages."""
+    path, _, query = raw_path.partition("?")
+    raw_headers = [(name.lower().encode("latin-1"), value.encode()) for name, value in headers]
+    names = {name for name, _ in raw_headers}
+    if not chunked and b"content-length" not in names and (body or method in ("POST", "PUT")):
+        raw_headers.append((b"content-length", str(len(body)).encode()))
+    scope: Dict[str, Any] = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": unquote(path),
+        "raw_path": path.encode("latin-1"),
+        "query_string": query.encode("latin-1"),
+        "root_path": "",
+        "headers": raw_headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+    }
+    # A chunked body arrives in pieces; a sized one in a single message.
+    pieces = [body[i : i + 1024] for i in range(0, len(body), 1024)] if chunked else [body]
+    sent: List[Dict[str, Any]] = []
+
+    async def receive() -> Dict[str, Any]:
+        if pieces:
+            chunk = pieces.pop(0)
+            return {"type": "http.request", "body": chunk, "more_body": bool(pieces)}
+        return {"type": "http.disconnect"}
+
+    async def send(message: Dict[str, Any]) -> None:
+        sent.append(message)
+
+    before = len(recorder.calls)
+    asyncio.run(app(scope, receive, send))
+    start = next(message for message in sent if message["type"] == "http.response.start")
+    return Answer(
+        status=start["status"],
+        headers={name.decode().lower(): value.decode() for name, value in start["headers"]},
+        body=b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body"),
         app_ran=len(recorder.calls) > before,
     )

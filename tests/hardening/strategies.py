@@ -8,6 +8,8 @@ from typing import Any, List, Tuple
 from hypothesis import strategies as st
 
 TOKEN_HEADERS = ["3rd-session", "3rd_session", "X-WX-Skey", "3RD-SESSION", "x-wx-skey"]
+#: The Wafer client's login headers, so random requests also take the Wafer login path.
+WAFER_LOGIN_HEADERS = ["X-WX-Code", "X-WX-Encrypted-Data", "X-WX-IV", "x_wx_code"]
 PATHS = [
     "/wx/login",
     "/wx/logout",
@@ -64,7 +66,8 @@ def requests(draw: Any) -> Tuple[str, str, List[Tuple[str, str]], bytes]:
     """A method, a raw path, headers and a body."""
     headers: List[Tuple[str, str]] = []
     for _ in range(draw(st.integers(0, 3))):
-        headers.append((draw(st.sampled_from(TOKEN_HEADERS)), draw(header_values)))
+        name = draw(st.sampled_from(TOKEN_HEADERS + WAFER_LOGIN_HEADERS))
+        headers.append((name, draw(header_values)))
     content_type = draw(content_types)
     if content_type:
         headers.append(("Content-Type", content_type))

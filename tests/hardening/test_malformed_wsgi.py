@@ -38,4 +38,5 @@ def test_malformed_request(
     assert not answer.app_ran
     assert answer.headers["content-type"] == "application/json"
     assert answer.json()["error"]
+    assert answer.json().get("code") == (-1 if case.wafer else None)
     assert fake_wechat.jscode2session_calls == 0

@@ -39,6 +39,9 @@ def check_invariants(answer: Answer, request: Request, config: WxConfig, secret:
         }
         assert LIVE_TOKEN in sent
         assert answer.json()["openid"] == LIVE_SESSION.openid
+    if answer.headers.get("content-type") == "application/json" and "code" in answer.json():
+        # Wafer's "code" field goes only to a client that spoke Wafer to us.
+        assert {"x-wx-code", "x-wx-skey"} & {name.lower().replace("_", "-") for name, _ in headers}
     text = answer.body.decode("utf-8", "replace") + repr(answer.headers)
     assert secret not in text and SESSION_KEY not in text
 
