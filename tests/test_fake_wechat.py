@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import os
 import subprocess
@@ -14,7 +16,16 @@ from typing import Any, Dict, Iterator
 import pytest
 import requests
 
-from wxmiddleware.testing import FAULTS, JSCODE2SESSION_PATH, FakeWeChat, RecordedCall
+from wxmiddleware.testing import (
+    CHECK_SESSION_PATH,
+    FAULTS,
+    JSCODE2SESSION_PATH,
+    PHONE_NUMBER_PATH,
+    STABLE_TOKEN_PATH,
+    TOKEN_PATH,
+    FakeWeChat,
+    RecordedCall,
+)
 
 
 @pytest.fixture
@@ -563,3 +574,224 @@ def test_fake_wechat_env_fixture(fake_wechat_env: FakeWeChat) -> None:
     assert os.environ["WX_APPID"] == fake_wechat_env.appid
     assert os.environ["WX_SECRET"] == fake_wechat_env.secret
     assert os.environ["WX_API_BASE"] == fake_wechat_env.url
+
+
+# -- server APIs: access tokens, checksession, phone numbers ------------------------------
+
+
+def token_params(fake: FakeWeChat, **overrides: str) -> Dict[str, str]:
+    return {
+        "grant_type": "client_credential",
+        "appid": fake.appid,
+        "secret": fake.secret,
+        **overrides,
+    }
+
+
+def plain_token(http: requests.Session, fake: FakeWeChat, **overrides: str) -> Any:
+    return http.get(fake.url + TOKEN_PATH, params=token_params(fake, **overrides), timeout=5).json()
+
+
+def stable_token(http: requests.Session, fake: FakeWeChat, **overrides: Any) -> Any:
+    body = {**token_params(fake), "force_refresh": False, **overrides}
+    return http.post(fake.url + STABLE_TOKEN_PATH, json=body, timeout=5).json()
+
+
+def check_session(
+    http: requests.Session,
+    fake: FakeWeChat,
+    token: str,
+    openid: str,
+    session_key: str,
+    **extra: str,
+) -> Any:
+    signature = hmac.new(session_key.encode(), b"", hashlib.sha256).hexdigest()
+    params = {
+        "access_token": token,
+        "openid": openid,
+        "signature": signature,
+        "sig_method": "hmac_sha256",
+        **extra,
+    }
+    return http.get(fake.url + CHECK_SESSION_PATH, params=params, timeout=5).json()
+
+
+def phone_number(http: requests.Session, fake: FakeWeChat, token: str, body: Any) -> Any:
+    url = fake.url + PHONE_NUMBER_PATH
+    return http.post(url, params={"access_token": token}, json=body, timeout=5).json()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "errcode"),
+    [
+        ({"appid": "wx_other"}, 40013),
+        ({"secret": "wrong"}, 40125),
+        ({"grant_type": "authorization_code"}, 40002),
+    ],
+)
+def test_token_endpoints_check_credentials(
+    fake_wechat: FakeWeChat, http: requests.Session, overrides: Dict[str, str], errcode: int
+) -> None:
+    assert plain_token(http, fake_wechat, **overrides)["errcode"] == errcode
+    assert stable_token(http, fake_wechat, **overrides)["errcode"] == errcode
+    assert fake_wechat.token_calls == 2
+    assert fake_wechat.issued_access_tokens == []
+
+
+def test_plain_token_replaces_the_previous_one_after_five_minutes(
+    fake_wechat: FakeWeChat, http: requests.Session
+) -> None:
+    fake_wechat.TOKEN_OVERLAP = 0.3  # WeChat's five minutes, shortened
+    first = plain_token(http, fake_wechat)
+    assert first["expires_in"] == 7200
+    second = plain_token(http, fake_wechat)
+    assert second["access_token"] != first["access_token"]
+    openid, key = login_user(http, fake_wechat)
+    assert check_session(http, fake_wechat, first["access_token"], openid, key)["errcode"] == 0
+    time.sleep(0.4)
+    assert check_session(http, fake_wechat, first["access_token"], openid, key)["errcode"] == 42001
+    assert check_session(http, fake_wechat, second["access_token"], openid, key)["errcode"] == 0
+
+
+def test_stable_token_is_stable_until_its_last_minutes(
+    fake_wechat: FakeWeChat, http: requests.Session
+) -> None:
+    first = stable_token(http, fake_wechat)
+    again = stable_token(http, fake_wechat)
+    assert again["access_token"] == first["access_token"]
+    assert 7190 <= again["expires_in"] <= 7200
+    assert plain_token(http, fake_wechat)["access_token"] != first["access_token"]
+    assert stable_token(http, fake_wechat)["access_token"] == first["access_token"]  # isolated
+
+    fake_wechat.TOKEN_OVERLAP = 7200.0  # as if fewer than five minutes were left
+    successor = stable_token(http, fake_wechat)["access_token"]
+    assert successor != first["access_token"]
+    openid, key = login_user(http, fake_wechat)
+    assert check_session(http, fake_wechat, first["access_token"], openid, key)["errcode"] == 0
+
+    forced = stable_token(http, fake_wechat, force_refresh=True)["access_token"]
+    assert forced != successor
+    assert check_session(http, fake_wechat, successor, openid, key)["errcode"] == 40001
+    assert check_session(http, fake_wechat, forced, openid, key)["errcode"] == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "errcode"),
+    [
+        (b"not json", 47001),
+        (b"[]", 47001),
+        (b'{"force_refresh": "yes"}', 47001),
+        (b'{"appid": 1}', 40013),
+    ],
+)
+def test_stable_token_needs_a_json_object(
+    fake_wechat: FakeWeChat, http: requests.Session, body: bytes, errcode: int
+) -> None:
+    answer = http.post(fake_wechat.url + STABLE_TOKEN_PATH, data=body, timeout=5).json()
+    assert answer["errcode"] == errcode
+
+
+def test_expired_unknown_and_missing_tokens(
+    fake_wechat: FakeWeChat, http: requests.Session
+) -> None:
+    token = stable_token(http, fake_wechat)["access_token"]
+    openid, key = login_user(http, fake_wechat)
+    assert check_session(http, fake_wechat, token + "x", openid, key)["errcode"] == 40001
+    assert check_session(http, fake_wechat, "", openid, key)["errcode"] == 41001
+    fake_wechat.expire_access_tokens()
+    assert check_session(http, fake_wechat, token, openid, key)["errcode"] == 42001
+    assert phone_number(http, fake_wechat, token, {"code": "x"})["errcode"] == 42001
+    renewed = stable_token(http, fake_wechat)["access_token"]
+    assert renewed != token
+    assert check_session(http, fake_wechat, renewed, openid, key)["errcode"] == 0
+    assert set(fake_wechat.issued_access_tokens) == {token, renewed}
+
+
+def login_user(http: requests.Session, fake: FakeWeChat, user: str = "alice") -> Any:
+    body = login(http, fake, fake.issue_code(user))
+    return body["openid"], body["session_key"]
+
+
+def test_checksession_accepts_only_the_latest_session_key(
+    fake_wechat: FakeWeChat, http: requests.Session
+) -> None:
+    token = stable_token(http, fake_wechat)["access_token"]
+    openid, old_key = login_user(http, fake_wechat)
+    assert check_session(http, fake_wechat, token, openid, old_key) == {
+        "errcode": 0,
+        "errmsg": "ok",
+    }
+    _, new_key = login_user(http, fake_wechat)
+    assert check_session(http, fake_wechat, token, openid, old_key)["errcode"] == 87009
+    assert check_session(http, fake_wechat, token, openid, new_key)["errcode"] == 0
+    _, bob_key = login_user(http, fake_wechat, "bob")
+    assert check_session(http, fake_wechat, token, openid, bob_key)["errcode"] == 87009
+    assert check_session(http, fake_wechat, token, "o-never-seen", new_key)["errcode"] == 87009
+    wrong_method = check_session(http, fake_wechat, token, openid, new_key, sig_method="md5")
+    assert wrong_method["errcode"] == 40097
+
+
+def test_phone_codes_are_single_use(fake_wechat: FakeWeChat, http: requests.Session) -> None:
+    token = stable_token(http, fake_wechat)["access_token"]
+    code = fake_wechat.issue_phone_code("alice", phone="13912345678")
+    answer = phone_number(http, fake_wechat, token, {"code": code})
+    assert answer["errcode"] == 0 and answer["errmsg"] == "ok"
+    info = answer["phone_info"]
+    assert info["phoneNumber"] == info["purePhoneNumber"] == "13912345678"
+    assert info["countryCode"] == "86"
+    assert info["watermark"]["appid"] == fake_wechat.appid
+    assert abs(info["watermark"]["timestamp"] - time.time()) < 5
+    assert phone_number(http, fake_wechat, token, {"code": code})["errcode"] == 40029
+    assert phone_number(http, fake_wechat, token, {"code": "unknown"})["errcode"] == 40029
+    assert phone_number(http, fake_wechat, token, {"kode": code})["errcode"] == 47001
+
+    foreign = fake_wechat.issue_phone_code("bob", phone="2025550123", country_code="1")
+    info = phone_number(http, fake_wechat, token, {"code": foreign})["phone_info"]
+    assert (info["phoneNumber"], info["purePhoneNumber"]) == ("+12025550123", "2025550123")
+
+    expired = fake_wechat.issue_phone_code(ttl=0)
+    assert phone_number(http, fake_wechat, token, {"code": expired})["errcode"] == 40029
+    someone_elses = fake_wechat.issue_phone_code("alice")
+    body = {"code": someone_elses, "openid": fake_wechat.openid_for("bob")}
+    assert phone_number(http, fake_wechat, token, body)["errcode"] == 40029
+    assert fake_wechat.calls_to(PHONE_NUMBER_PATH) == 7
+
+
+def test_server_apis_answer_wrong_methods_like_wechat(
+    fake_wechat: FakeWeChat, http: requests.Session
+) -> None:
+    answer = http.get(fake_wechat.url + STABLE_TOKEN_PATH, timeout=5)
+    assert (answer.status_code, answer.json()["errcode"]) == (200, 43002)
+    answer = http.post(fake_wechat.url + CHECK_SESSION_PATH, timeout=5)
+    assert answer.json()["errcode"] == 43001
+
+
+def test_faults_for_another_path(fake_wechat: FakeWeChat, http: requests.Session) -> None:
+    fake_wechat.inject("errcode", errcode=-1, path=STABLE_TOKEN_PATH)
+    assert "openid" in login(http, fake_wechat, fake_wechat.issue_code())  # untouched
+    assert stable_token(http, fake_wechat)["errcode"] == -1
+    assert "access_token" in stable_token(http, fake_wechat)
+    with pytest.raises(ValueError):
+        fake_wechat.inject("close", path="/cgi-bin/nothing")
+
+
+def test_post_bodies_are_recorded(fake_wechat: FakeWeChat, http: requests.Session) -> None:
+    stable_token(http, fake_wechat)
+    [call] = fake_wechat.calls
+    assert (call.method, call.path) == ("POST", STABLE_TOKEN_PATH)
+    assert json.loads(call.body)["force_refresh"] is False
+    assert fake_wechat.secret not in repr(call)
+
+
+def test_server_api_control_endpoints(fake_wechat: FakeWeChat, http: requests.Session) -> None:
+    url = fake_wechat.url
+    token = stable_token(http, fake_wechat)["access_token"]
+    code = http.get(url + "/fake/phone_code", params={"phone": "13700000000"}, timeout=5).json()
+    answer = phone_number(http, fake_wechat, token, {"code": code["code"]})
+    assert answer["phone_info"]["purePhoneNumber"] == "13700000000"
+    assert http.post(url + "/fake/expire_access_tokens", timeout=5).json() == {"ok": True}
+    assert phone_number(http, fake_wechat, token, {"code": "x"})["errcode"] == 42001
+    fault = {"fault": "errcode", "errcode": -1, "path": PHONE_NUMBER_PATH}
+    assert http.post(url + "/fake/fault", json=fault, timeout=5).json() == {"ok": True}
+    bad = {"fault": "close", "path": "/nowhere"}
+    assert http.post(url + "/fake/fault", json=bad, timeout=5).status_code == 400

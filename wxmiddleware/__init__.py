@@ -7,23 +7,27 @@ from .errors import ConfigError, WxError
 from .session import WxSession
 from .stores import AsyncSessionStore, MemoryStore, SessionStore, SQLiteStore
 from .stores.aio import AsyncMemoryStore, AsyncSQLiteStore
+from .wechat.api import WxApi
 from .wsgi import WxMiddleware
 
 if TYPE_CHECKING:
     from .asgi import WxASGIMiddleware
     from .stores.redis import AsyncRedisStore, RedisStore
+    from .wechat.aio_api import AsyncWxApi
 
 __all__ = [
     "AsyncMemoryStore",
     "AsyncRedisStore",
     "AsyncSQLiteStore",
     "AsyncSessionStore",
+    "AsyncWxApi",
     "ConfigError",
     "MemoryStore",
     "RedisStore",
     "SQLiteStore",
     "SessionStore",
     "WxASGIMiddleware",
+    "WxApi",
     "WxConfig",
     "WxError",
     "WxMiddleware",
@@ -38,6 +42,11 @@ def __getattr__(name: str) -> Any:
         from .asgi import WxASGIMiddleware
 
         return WxASGIMiddleware
+    # AsyncWxApi needs httpx too.
+    if name == "AsyncWxApi":
+        from .wechat.aio_api import AsyncWxApi
+
+        return AsyncWxApi
     # The Redis stores need redis-py (wxmiddleware[redis]).
     if name in ("RedisStore", "AsyncRedisStore"):
         from .stores import redis

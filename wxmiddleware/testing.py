@@ -4,8 +4,10 @@ WeChat's servers cannot be reached from a test run, and patching the HTTP client
 the bugs that matter (URL encoding, timeouts, bodies that are not JSON). ``FakeWeChat`` is a real
 HTTP server on ``127.0.0.1`` that answers ``GET /sns/jscode2session`` the way WeChat does:
 HTTP 200 with ``text/plain`` JSON, failures as an ``errcode`` in the body, single-use codes that
-expire after five minutes, and a per-user minute quota. Point the middleware's API base at
-``fake.url``::
+expire after five minutes, and a per-user minute quota. It also serves the server APIs an app
+calls itself: access tokens (``/cgi-bin/token``, ``/cgi-bin/stable_token``),
+``/wxa/checksession`` and ``/wxa/business/getuserphonenumber``. Point the middleware's API base
+at ``fake.url``::
 
     from wxmiddleware.testing import FakeWeChat
 
@@ -15,17 +17,26 @@ expire after five minutes, and a per-user minute quota. Point the middleware's A
         ...                                      # POST it to the login path
         assert fake.jscode2session_calls == 1
 
-Failures are injected one per jscode2session request, first in first out::
+Failures are injected one per jscode2session request (or per request to ``path``), first in
+first out::
 
     fake.inject("errcode", errcode=-1)           # "system busy" once, then normal answers
     fake.inject("slow", delay=10)                # longer than any sane read timeout
     fake.inject("close", count=2)                # the connection drops, twice
+    fake.inject("errcode", errcode=-1, path=PHONE_NUMBER_PATH)
+
+Access tokens and phone numbers::
+
+    code = fake.issue_phone_code("alice", phone="13800138000")   # getPhoneNumber's code
+    fake.expire_access_tokens()                  # calls with them now answer 42001
+    assert fake.token_calls == 1                 # /cgi-bin/token and /cgi-bin/stable_token
 
 With pytest, the ``fake_wechat`` and ``fake_wechat_env`` fixtures (``wxmiddleware.pytest_plugin``)
 give each test a started server. For an environment that cannot call Python (a team's
 integration setup, a Node test), run ``python -m wxmiddleware.testing --port 8601`` and use the
-control endpoints: ``GET /fake/code?user=alice``, ``POST /fake/fault`` (JSON body
-``{"fault": "errcode", "count": 1, "errcode": -1}``), ``GET /fake/calls``, ``POST /fake/reset``.
+control endpoints: ``GET /fake/code?user=alice``, ``GET /fake/phone_code?user=alice&phone=…``,
+``POST /fake/fault`` (JSON body ``{"fault": "errcode", "count": 1, "errcode": -1}``, optionally
+with ``"path"``), ``POST /fake/expire_access_tokens``, ``GET /fake/calls``, ``POST /fake/reset``.
 
 This module uses the standard library only.
 """
@@ -37,6 +48,7 @@ import base64
 import collections
 import contextlib
 import hashlib
+import hmac
 import json
 import logging
 import secrets
@@ -68,8 +80,12 @@ from typing import (
 from urllib.parse import parse_qsl, urlsplit
 
 __all__ = [
+    "CHECK_SESSION_PATH",
     "FAULTS",
     "JSCODE2SESSION_PATH",
+    "PHONE_NUMBER_PATH",
+    "STABLE_TOKEN_PATH",
+    "TOKEN_PATH",
     "FakeWeChat",
     "LoginFailed",
     "RecordedCall",
@@ -81,6 +97,19 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 JSCODE2SESSION_PATH = "/sns/jscode2session"
+TOKEN_PATH = "/cgi-bin/token"  # noqa: S105 (a URL path)
+STABLE_TOKEN_PATH = "/cgi-bin/stable_token"  # noqa: S105 (a URL path)
+CHECK_SESSION_PATH = "/wxa/checksession"
+PHONE_NUMBER_PATH = "/wxa/business/getuserphonenumber"
+
+# The method each API answers, and the Content-Type of its answers.
+_API_ROUTES: Dict[str, Tuple[str, str]] = {
+    JSCODE2SESSION_PATH: ("GET", "text/plain"),
+    TOKEN_PATH: ("GET", "application/json; encoding=utf-8"),
+    STABLE_TOKEN_PATH: ("POST", "application/json; encoding=utf-8"),
+    CHECK_SESSION_PATH: ("GET", "application/json; encoding=utf-8"),
+    PHONE_NUMBER_PATH: ("POST", "application/json; encoding=utf-8"),
+}
 
 _CODE_ALPHABET = string.ascii_letters + string.digits
 _MAX_CONTROL_BODY = 64 * 1024
@@ -116,13 +145,21 @@ FAULTS: Tuple[str, ...] = tuple(_FAULT_PARAMS)
 # errcode fault names no errmsg.
 _ERRMSGS: Dict[int, str] = {
     -1: "system error",
+    40001: "invalid credential, access_token is invalid or not latest",
     40002: "invalid grant_type",
     40013: "invalid appid",
     40029: "invalid code",
+    40097: "invalid args",
     40125: "invalid appsecret",
     40163: "code been used",
     40226: "invalid user",
+    41001: "access_token missing",
+    42001: "access_token expired",
+    43001: "require GET method",
+    43002: "require POST method",
     45011: "api minute-quota reach limit",
+    47001: "data format error",
+    87009: "invalid signature",
 }
 
 _HTML_PAGE = (
@@ -144,6 +181,8 @@ class RecordedCall:
     path: str
     query: List[Tuple[str, str]] = field(hash=False)
     raw_query: str
+    #: The request body as sent (the JSON of a POST), shown by neither ``repr`` nor ``str``.
+    body: bytes = field(default=b"", repr=False)
 
 
 @dataclass(frozen=True)
@@ -163,6 +202,21 @@ class _IssuedCode:
     user: str
     expires_at: float
     used: bool = False
+
+
+@dataclass
+class _PhoneCode:
+    user: str
+    phone: str
+    country_code: str
+    expires_at: float
+    used: bool = False
+
+
+@dataclass
+class _IssuedToken:
+    expires_at: float
+    replaced: bool = False  # by a force_refresh: it answers 40001 as an unknown one would
 
 
 def _make_fault(kind: str, params: Mapping[str, Any]) -> _Fault:
@@ -199,6 +253,29 @@ def _json_bytes(value: object) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+def _json_object(body: bytes) -> Optional[Dict[str, Any]]:
+    """A request's JSON object body, or ``None`` for anything else."""
+    try:
+        value = json.loads(body)
+    except ValueError:  # bad JSON and bad UTF-8 alike
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _single_values(query: Sequence[Tuple[str, str]]) -> Callable[[str], Optional[str]]:
+    """Look a parameter up; one sent more than once counts as missing, as an invalid value
+    would, so that a client that builds its query by string concatenation is caught."""
+    values: Dict[str, List[str]] = {}
+    for name, value in query:
+        values.setdefault(name, []).append(value)
+
+    def single(name: str) -> Optional[str]:
+        found = values.get(name, [])
+        return found[0] if len(found) == 1 else None
+
+    return single
+
+
 def _derived_id(prefix: str, material: str) -> str:
     digest = hashlib.sha256(material.encode("utf-8")).digest()
     return prefix + base64.urlsafe_b64encode(digest).decode("ascii")[:27]
@@ -218,9 +295,30 @@ class FakeWeChat:
     client that builds its query by string concatenation is caught. On success the answer is
     ``{"session_key", "openid", "unionid"}`` with a fresh session_key per login.
 
+    The server APIs check the ``access_token`` in the query first: missing (41001), unknown
+    (40001), expired (42001).
+
+    - ``GET /cgi-bin/token`` checks appid (40013), secret (40125) and
+      ``grant_type == "client_credential"`` (40002) and issues a new token valid
+      :attr:`access_token_ttl` seconds; the token it issued before stops working five minutes
+      later, as WeChat does.
+    - ``POST /cgi-bin/stable_token`` (a JSON body with the same fields and ``force_refresh``;
+      anything else is 47001) returns the current stable token, with the seconds it has left,
+      until fewer than five minutes remain: then it issues the next one, and the old one
+      stays valid until its own expiry. ``force_refresh`` issues a new one at once and ends
+      the old one. The two endpoints' tokens are independent, as at WeChat.
+    - ``GET /wxa/checksession`` answers 0 when ``signature`` is
+      ``hmac_sha256(key=session_key, msg="")`` of the session_key the fake last issued to
+      ``openid``, 87009 otherwise (an older session_key, another user's, none);
+      ``sig_method`` must be ``hmac_sha256`` (40097).
+    - ``POST /wxa/business/getuserphonenumber`` takes ``{"code": …}`` from
+      :meth:`issue_phone_code` (single-use, five minutes; else 40029) and answers its
+      ``phone_info``.
+
+    A known path called with the wrong method answers 43001 or 43002.
     Faults (see :meth:`inject`) replace the whole answer of one request and leave the code
     untouched, except ``"slow"``, which answers normally after its delay.
-    ``latency`` (seconds, settable) delays every jscode2session answer.
+    ``latency`` (seconds, settable) delays every API answer.
     """
 
     CODE_TTL = 300.0
@@ -230,6 +328,11 @@ class FakeWeChat:
     RATE_WINDOW = 60.0
     DEFAULT_APPID = "wx0123456789abcdef"
     DEFAULT_SECRET = "fake-secret-0123456789"  # noqa: S105 (the fake's own secret)
+    ACCESS_TOKEN_TTL = 7200
+    """Seconds an access token is valid (the ``expires_in`` of a new one)."""
+    TOKEN_OVERLAP = 300.0
+    """Seconds a token stays valid after its successor: the old ``/cgi-bin/token`` token
+    after a new fetch, and the window in which stable_token hands out the next one."""
 
     def __init__(
         self,
@@ -251,7 +354,13 @@ class FakeWeChat:
         self._lock = threading.Lock()
         self._codes: Dict[str, _IssuedCode] = {}
         self._logins: Dict[str, Deque[float]] = {}
-        self._faults: Deque[_Fault] = collections.deque()
+        self._faults: Dict[str, Deque[_Fault]] = {}
+        # openid -> the session_key of its latest login (what checksession accepts)
+        self._session_keys: Dict[str, str] = {}
+        self._phone_codes: Dict[str, _PhoneCode] = {}
+        self._access_tokens: Dict[str, _IssuedToken] = {}
+        # The latest token of each endpoint: True for stable_token, False for token.
+        self._latest_token: Dict[bool, str] = {}
         self._calls: List[RecordedCall] = []
         self._stopping = threading.Event()
         self._server: Optional[_Server] = None
@@ -344,10 +453,46 @@ class FakeWeChat:
         """
         return _derived_id("u", f"unionid:{user}") if self.unionid else None
 
+    def issue_phone_code(
+        self,
+        user: str = "alice",
+        phone: str = "13800138000",
+        *,
+        country_code: str = "86",
+        ttl: Optional[float] = None,
+    ) -> str:
+        """Return a single-use code for ``phone``, as the mini-program's ``getPhoneNumber``
+        gives, valid ``ttl`` seconds (default :attr:`CODE_TTL`).
+
+        A request that names an ``openid`` (optional, as at WeChat) must name ``user``'s,
+        else it answers 40029 like an unknown code.
+        """
+        code = secrets.token_hex(32)
+        expires_at = time.monotonic() + (self.CODE_TTL if ttl is None else ttl)
+        with self._lock:
+            self._phone_codes[code] = _PhoneCode(user, phone, country_code, expires_at)
+        return code
+
+    def expire_access_tokens(self) -> None:
+        """End every access token issued so far: calls with them answer 42001 (expired).
+
+        The next token request gets a new one, from either endpoint.
+        """
+        now = time.monotonic()
+        with self._lock:
+            for issued in self._access_tokens.values():
+                issued.expires_at = min(issued.expires_at, now)
+
     # -- faults, call log ------------------------------------------------------------------
 
-    def inject(self, fault: str, count: int = 1, **params: Any) -> None:
-        """Queue ``count`` copies of a fault; each jscode2session request takes the next one.
+    def inject(
+        self, fault: str, count: int = 1, *, path: str = JSCODE2SESSION_PATH, **params: Any
+    ) -> None:
+        """Queue ``count`` copies of a fault; each request to ``path`` takes the next one.
+
+        ``path`` is jscode2session's unless it names another API the fake serves
+        (:data:`TOKEN_PATH`, :data:`STABLE_TOKEN_PATH`, :data:`CHECK_SESSION_PATH`,
+        :data:`PHONE_NUMBER_PATH`); faults for one path never touch another's requests.
 
         Faults and their parameters:
 
@@ -366,18 +511,20 @@ class FakeWeChat:
 
         The success-shaped bodies of ``"huge"`` and ``"drip"`` name ``openid_for("fault")``, so a
         client that accepts them shows up as a login by that user.
-        Raises ``ValueError`` for an unknown fault, parameter or value.
+        Raises ``ValueError`` for an unknown fault, parameter, value or path.
         """
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ValueError(f"count must be a positive integer, got {count!r}")
+        if path not in _API_ROUTES:
+            raise ValueError(f"the fake serves no API at {path!r}")
         made = _make_fault(fault, params)
         with self._lock:
-            self._faults.extend([made] * count)
+            self._faults.setdefault(path, collections.deque()).extend([made] * count)
 
     def reset(self) -> None:
         """Forget queued faults, the call log and rate counters; restore the initial latency.
 
-        Issued codes stay valid, and openids never change.
+        Issued codes, phone codes and access tokens stay valid, and openids never change.
         """
         with self._lock:
             self._faults.clear()
@@ -394,8 +541,23 @@ class FakeWeChat:
     @property
     def jscode2session_calls(self) -> int:
         """How many ``/sns/jscode2session`` requests arrived."""
+        return self.calls_to(JSCODE2SESSION_PATH)
+
+    @property
+    def token_calls(self) -> int:
+        """How many access token requests arrived (``/cgi-bin/token`` and ``stable_token``)."""
+        return self.calls_to(TOKEN_PATH, STABLE_TOKEN_PATH)
+
+    @property
+    def issued_access_tokens(self) -> List[str]:
+        """Every access token issued so far, live or not (to check that none leaks)."""
         with self._lock:
-            return sum(call.path == JSCODE2SESSION_PATH for call in self._calls)
+            return list(self._access_tokens)
+
+    def calls_to(self, *paths: str) -> int:
+        """How many requests to any of ``paths`` arrived."""
+        with self._lock:
+            return sum(call.path in paths for call in self._calls)
 
     # -- used by the request handler -------------------------------------------------------
 
@@ -403,23 +565,32 @@ class FakeWeChat:
         with self._lock:
             self._calls.append(call)
 
-    def _next_fault(self) -> Optional[_Fault]:
+    def _next_fault(self, path: str) -> Optional[_Fault]:
         with self._lock:
-            return self._faults.popleft() if self._faults else None
+            queued = self._faults.get(path)
+            return queued.popleft() if queued else None
 
     def _pause(self, seconds: float) -> bool:
         """Sleep, returning ``False`` at once when the server is stopping."""
         return seconds <= 0 or not self._stopping.wait(seconds)
 
-    def _jscode2session(self, query: Sequence[Tuple[str, str]]) -> bytes:
-        values: Dict[str, List[str]] = {}
-        for name, value in query:
-            values.setdefault(name, []).append(value)
+    def _answer(self, path: str, query: Sequence[Tuple[str, str]], body: bytes) -> bytes:
+        """The body of a normal answer from the API at ``path``."""
+        single = _single_values(query)
+        if path == JSCODE2SESSION_PATH:
+            return self._jscode2session(single)
+        if path == TOKEN_PATH:
+            return self._token(single)
+        if path == STABLE_TOKEN_PATH:
+            return self._stable_token(body)
+        rejected = self._check_access_token(single("access_token"))
+        if rejected is not None:
+            return rejected
+        if path == CHECK_SESSION_PATH:
+            return self._checksession(single)
+        return self._phone_number(body)
 
-        def single(name: str) -> Optional[str]:
-            found = values.get(name, [])
-            return found[0] if len(found) == 1 else None
-
+    def _jscode2session(self, single: Callable[[str], Optional[str]]) -> bytes:
         if single("appid") != self.appid:
             return _error_body(40013)
         if single("secret") != self.secret:
@@ -441,11 +612,119 @@ class FakeWeChat:
             if len(window) > self.RATE_LIMIT:
                 return _error_body(45011)
             issued.used = True
-        answer = {"session_key": _new_session_key(), "openid": self.openid_for(issued.user)}
+            answer = {"session_key": _new_session_key(), "openid": self.openid_for(issued.user)}
+            self._session_keys[answer["openid"]] = answer["session_key"]
         unionid = self.unionid_for(issued.user)
         if unionid is not None:
             answer["unionid"] = unionid
         return _json_bytes(answer)
+
+    def _credentials_error(
+        self, appid: object, secret: object, grant_type: object
+    ) -> Optional[bytes]:
+        """The error answer for a token request with wrong credentials; ``None`` if right."""
+        if appid != self.appid:
+            return _error_body(40013)
+        if secret != self.secret:
+            return _error_body(40125)
+        if grant_type != "client_credential":
+            return _error_body(40002)
+        return None
+
+    def _token(self, single: Callable[[str], Optional[str]]) -> bytes:
+        refused = self._credentials_error(single("appid"), single("secret"), single("grant_type"))
+        if refused is not None:
+            return refused
+        now = time.monotonic()
+        with self._lock:
+            previous = self._access_tokens.get(self._latest_token.get(False, ""))
+            if previous is not None:
+                previous.expires_at = min(previous.expires_at, now + self.TOKEN_OVERLAP)
+            token = self._new_access_token(stable=False, now=now)
+        return _json_bytes({"access_token": token, "expires_in": self.ACCESS_TOKEN_TTL})
+
+    def _stable_token(self, body: bytes) -> bytes:
+        request = _json_object(body)
+        force = None if request is None else request.get("force_refresh", False)
+        if request is None or not isinstance(force, bool):
+            return _error_body(47001)
+        refused = self._credentials_error(
+            request.get("appid"), request.get("secret"), request.get("grant_type")
+        )
+        if refused is not None:
+            return refused
+        now = time.monotonic()
+        with self._lock:
+            token = self._latest_token.get(True, "")
+            current = self._access_tokens.get(token)
+            if current is not None and force:
+                current.replaced = True  # force_refresh ends the old token at once
+            elif current is not None and current.expires_at - now > self.TOKEN_OVERLAP:
+                # The same token, with the seconds it has left, as WeChat answers.
+                left = int(current.expires_at - now)
+                return _json_bytes({"access_token": token, "expires_in": left})
+            token = self._new_access_token(stable=True, now=now)
+        return _json_bytes({"access_token": token, "expires_in": self.ACCESS_TOKEN_TTL})
+
+    def _new_access_token(self, *, stable: bool, now: float) -> str:
+        # Real tokens are about 150 URL-safe characters; the caller holds the lock.
+        token = secrets.token_urlsafe(110)
+        self._access_tokens[token] = _IssuedToken(now + self.ACCESS_TOKEN_TTL)
+        self._latest_token[stable] = token
+        return token
+
+    def _check_access_token(self, token: Optional[str]) -> Optional[bytes]:
+        """The error answer for a missing, unknown or expired token; ``None`` if it is good."""
+        if not token:
+            return _error_body(41001)
+        with self._lock:
+            issued = self._access_tokens.get(token)
+        if issued is None or issued.replaced:
+            return _error_body(40001)
+        if issued.expires_at <= time.monotonic():
+            return _error_body(42001)
+        return None
+
+    def _checksession(self, single: Callable[[str], Optional[str]]) -> bytes:
+        openid, signature = single("openid") or "", single("signature") or ""
+        if single("sig_method") != "hmac_sha256" or not openid or not signature:
+            return _error_body(40097)
+        with self._lock:
+            session_key = self._session_keys.get(openid)
+        if session_key is None:
+            return _error_body(87009)
+        expected = hmac.new(session_key.encode("utf-8"), b"", hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, signature):
+            return _error_body(87009)
+        return _json_bytes({"errcode": 0, "errmsg": "ok"})
+
+    def _phone_number(self, body: bytes) -> bytes:
+        request = _json_object(body)
+        code = None if request is None else request.get("code")
+        if request is None or not isinstance(code, str):
+            return _error_body(47001)
+        now = time.monotonic()
+        with self._lock:
+            issued = self._phone_codes.get(code)
+            if issued is None or issued.used or issued.expires_at <= now:
+                return _error_body(40029)
+            if request.get("openid", self.openid_for(issued.user)) != self.openid_for(issued.user):
+                return _error_body(40029)
+            issued.used = True
+        pure, country_code = issued.phone, issued.country_code
+        return _json_bytes(
+            {
+                "errcode": 0,
+                "errmsg": "ok",
+                "phone_info": {
+                    # WeChat gives numbers outside mainland China with their country code.
+                    "phoneNumber": pure if country_code == "86" else f"+{country_code}{pure}",
+                    "purePhoneNumber": pure,
+                    "countryCode": country_code,
+                    "watermark": {"timestamp": int(time.time()), "appid": self.appid},
+                },
+            }
+        )
 
     def _padded_body(self, size: int) -> bytes:
         """A success-shaped JSON body of exactly ``size`` bytes (a prefix if ``size`` is tiny)."""
@@ -459,13 +738,23 @@ class FakeWeChat:
         if (method, path) == ("GET", "/fake/code"):
             user = dict(parse_qsl(query)).get("user", "alice")
             return 200, {"code": self.issue_code(user)}
+        if (method, path) == ("GET", "/fake/phone_code"):
+            params = dict(parse_qsl(query))
+            code = self.issue_phone_code(
+                params.get("user", "alice"), params.get("phone", "13800138000")
+            )
+            return 200, {"code": code}
+        if (method, path) == ("POST", "/fake/expire_access_tokens"):
+            self.expire_access_tokens()
+            return 200, {"ok": True}
         if (method, path) == ("POST", "/fake/fault"):
             try:
                 spec = json.loads(body)
                 if not isinstance(spec, dict) or not isinstance(spec.get("fault"), str):
                     raise ValueError('expected a JSON object with a "fault" name')
                 kind, count = spec.pop("fault"), spec.pop("count", 1)
-                self.inject(kind, count, **spec)
+                path = spec.pop("path", JSCODE2SESSION_PATH)
+                self.inject(kind, count, path=path, **spec)
             except (TypeError, ValueError) as exc:  # a bad JSON body, fault or parameter name
                 return 400, {"ok": False, "error": str(exc)}
             return 200, {"ok": True}
@@ -556,11 +845,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(status, _json_bytes(value), "application/json")
             return
         query = parse_qsl(target.query, keep_blank_values=True)
-        fake._record(RecordedCall(self.command, target.path, query, target.query))
-        if (self.command, target.path) != ("GET", JSCODE2SESSION_PATH):
+        fake._record(RecordedCall(self.command, target.path, query, target.query, body))
+        route = _API_ROUTES.get(target.path)
+        if route is None:
             self._send(404, _error_body(40066, "invalid url"), "application/json")
             return
-        fault = fake._next_fault()
+        method, content_type = route
+        if self.command != method:
+            self._send(200, _error_body(43001 if method == "GET" else 43002), content_type)
+            return
+        fault = fake._next_fault(target.path)
         if not fake._pause(fake.latency):
             self.close_connection = True
             return
@@ -568,7 +862,7 @@ class _Handler(BaseHTTPRequestHandler):
             if fault is not None and not fake._pause(fault.delay):
                 self.close_connection = True
                 return
-            self._send(200, fake._jscode2session(query), "text/plain")
+            self._send(200, fake._answer(target.path, query, body), content_type)
         else:
             _FAULT_ANSWERS[fault.kind](self, fault)
 
@@ -708,7 +1002,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run a FakeWeChat in the foreground until interrupted (``python -m wxmiddleware.testing``)."""
     parser = argparse.ArgumentParser(
         prog="python -m wxmiddleware.testing",
-        description="Serve a fake WeChat jscode2session API for local development and tests.",
+        description="Serve a fake WeChat API (login, access tokens, checksession, phone numbers).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
     parser.add_argument("--port", type=int, default=8601, help="port; 0 picks a free one")
@@ -724,6 +1018,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"FakeWeChat listening on {fake.url}", flush=True)
         print(f"  appid={fake.appid} secret={fake.secret}", flush=True)
         print(f"  get a login code:  curl '{fake.url}/fake/code?user=alice'", flush=True)
+        print(f"  get a phone code:  curl '{fake.url}/fake/phone_code?phone=13800138000'")
         print("  faults: POST /fake/fault, calls: GET /fake/calls, reset: POST /fake/reset")
         print("Press Ctrl-C to stop.", flush=True)
         threading.Event().wait()

@@ -7,7 +7,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import AsyncIterator, Callable, List, Union
+from typing import AsyncIterator, Callable, List, Tuple, Union
 
 import pytest
 
@@ -15,6 +15,7 @@ from wxmiddleware.errors import ConfigError, StoreUnavailable
 from wxmiddleware.session import WxSession, code_key, new_token, seal_token, short_hash, token_key
 from wxmiddleware.stores import PENDING, AsyncSessionStore, MemoryStore, SQLiteStore
 from wxmiddleware.stores.aio import AsyncMemoryStore, AsyncSQLiteStore, open_async_store
+from wxmiddleware.stores.base import PURGE_BATCH
 
 pytestmark = pytest.mark.anyio
 
@@ -86,6 +87,53 @@ async def test_code_claims(store: AsyncStore) -> None:
     assert await store.claim_code(key, 300) == sealed
 
 
+async def test_revoke_session(store: AsyncStore) -> None:
+    token, other = new_token(), new_token()
+    await store.save(token, make_session(), IDLE)
+    await store.save(other, make_session(), IDLE)
+    assert await store.revoke_session("o-alice", short_hash(token_key(token))) is True
+    assert await store.revoke_session("o-alice", short_hash(token_key(token))) is False
+    assert await store.get(token, IDLE) is None
+    assert await store.get(other, IDLE) is not None
+
+
+async def test_purge_reports_progress_in_the_loop_thread(store: AsyncStore) -> None:
+    for _ in range(PURGE_BATCH + 1):
+        await store.save(new_token(), make_session(max_age=-1), IDLE)
+    reports: List[Tuple[int, str]] = []
+    loop_thread = threading.current_thread().name
+
+    def progress(count: int) -> None:
+        reports.append((count, threading.current_thread().name))
+
+    assert await store.purge_expired(progress) == PURGE_BATCH + 1
+    assert reports  # delivered before purge_expired returned
+    assert reports[-1] == (PURGE_BATCH + 1, loop_thread)
+    assert {thread for _, thread in reports} == {loop_thread}
+
+
+async def test_shared_values_and_locks(store: AsyncStore) -> None:
+    assert await store.get_value("v") is None
+    await store.set_value("v", "one", 60)
+    assert await store.get_value("v") == "one"
+    assert await store.delete_value("v") is True
+    assert await store.get_value("v") is None
+    await store.set_value("short", "gone", 0.05)
+    await asyncio.sleep(0.1)
+    assert await store.get_value("short") is None
+
+    owner = await store.acquire_lock("refresh", 60)
+    assert owner is not None
+    assert await store.acquire_lock("refresh", 60) is None
+    assert await store.release_lock("refresh", "someone-else") is False
+    assert await store.release_lock("refresh", owner) is True
+    brief = await store.acquire_lock("refresh", 0.05)
+    assert brief is not None
+    await asyncio.sleep(0.1)
+    assert await store.acquire_lock("refresh", 60) is not None  # the brief one expired
+    assert await store.release_lock("refresh", brief) is False
+
+
 async def test_memory_store_wraps_the_one_given() -> None:
     shared = MemoryStore()
     token = new_token()
@@ -130,6 +178,33 @@ class TestSQLiteOffTheLoop:
         ]
         on_loop = [entry for entry in threads if entry.endswith(" " + loop_thread)]
         assert on_loop == [f"lookup {loop_thread}"] * 2
+
+    async def test_value_and_lock_writes_run_in_the_writer_thread(
+        self, sqlite_store: AsyncSQLiteStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        threads: List[str] = []
+        sync = sqlite_store.sync
+        names = ("get_value", "set_value", "delete_value", "acquire_lock", "release_lock")
+        for name in names:
+            method = getattr(sync, name)
+
+            def recording(
+                *args: object, _name: str = name, _method: Callable[..., object] = method
+            ) -> object:
+                threads.append(f"{_name} {threading.current_thread().name}")
+                return _method(*args)
+
+            monkeypatch.setattr(sync, name, recording)
+        await sqlite_store.set_value("v", "x", 60)  # opens the file in the writer
+        assert await sqlite_store.get_value("v") == "x"
+        owner = await sqlite_store.acquire_lock("l", 60)
+        assert owner is not None
+        assert await sqlite_store.release_lock("l", owner)
+        assert await sqlite_store.delete_value("v")
+        loop_thread = threading.current_thread().name
+        on_loop = [entry for entry in threads if entry.endswith(" " + loop_thread)]
+        assert on_loop == [f"get_value {loop_thread}"]  # a read: inline, like get's
+        assert len(threads) == 5
 
     async def test_a_held_write_lock_never_stalls_the_loop(
         self, sqlite_store: AsyncSQLiteStore

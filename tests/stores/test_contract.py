@@ -6,14 +6,18 @@ Time is a fake clock (``time.time`` patched), so expiry is tested without sleepi
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
+import os
 import time
 from pathlib import Path
-from typing import Iterator, List
+from typing import Any, Iterator, List
 
 import pytest
 
+from wxmiddleware.errors import StoreUnavailable
 from wxmiddleware.session import WxSession, code_key, new_token, seal_token, short_hash, token_key
 from wxmiddleware.stores import PENDING, MemoryStore, SessionInfo, SessionStore, SQLiteStore
+from wxmiddleware.stores.base import PURGE_BATCH
 
 IDLE = 7200
 
@@ -235,3 +239,180 @@ def test_purge_expired(store: SessionStore, clock: Clock) -> None:
     assert store.delete(absolute) is False
     assert store.claim_code(code_key("old"), 5) is None
     assert store.purge_expired() == 0
+
+
+def test_revoke_session_by_key_hash(store: SessionStore, clock: Clock) -> None:
+    first, second = new_token(), new_token()
+    store.save(first, make_session(clock), IDLE)
+    store.save(second, make_session(clock), IDLE)
+    bob = new_token()
+    store.save(bob, make_session(clock, openid="o-bob"), IDLE)
+    named = short_hash(token_key(first))
+    assert named in {info.key_hash for info in store.sessions_for("o-alice")}
+
+    assert store.revoke_session("o-bob", named) is False  # another user's session
+    assert store.revoke_session("o-alice", short_hash(token_key(bob))) is False
+    assert store.revoke_session("o-alice", "") is False
+    assert store.revoke_session("o-alice", named) is True
+    assert store.get(first, IDLE) is None
+    assert store.get(second, IDLE) is not None
+    assert store.get(bob, IDLE) is not None
+    assert [info.key_hash for info in store.sessions_for("o-alice")] == [
+        short_hash(token_key(second))
+    ]
+    assert store.revoke_session("o-alice", named) is False
+
+
+def test_purge_expired_reports_progress_per_batch(store: SessionStore, clock: Clock) -> None:
+    expired = 2 * PURGE_BATCH + 500
+    for index in range(expired):
+        store.save(new_token(), make_session(clock, openid=f"o-{index % 7}"), 10)
+    live = new_token()
+    store.save(live, make_session(clock), IDLE)
+    clock.advance(11)
+
+    reported: List[int] = []
+    assert store.purge_expired(reported.append) == expired
+    assert len(reported) >= 3  # one report per batch of about PURGE_BATCH
+    assert reported == sorted(reported)
+    assert reported[-1] == expired
+    assert store.get(live, IDLE) is not None
+    assert store.purge_expired(reported.append) == 0
+
+
+def test_shared_values(store: SessionStore, clock: Clock) -> None:
+    assert store.get_value("access_token:wx1") is None
+    store.set_value("access_token:wx1", "first", 100)
+    store.set_value("access_token:wx2", "other", 100)
+    assert store.get_value("access_token:wx1") == "first"
+    store.set_value("access_token:wx1", "second", 100)
+    assert store.get_value("access_token:wx1") == "second"
+    assert store.delete_value("access_token:wx1") is True
+    assert store.get_value("access_token:wx1") is None
+    assert store.delete_value("access_token:wx1") is False
+    assert store.get_value("access_token:wx2") == "other"
+
+
+def test_shared_value_expires(store: SessionStore, clock: Clock) -> None:
+    store.set_value("v", "x" * 512, 10)
+    clock.advance(9)
+    assert store.get_value("v") == "x" * 512
+    clock.advance(2)
+    assert store.get_value("v") is None
+    assert store.delete_value("v") is False
+    store.purge_expired()
+    store.set_value("v", "again", 10)
+    assert store.get_value("v") == "again"
+
+
+def test_lock_has_one_owner(store: SessionStore, clock: Clock) -> None:
+    owner = store.acquire_lock("refresh", 30)
+    assert owner
+    assert store.acquire_lock("refresh", 30) is None
+    assert store.acquire_lock("other", 30) is not None  # locks are independent
+    assert store.release_lock("refresh", "not-the-owner") is False
+    assert store.acquire_lock("refresh", 30) is None
+    assert store.release_lock("refresh", owner) is True
+    assert store.release_lock("refresh", owner) is False
+    again = store.acquire_lock("refresh", 30)
+    assert again and again != owner
+
+
+def test_lock_expires(store: SessionStore, clock: Clock) -> None:
+    owner = store.acquire_lock("refresh", 5)
+    assert owner is not None
+    clock.advance(4)
+    assert store.acquire_lock("refresh", 5) is None
+    clock.advance(2)  # the holder died without releasing: the lock frees itself
+    successor = store.acquire_lock("refresh", 5)
+    assert successor is not None
+    assert store.release_lock("refresh", owner) is False  # too late: it is not its lock
+    assert store.acquire_lock("refresh", 5) is None
+    assert store.release_lock("refresh", successor) is True
+
+
+def test_lock_past_its_ttl_is_not_released_by_its_old_owner(
+    store: SessionStore, clock: Clock
+) -> None:
+    owner = store.acquire_lock("refresh", 5)
+    assert owner is not None
+    clock.advance(6)
+    assert store.release_lock("refresh", owner) is False
+    assert store.acquire_lock("refresh", 5) is not None
+
+
+# --- locks across processes (SQLite: every process on the machine) ---
+
+
+def _child_take_lock(path: str, barrier: Any, hold: float, queue: Any) -> None:
+    store = SQLiteStore(path)
+    barrier.wait()
+    owner = store.acquire_lock("refresh", 30)
+    queue.put(owner is not None)
+    if owner is not None:
+        time.sleep(hold)  # the others try while it is held
+        store.release_lock("refresh", owner)
+    store.close()
+
+
+def _child_take_lock_and_die(path: str, ttl: float, queue: Any) -> None:
+    store = SQLiteStore(path)
+    queue.put(store.acquire_lock("refresh", ttl))
+    queue.close()
+    queue.join_thread()  # the answer is on its way before the process dies
+    os._exit(0)  # no release, no cleanup: a crashed worker
+
+
+def test_sqlite_lock_is_exclusive_across_processes(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    barrier = ctx.Barrier(6)
+    path = str(tmp_path / "s.sqlite3")  # a fresh file: the processes race to create it too
+    processes = [
+        ctx.Process(target=_child_take_lock, args=(path, barrier, 1.0, queue)) for _ in range(6)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(60)
+        assert process.exitcode == 0
+    assert sorted(queue.get(timeout=5) for _ in processes) == [False] * 5 + [True]
+    store = SQLiteStore(path)
+    owner = store.acquire_lock("refresh", 30)  # released by its holder
+    assert owner is not None
+    store.close()
+
+
+def test_sqlite_lock_of_a_dead_process_expires(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    path = str(tmp_path / "s.sqlite3")
+    child = ctx.Process(target=_child_take_lock_and_die, args=(path, 1.0, queue))
+    child.start()
+    child.join(60)
+    assert queue.get(timeout=5) is not None
+    store = SQLiteStore(path)
+    assert store.acquire_lock("refresh", 30) is None
+    deadline = time.monotonic() + 5
+    while store.acquire_lock("refresh", 30) is None:
+        assert time.monotonic() < deadline, "the dead process's lock never expired"
+        time.sleep(0.05)
+    store.close()
+
+
+def test_sqlite_failures_are_store_unavailable(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    store = SQLiteStore(blocker / "s.sqlite3")
+    for call in (
+        lambda: store.revoke_session("o-alice", "0123456789ab"),
+        lambda: store.purge_expired(),
+        lambda: store.get_value("v"),
+        lambda: store.set_value("v", "x", 60),
+        lambda: store.delete_value("v"),
+        lambda: store.acquire_lock("l", 60),
+        lambda: store.release_lock("l", "owner"),
+    ):
+        with pytest.raises(StoreUnavailable) as info:
+            call()
+        assert info.value.status == 503 and str(blocker) in (info.value.detail or "")

@@ -48,6 +48,7 @@ from wxmiddleware.stores import (  # noqa: E402
     open_store,
 )
 from wxmiddleware.stores import redis as redis_stores  # noqa: E402
+from wxmiddleware.stores.base import PURGE_BATCH  # noqa: E402
 from wxmiddleware.stores.redis import AsyncRedisStore, RedisStore  # noqa: E402
 from wxmiddleware.testing import FakeWeChat  # noqa: E402
 
@@ -356,16 +357,141 @@ def test_expired_claim_can_be_claimed_afresh(store: Any) -> None:
     assert store.claim_code(key, 1) == PENDING
 
 
-def test_purge_expired_leaves_it_to_redis(store: Any) -> None:
+def test_purge_expired_unindexes_sessions_redis_expired(
+    store: Any, shared: Any, prefix: str
+) -> None:
     short, live = new_token(), new_token()
     store.save(short, make_session(), 1)
     store.save(live, make_session(), IDLE)
+    store.save(new_token(), make_session(openid="o-bob"), 1)
     assert store.claim_code(code_key("old"), 1) is None
     time.sleep(1.1)
-    assert store.purge_expired() == 0
-    assert store.delete(short) is False  # Redis expired it by itself
+    index = f"{prefix}o:{token_key('o-alice')}"
+    assert shared.zcard(index) == 2  # Redis expired the session, not its index entry
+
+    reports: List[int] = []
+    assert store.purge_expired(reports.append) == 2
+    assert reports == [2]
+    assert shared.zrange(index, 0, -1) == [token_key(live).encode()]
+    assert not shared.exists(f"{prefix}o:{token_key('o-bob')}")  # its last entry went
+    assert store.delete(short) is False
     assert store.claim_code(code_key("old"), 1) is None
     assert store.get(live, IDLE) is not None
+    assert store.purge_expired() == 0
+
+
+def test_purge_expired_reports_every_batch(store: Any) -> None:
+    users = PURGE_BATCH + 10
+    for index in range(users):
+        store.save(new_token(), make_session(openid=f"o-{index}"), 1)
+    time.sleep(1.1)
+    reports: List[int] = []
+    assert store.purge_expired(reports.append) == users
+    assert len(reports) >= 2 and reports == sorted(reports) and reports[-1] == users
+
+
+def test_purge_expired_stays_within_its_prefix(shared: Any, prefix: str) -> None:
+    # A prefix with glob characters: unescaped, its SCAN pattern would match the other one.
+    starred = RedisStore.from_url(SHARED_URL, key_prefix=prefix + "*:")
+    other = RedisStore.from_url(SHARED_URL, key_prefix=prefix + "x:")
+    other.save(new_token(), make_session(), 1)
+    time.sleep(1.1)
+    assert starred.purge_expired() == 0
+    assert shared.zcard(f"{prefix}x:o:{token_key('o-alice')}") == 1
+    assert other.purge_expired() == 1
+    starred.close()
+    other.close()
+
+
+def test_revoke_session_by_key_hash(store: Any, shared: Any, prefix: str) -> None:
+    first, second = new_token(), new_token()
+    store.save(first, make_session(), IDLE)
+    store.save(second, make_session(), IDLE)
+    named = short_hash(token_key(first))
+    assert store.revoke_session("o-bob", named) is False
+    assert store.revoke_session("o-alice", named) is True
+    assert store.get(first, IDLE) is None
+    assert store.get(second, IDLE) is not None
+    assert shared.zrange(f"{prefix}o:{token_key('o-alice')}", 0, -1) == [token_key(second).encode()]
+    assert store.revoke_session("o-alice", named) is False
+
+
+def test_shared_values(store: Any, shared: Any, prefix: str) -> None:
+    assert store.get_value("access_token:wx1") is None
+    store.set_value("access_token:wx1", "first", 60)
+    assert 59_000 < shared.pttl(f"{prefix}v:access_token:wx1") <= 60_000
+    store.set_value("access_token:wx1", "second", 60)
+    assert store.get_value("access_token:wx1") == "second"
+    assert store.delete_value("access_token:wx1") is True
+    assert store.delete_value("access_token:wx1") is False
+    assert store.get_value("access_token:wx1") is None
+    store.set_value("brief", "gone soon", 0.2)
+    time.sleep(0.3)
+    assert store.get_value("brief") is None
+
+
+def test_lock_has_one_owner_and_expires(store: Any, shared: Any, prefix: str) -> None:
+    owner = store.acquire_lock("refresh", 30)
+    assert owner is not None
+    assert shared.get(f"{prefix}l:refresh") == owner.encode()
+    assert store.acquire_lock("refresh", 30) is None
+    assert store.release_lock("refresh", "someone-else") is False
+    assert store.release_lock("refresh", owner) is True
+    assert store.release_lock("refresh", owner) is False
+
+    brief = store.acquire_lock("refresh", 0.2)
+    assert brief is not None
+    assert store.acquire_lock("refresh", 30) is None
+    time.sleep(0.3)  # its holder died: the lock freed itself
+    successor = store.acquire_lock("refresh", 30)
+    assert successor is not None
+    assert store.release_lock("refresh", brief) is False  # no longer its lock
+    assert store.release_lock("refresh", successor) is True
+
+
+def test_lock_is_exclusive_across_clients(prefix: str) -> None:
+    # Eight threads, each with a store (and so a connection pool) of its own, plus an asyncio
+    # client in the main thread, all at once: exactly one owner.
+    stores = [RedisStore.from_url(SHARED_URL, key_prefix=prefix) for _ in range(8)]
+    barrier = threading.Barrier(len(stores) + 1)
+    owners: List[Optional[str]] = []
+
+    def take(store: RedisStore) -> None:
+        barrier.wait()
+        owners.append(store.acquire_lock("refresh", 30))
+
+    threads = [threading.Thread(target=take, args=(store,)) for store in stores]
+    for thread in threads:
+        thread.start()
+
+    async def take_async() -> Optional[str]:
+        async_store = AsyncRedisStore.from_url(SHARED_URL, key_prefix=prefix)
+        try:
+            await async_store.get_value("warm-up")  # connect before the race
+            barrier.wait()
+            return await async_store.acquire_lock("refresh", 30)
+        finally:
+            await async_store.close()
+
+    owners.append(asyncio.run(take_async()))
+    for thread in threads:
+        thread.join(10)
+    held = [owner for owner in owners if owner is not None]
+    assert len(owners) == 9 and len(held) == 1
+    assert stores[0].release_lock("refresh", held[0]) is True  # any client may release it
+    for store in stores:
+        store.close()
+
+
+def test_lock_retried_after_it_landed_still_holds_it(prefix: str) -> None:
+    # What a redis-py retry does when the first SET NX reached Redis but its answer was lost.
+    store = RedisStore.from_url(SHARED_URL, key_prefix=prefix)
+    commands = redis_stores._lock_commands(store._keys, "refresh", "mine", 30)
+    redis_stores._run(store.client, commands, False)
+    again = redis_stores._run(store.client, commands, False)
+    assert redis_stores._lock_result(again, "mine") == "mine"
+    assert redis_stores._lock_result(again, "theirs") is None
+    store.close()
 
 
 def test_key_layout(store: Any, shared: Any, prefix: str) -> None:
@@ -735,6 +861,13 @@ def test_unreachable_server_is_unavailable_quickly(tmp_path: Path) -> None:
         lambda: store.sessions_for("o-alice"),
         lambda: store.claim_code(code_key("c"), 300),
         lambda: store.release_code(code_key("c")),
+        lambda: store.revoke_session("o-alice", "0123456789ab"),
+        lambda: store.purge_expired(),
+        lambda: store.get_value("v"),
+        lambda: store.set_value("v", "x", 60),
+        lambda: store.delete_value("v"),
+        lambda: store.acquire_lock("l", 60),
+        lambda: store.release_lock("l", "owner"),
     ):
         with pytest.raises(StoreUnavailable):
             call()
@@ -1099,12 +1232,44 @@ def write_tls_files(directory: Path) -> Tuple[Path, Path, Path]:
         return builder.sign(signer, hashes.SHA256())
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
+    # Python 3.13 verifies strictly (VERIFY_X509_STRICT): key usages and key identifiers.
+    ca_usage = x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=True,
+        crl_sign=True,
+        encipher_only=False,
+        decipher_only=False,
+    )
     ca = certificate(
-        "wx test CA", ca_key, "wx test CA", ca_key, [(x509.BasicConstraints(True, None), True)]
+        "wx test CA",
+        ca_key,
+        "wx test CA",
+        ca_key,
+        [
+            (x509.BasicConstraints(True, None), True),
+            (ca_usage, True),
+            (x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False),
+        ],
     )
     server_key = ec.generate_private_key(ec.SECP256R1())
     names = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
-    server = certificate("127.0.0.1", server_key, "wx test CA", ca_key, [(names, False)])
+    server = certificate(
+        "127.0.0.1",
+        server_key,
+        "wx test CA",
+        ca_key,
+        [
+            (names, False),
+            (x509.BasicConstraints(False, None), True),
+            (x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), False),
+            (x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False),
+            (x509.SubjectKeyIdentifier.from_public_key(server_key.public_key()), False),
+        ],
+    )
     paths = (directory / "ca.pem", directory / "server.pem", directory / "server.key")
     paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     paths[1].write_bytes(server.public_bytes(serialization.Encoding.PEM))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any, Dict, Iterator, List
 
 import pytest
@@ -22,7 +23,14 @@ from webtest import TestApp  # noqa: E402
 
 from tests.redis_support import RedisServer, redis_cluster, unique_prefix  # noqa: E402
 from wxmiddleware import WxConfig, WxMiddleware  # noqa: E402
-from wxmiddleware.session import WxSession, code_key, new_token, seal_token  # noqa: E402
+from wxmiddleware.session import (  # noqa: E402
+    WxSession,
+    code_key,
+    new_token,
+    seal_token,
+    short_hash,
+    token_key,
+)
 from wxmiddleware.stores import PENDING  # noqa: E402
 from wxmiddleware.stores.redis import AsyncRedisStore, RedisStore  # noqa: E402
 from wxmiddleware.testing import FakeWeChat  # noqa: E402
@@ -171,6 +179,43 @@ def test_async_cluster_client(
     asyncio.run(main())
     assert sync_store.get(token, IDLE) is None
     sync_store.client.close()
+
+
+def test_cluster_values_locks_revoke_and_purge(cluster: List[RedisServer], prefix: str) -> None:
+    store = RedisStore(cluster_client(cluster), key_prefix=prefix)
+    store.set_value("access_token:wx1", "t-1", 60)
+    assert store.get_value("access_token:wx1") == "t-1"
+    owner = store.acquire_lock("refresh", 30)
+    assert owner is not None and store.acquire_lock("refresh", 30) is None
+    assert store.release_lock("refresh", owner) is True
+
+    now = time.time()
+    kept = new_token()
+    store.save(kept, WxSession("o-kept", "sk", None, now, now + 3600), IDLE)
+    named = new_token()
+    store.save(named, WxSession("o-kept", "sk", None, now, now + 3600), IDLE)
+    assert store.revoke_session("o-kept", short_hash(token_key(named))) is True
+    # Indexes of many users, on every master, whose sessions Redis expires.
+    for index in range(30):
+        store.save(new_token(), WxSession(f"o-{index}", "sk", None, now, now + 3600), 1)
+    assert sum(1 for keys in keys_per_master(cluster, prefix + "o:") if keys) == 3
+    time.sleep(1.1)
+    reports: List[int] = []
+    assert store.purge_expired(reports.append) == 30
+    assert reports[-1] == 30
+    assert store.get(kept, IDLE) is not None
+
+    async def main() -> None:
+        nodes = [AsyncClusterNode("127.0.0.1", server.port) for server in cluster]
+        client = AsyncRedisCluster(startup_nodes=nodes, **CLIENT_OPTIONS)
+        async_store = AsyncRedisStore(client, key_prefix=prefix)
+        assert await async_store.get_value("access_token:wx1") == "t-1"
+        assert await async_store.purge_expired() == 0
+        assert await async_store.revoke_session("o-kept", short_hash(token_key(kept))) is True
+        await client.aclose()
+
+    asyncio.run(main())
+    store.client.close()
 
 
 def test_cluster_has_three_masters(cluster: List[RedisServer]) -> None:

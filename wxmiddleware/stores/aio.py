@@ -18,7 +18,7 @@ from typing import Callable, List, Optional, TypeVar, Union
 from ..errors import ConfigError
 from ..session import WxSession
 from . import _redis_stores, open_store, store_url_scheme
-from .base import AsyncSessionStore, SessionInfo
+from .base import AsyncSessionStore, PurgeProgress, SessionInfo
 from .memory import MemoryStore
 from .sqlite import SQLiteStore
 
@@ -72,9 +72,33 @@ class AsyncMemoryStore:
         """See :meth:`SessionStore.release_code`."""
         self.sync.release_code(code_key)
 
-    async def purge_expired(self) -> int:
+    async def revoke_session(self, openid: str, key_hash: str) -> bool:
+        """See :meth:`SessionStore.revoke_session`."""
+        return self.sync.revoke_session(openid, key_hash)
+
+    async def purge_expired(self, progress: Optional[PurgeProgress] = None) -> int:
         """See :meth:`SessionStore.purge_expired`."""
-        return self.sync.purge_expired()
+        return self.sync.purge_expired(progress)
+
+    async def get_value(self, name: str) -> Optional[str]:
+        """See :meth:`SessionStore.get_value`."""
+        return self.sync.get_value(name)
+
+    async def set_value(self, name: str, value: str, ttl: float) -> None:
+        """See :meth:`SessionStore.set_value`."""
+        self.sync.set_value(name, value, ttl)
+
+    async def delete_value(self, name: str) -> bool:
+        """See :meth:`SessionStore.delete_value`."""
+        return self.sync.delete_value(name)
+
+    async def acquire_lock(self, name: str, ttl: float) -> Optional[str]:
+        """See :meth:`SessionStore.acquire_lock`."""
+        return self.sync.acquire_lock(name, ttl)
+
+    async def release_lock(self, name: str, owner: str) -> bool:
+        """See :meth:`SessionStore.release_lock`."""
+        return self.sync.release_lock(name, owner)
 
     async def close(self) -> None:
         """See :meth:`SessionStore.close`."""
@@ -156,9 +180,42 @@ class AsyncSQLiteStore:
         """See :meth:`SessionStore.release_code`."""
         await self._in_writer(self.sync.release_code, code_key)
 
-    async def purge_expired(self) -> int:
-        """See :meth:`SessionStore.purge_expired`."""
-        return await self._in_writer(self.sync.purge_expired)
+    async def revoke_session(self, openid: str, key_hash: str) -> bool:
+        """See :meth:`SessionStore.revoke_session`."""
+        return await self._in_writer(self.sync.revoke_session, openid, key_hash)
+
+    async def purge_expired(self, progress: Optional[PurgeProgress] = None) -> int:
+        """See :meth:`SessionStore.purge_expired`; ``progress`` is called in the event loop."""
+        if progress is None:
+            return await self._in_writer(self.sync.purge_expired)
+        loop = asyncio.get_running_loop()
+        # The batches run in the writer thread; each report is handed back to the loop, where
+        # it runs before this coroutine resumes (call_soon_threadsafe keeps their order).
+        return await self._in_writer(
+            self.sync.purge_expired, lambda count: loop.call_soon_threadsafe(progress, count)
+        )
+
+    async def get_value(self, name: str) -> Optional[str]:
+        """See :meth:`SessionStore.get_value`; a read, so it runs inline like :meth:`get`'s."""
+        if self._opened:
+            return self.sync.get_value(name)
+        return await self._in_writer(self.sync.get_value, name)
+
+    async def set_value(self, name: str, value: str, ttl: float) -> None:
+        """See :meth:`SessionStore.set_value`."""
+        await self._in_writer(self.sync.set_value, name, value, ttl)
+
+    async def delete_value(self, name: str) -> bool:
+        """See :meth:`SessionStore.delete_value`."""
+        return await self._in_writer(self.sync.delete_value, name)
+
+    async def acquire_lock(self, name: str, ttl: float) -> Optional[str]:
+        """See :meth:`SessionStore.acquire_lock`."""
+        return await self._in_writer(self.sync.acquire_lock, name, ttl)
+
+    async def release_lock(self, name: str, owner: str) -> bool:
+        """See :meth:`SessionStore.release_lock`."""
+        return await self._in_writer(self.sync.release_lock, name, owner)
 
     async def close(self) -> None:
         """Close the writer thread's and this thread's connections; stop the writer thread."""

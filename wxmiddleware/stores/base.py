@@ -5,18 +5,37 @@ Stores receive tokens and hash them where they persist anything (see
 :func:`wxmiddleware.session.code_key` plus the token sealed under the code.
 Every store raises :class:`wxmiddleware.errors.StoreUnavailable` when its backend fails,
 so the middleware can fail closed with a 503.
+
+Besides sessions, a store keeps two small kinds of state that every process and machine of
+an app must share: named values with a TTL (the app's WeChat access token) and named locks
+(so that one process at a time refreshes that token).
 """
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
-from typing import List, Optional, Protocol, runtime_checkable
+from typing import Callable, List, Optional, Protocol, runtime_checkable
 
 from ..session import WxSession
 
 #: What :meth:`SessionStore.claim_code` returns while another request is logging in
 #: with the same code.
 PENDING = ""
+
+#: How many sessions (or index entries) :meth:`SessionStore.purge_expired` handles between
+#: two calls of its ``progress`` callback.
+PURGE_BATCH = 1000
+
+#: The ``progress`` callback of :meth:`SessionStore.purge_expired`: it receives how many
+#: sessions have been purged so far.
+PurgeProgress = Callable[[int], None]
+
+
+def new_lock_owner() -> str:
+    """A fresh owner token for :meth:`SessionStore.acquire_lock` (unguessable, so that no
+    other process can release a lock it does not hold)."""
+    return secrets.token_hex(16)
 
 
 @dataclass(frozen=True)
@@ -68,8 +87,38 @@ class SessionStore(Protocol):
     def release_code(self, code_key: str) -> None:
         """Give up a claim whose login failed, so that a retry may try again."""
 
-    def purge_expired(self) -> int:
-        """Delete expired sessions and code records; return how many sessions went."""
+    def revoke_session(self, openid: str, key_hash: str) -> bool:
+        """End the session of ``openid`` that ``key_hash`` names; ``True`` if one ended.
+
+        ``key_hash`` is the :attr:`SessionInfo.key_hash` that :meth:`sessions_for` shows, so
+        an operator can end one session (``wxmiddleware sessions revoke``) without its token.
+        """
+
+    def purge_expired(self, progress: Optional[PurgeProgress] = None) -> int:
+        """Delete expired sessions and code records; return how many sessions went.
+
+        ``progress``, when given, is called with the count so far after each batch of about
+        :data:`PURGE_BATCH` sessions, so that a command can report on a large store.
+        """
+
+    def get_value(self, name: str) -> Optional[str]:
+        """The value stored under ``name``, or ``None`` when there is none or its TTL passed."""
+
+    def set_value(self, name: str, value: str, ttl: float) -> None:
+        """Store ``value`` under ``name`` for ``ttl`` seconds, replacing what was there."""
+
+    def delete_value(self, name: str) -> bool:
+        """Delete the value under ``name``; ``True`` if a live one existed."""
+
+    def acquire_lock(self, name: str, ttl: float) -> Optional[str]:
+        """Take the lock ``name`` for at most ``ttl`` seconds, across every process.
+
+        Returns the owner token that :meth:`release_lock` needs, or ``None`` while another
+        owner holds the lock. A lock whose owner died frees itself once its ``ttl`` passes.
+        """
+
+    def release_lock(self, name: str, owner: str) -> bool:
+        """Release the lock ``name`` if ``owner`` still holds it; ``True`` if it did."""
 
     def close(self) -> None:
         """Release connections."""
@@ -107,8 +156,26 @@ class AsyncSessionStore(Protocol):
     async def release_code(self, code_key: str) -> None:
         """See :meth:`SessionStore.release_code`."""
 
-    async def purge_expired(self) -> int:
+    async def revoke_session(self, openid: str, key_hash: str) -> bool:
+        """See :meth:`SessionStore.revoke_session`."""
+
+    async def purge_expired(self, progress: Optional[PurgeProgress] = None) -> int:
         """See :meth:`SessionStore.purge_expired`."""
+
+    async def get_value(self, name: str) -> Optional[str]:
+        """See :meth:`SessionStore.get_value`."""
+
+    async def set_value(self, name: str, value: str, ttl: float) -> None:
+        """See :meth:`SessionStore.set_value`."""
+
+    async def delete_value(self, name: str) -> bool:
+        """See :meth:`SessionStore.delete_value`."""
+
+    async def acquire_lock(self, name: str, ttl: float) -> Optional[str]:
+        """See :meth:`SessionStore.acquire_lock`."""
+
+    async def release_lock(self, name: str, owner: str) -> bool:
+        """See :meth:`SessionStore.release_lock`."""
 
     async def close(self) -> None:
         """See :meth:`SessionStore.close`."""

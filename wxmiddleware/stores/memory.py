@@ -11,7 +11,7 @@ import time
 from typing import Dict, List, Optional, Set, Tuple
 
 from ..session import WxSession, short_hash, token_key
-from .base import PENDING, SessionInfo
+from .base import PENDING, PURGE_BATCH, PurgeProgress, SessionInfo, new_lock_owner
 
 
 class _Entry:
@@ -31,6 +31,9 @@ class MemoryStore:
         self._by_openid: Dict[str, Set[str]] = {}
         # code_key -> (sealed token or PENDING, expires_at)
         self._codes: Dict[str, Tuple[str, float]] = {}
+        # name -> (value, expires_at) and name -> (owner, expires_at)
+        self._values: Dict[str, Tuple[str, float]] = {}
+        self._locks: Dict[str, Tuple[str, float]] = {}
 
     def get(self, token: str, idle_ttl: int) -> Optional[WxSession]:
         """See :meth:`SessionStore.get`."""
@@ -119,7 +122,16 @@ class MemoryStore:
             if record is not None and record[0] == PENDING:
                 del self._codes[code_key]
 
-    def purge_expired(self) -> int:
+    def revoke_session(self, openid: str, key_hash: str) -> bool:
+        """See :meth:`SessionStore.revoke_session`."""
+        with self._lock:
+            tokens = list(self._by_openid.get(openid, ()))
+        for token in tokens:
+            if short_hash(token_key(token)) == key_hash:
+                return self.delete(token)
+        return False
+
+    def purge_expired(self, progress: Optional[PurgeProgress] = None) -> int:
         """See :meth:`SessionStore.purge_expired`."""
         now = time.time()
         with self._lock:
@@ -129,9 +141,50 @@ class MemoryStore:
                 if entry.idle_until <= now or entry.session.expires_at <= now
             ]
             self._codes = {k: v for k, v in self._codes.items() if v[1] > now}
-        for token in dead:
-            self.delete(token)
-        return len(dead)
+            self._values = {k: v for k, v in self._values.items() if v[1] > now}
+            self._locks = {k: v for k, v in self._locks.items() if v[1] > now}
+        purged = 0
+        for start in range(0, len(dead), PURGE_BATCH):
+            purged += sum(self.delete(token) for token in dead[start : start + PURGE_BATCH])
+            if progress is not None:
+                progress(purged)
+        return purged
+
+    def get_value(self, name: str) -> Optional[str]:
+        """See :meth:`SessionStore.get_value`."""
+        record = self._values.get(name)
+        return record[0] if record is not None and record[1] > time.time() else None
+
+    def set_value(self, name: str, value: str, ttl: float) -> None:
+        """See :meth:`SessionStore.set_value`."""
+        with self._lock:
+            self._values[name] = (value, time.time() + ttl)
+
+    def delete_value(self, name: str) -> bool:
+        """See :meth:`SessionStore.delete_value`."""
+        with self._lock:
+            record = self._values.pop(name, None)
+        return record is not None and record[1] > time.time()
+
+    def acquire_lock(self, name: str, ttl: float) -> Optional[str]:
+        """See :meth:`SessionStore.acquire_lock`."""
+        now = time.time()
+        with self._lock:
+            held = self._locks.get(name)
+            if held is not None and held[1] > now:
+                return None
+            owner = new_lock_owner()
+            self._locks[name] = (owner, now + ttl)
+            return owner
+
+    def release_lock(self, name: str, owner: str) -> bool:
+        """See :meth:`SessionStore.release_lock`."""
+        with self._lock:
+            held = self._locks.get(name)
+            if held is None or held[0] != owner:
+                return False
+            del self._locks[name]
+        return held[1] > time.time()
 
     def close(self) -> None:
         """Nothing to release."""

@@ -14,6 +14,8 @@ Key layout (``key_prefix`` defaults to ``wx:``; every hash is sha256 in hex)::
                                         by its absolute expiry; TTL: the latest of them
     wx:c:<code_key>         string      a login code's record: "p:<nonce>" while a login owns
                                         it, then the token sealed under the code; TTL: code_ttl
+    wx:v:<name>             string      a shared value (set_value); TTL: the one given
+    wx:l:<name>             string      a lock's owner token (acquire_lock); TTL: the one given
 
 No key or value holds a token in clear. An authenticated request costs one command,
 ``GETEX wx:s:<hash> EX <idle_ttl>``, which returns the session and slides its idle timeout;
@@ -34,6 +36,14 @@ live in different slots, where no transaction can cover them, so the index entry
 first and the session and code record after it: a failure in between leaves at most an index
 entry pointing at nothing, never a session that ``revoke_all`` cannot find.
 
+A lock is ``SET NX PX`` (with a ``GET`` in the same round trip, so that a retried ``SET``
+still recognises its own owner token) and is released by a compare-and-delete script: one
+key each, like everything else.
+
+Redis expires sessions and records by their TTLs. What it cannot expire are the entries of
+sessions that went idle in their openid's index; :meth:`RedisStore.purge_expired` walks the
+indexes with ``SCAN`` and removes those.
+
 Every redis-py error becomes :class:`~wxmiddleware.errors.StoreUnavailable` (a 503: the
 middleware fails closed) with a generic client message; its ``detail``, for the log, names the
 cause and a session only by a short hash. A client recovers by itself when Redis returns.
@@ -45,12 +55,26 @@ import asyncio
 import functools
 import hashlib
 import math
+import re
 import secrets
 import threading
 import time
 import weakref
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import (
+    Any,
+    AsyncIterator,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+    Union,
+)
 
 import redis
 import redis.asyncio
@@ -66,7 +90,7 @@ from redis.retry import Retry
 
 from ..errors import ConfigError, StoreUnavailable
 from ..session import WxSession, short_hash, token_key
-from .base import PENDING, SessionInfo
+from .base import PENDING, PURGE_BATCH, PurgeProgress, SessionInfo, new_lock_owner
 
 __all__ = ["AsyncRedisStore", "RedisStore", "request_path_options"]
 
@@ -108,7 +132,16 @@ if value and string.sub(value, 1, 2) == 'p:' then
 end
 return 0
 """
+# Deletes a lock only for the owner that holds it.
+_RELEASE_LOCK_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
 _REDIS_ERRORS = (RedisError, RedisClusterException, OSError)
+_GLOB_SPECIAL = re.compile(r"([\\*?\[\]])")
+_T = TypeVar("_T")
 _ASYNC_CLIENTS = (redis.asyncio.Redis, AsyncRedisCluster)
 
 
@@ -176,6 +209,16 @@ class _Keys:
 
     def code(self, code_key: str) -> str:
         return f"{self.prefix}c:{code_key}"
+
+    def value(self, name: str) -> str:
+        return f"{self.prefix}v:{name}"
+
+    def lock(self, name: str) -> str:
+        return f"{self.prefix}l:{name}"
+
+    def index_pattern(self) -> str:
+        """The ``SCAN MATCH`` pattern of every index key (the prefix's glob characters escaped)."""
+        return _GLOB_SPECIAL.sub(r"\\\1", self.prefix) + "o:*"
 
 
 def _text(value: Union[bytes, str]) -> str:
@@ -350,6 +393,74 @@ def _describe(
     return infos, stale
 
 
+def _ttl_ms(ttl: float) -> int:
+    # PX takes whole, positive milliseconds.
+    return max(1, math.ceil(ttl * 1000))
+
+
+def _lock_commands(keys: _Keys, name: str, owner: str, ttl: float) -> List[Command]:
+    # As with _claim_commands: whoever finds its own owner token holds the lock.
+    key = keys.lock(name)
+    return [("SET", key, owner, "NX", "PX", _ttl_ms(ttl)), ("GET", key)]
+
+
+def _lock_result(results: Sequence[Any], owner: str) -> Optional[str]:
+    raw = results[-1]
+    return owner if raw is not None and _text(raw) == owner else None
+
+
+def _release_lock_command(keys: _Keys, name: str, owner: str) -> Command:
+    return ("EVAL", _RELEASE_LOCK_SCRIPT, 1, keys.lock(name), owner)
+
+
+def _named_session(members: Sequence[str], key_hash: str) -> List[str]:
+    """The index entries that :attr:`SessionInfo.key_hash` ``key_hash`` names."""
+    return [member for member in members if short_hash(member) == key_hash]
+
+
+def _chunks(items: Iterable[_T], size: int) -> Iterator[List[_T]]:
+    chunk: List[_T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+async def _async_chunks(items: AsyncIterator[_T], size: int) -> AsyncIterator[List[_T]]:
+    chunk: List[_T] = []
+    async for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _liveness_commands(keys: _Keys, memberships: Sequence[List[str]]) -> List[Command]:
+    """``EXISTS`` for the session of every index entry, index by index."""
+    return [("EXISTS", keys.session(member)) for members in memberships for member in members]
+
+
+def _unindex_gone_commands(
+    indexes: Sequence[str], memberships: Sequence[List[str]], exists: Sequence[Any]
+) -> List[Command]:
+    """``ZREM`` of each index's entries whose session Redis has expired.
+
+    A removed entry cannot come back meanwhile: a new session has a new token, so a new hash.
+    """
+    answers = iter(exists)
+    commands: List[Command] = []
+    for index, members in zip(indexes, memberships):
+        gone = [member for member in members if not next(answers)]
+        if gone:
+            commands.append(("ZREM", index, *gone))
+    return commands
+
+
 @contextmanager
 def _failures(action: str, kind: str = "", key: str = "") -> Iterator[None]:
     """Turn every redis-py error into :class:`StoreUnavailable` (the middleware's 503)."""
@@ -502,14 +613,68 @@ class RedisStore:
         with _failures("release_code", "code", code_key):
             _execute(self._client, _release_command(self._keys, code_key))
 
-    def purge_expired(self) -> int:
-        """Return 0: Redis deletes expired sessions and code records itself, by their TTLs.
+    def revoke_session(self, openid: str, key_hash: str) -> bool:
+        """End the session of ``openid`` that ``key_hash`` names (found in its index)."""
+        with _failures("revoke_session"):
+            members = _members(_execute(self._client, ("ZRANGE", self._keys.index(openid), 0, -1)))
+            named = _named_session(members, key_hash)
+            if not named:
+                return False
+            results = _run(self._client, _revoke_commands(self._keys, openid, named), False)
+        return any(results[:-1])
 
-        Index entries of sessions that went idle are dropped by :meth:`sessions_for` and
-        :meth:`revoke_all`, and by the next login of the same openid once past their absolute
-        expiry; each index expires with its longest-lived session.
+    def purge_expired(self, progress: Optional[PurgeProgress] = None) -> int:
+        """Remove index entries of sessions Redis has expired; return how many went.
+
+        Redis deletes sessions and records itself, by their TTLs, and :meth:`sessions_for`,
+        :meth:`revoke_all` and the next login of an openid tidy its index; this walks every
+        index with ``SCAN`` (three pipelined round trips per :data:`PURGE_BATCH` indexes)
+        for the users who never come back. ``progress`` is called after each batch.
         """
-        return 0
+        purged = 0
+        with _failures("purge_expired"):
+            found = self._client.scan_iter(
+                match=self._keys.index_pattern(), count=PURGE_BATCH, _type="zset"
+            )
+            for chunk in _chunks(found, PURGE_BATCH):
+                indexes = [_text(index) for index in chunk]
+                ranges = [("ZRANGE", index, 0, -1) for index in indexes]
+                memberships = [_members(raw) for raw in _run(self._client, ranges, False)]
+                exists = _run(self._client, _liveness_commands(self._keys, memberships), False)
+                removals = _unindex_gone_commands(indexes, memberships, exists)
+                if removals:
+                    purged += sum(_run(self._client, removals, False))
+                if progress is not None:
+                    progress(purged)
+        return purged
+
+    def get_value(self, name: str) -> Optional[str]:
+        """The value under ``name`` (``GET``), or ``None``."""
+        with _failures(f"get_value {name}"):
+            raw = _execute(self._client, ("GET", self._keys.value(name)))
+        return None if raw is None else _text(raw)
+
+    def set_value(self, name: str, value: str, ttl: float) -> None:
+        """Store ``value`` under ``name`` for ``ttl`` seconds (``SET PX``)."""
+        with _failures(f"set_value {name}"):
+            _execute(self._client, ("SET", self._keys.value(name), value, "PX", _ttl_ms(ttl)))
+
+    def delete_value(self, name: str) -> bool:
+        """Delete the value under ``name`` (``DEL``)."""
+        with _failures(f"delete_value {name}"):
+            return bool(_execute(self._client, ("DEL", self._keys.value(name))))
+
+    def acquire_lock(self, name: str, ttl: float) -> Optional[str]:
+        """Take the lock ``name`` for ``ttl`` seconds: ``SET NX PX`` and ``GET``, one round trip."""
+        owner = new_lock_owner()
+        with _failures(f"acquire_lock {name}"):
+            results = _run(self._client, _lock_commands(self._keys, name, owner, ttl), False)
+        return _lock_result(results, owner)
+
+    def release_lock(self, name: str, owner: str) -> bool:
+        """Release the lock ``name`` if ``owner`` holds it (a compare-and-delete script)."""
+        with _failures(f"release_lock {name}"):
+            return bool(_execute(self._client, _release_lock_command(self._keys, name, owner)))
 
     def close(self) -> None:
         """Close the client if :meth:`from_url` made it; a client passed in stays yours."""
@@ -665,9 +830,68 @@ class AsyncRedisStore:
         with _failures("release_code", "code", code_key):
             await _execute(self._current(), _release_command(self._keys, code_key))
 
-    async def purge_expired(self) -> int:
+    async def revoke_session(self, openid: str, key_hash: str) -> bool:
+        """See :meth:`RedisStore.revoke_session`."""
+        with _failures("revoke_session"):
+            client = self._current()
+            members = _members(await _execute(client, ("ZRANGE", self._keys.index(openid), 0, -1)))
+            named = _named_session(members, key_hash)
+            if not named:
+                return False
+            results = await _run_async(client, _revoke_commands(self._keys, openid, named), False)
+        return any(results[:-1])
+
+    async def purge_expired(self, progress: Optional[PurgeProgress] = None) -> int:
         """See :meth:`RedisStore.purge_expired`."""
-        return 0
+        purged = 0
+        with _failures("purge_expired"):
+            client = self._current()
+            found = client.scan_iter(
+                match=self._keys.index_pattern(), count=PURGE_BATCH, _type="zset"
+            )
+            async for chunk in _async_chunks(found, PURGE_BATCH):
+                indexes = [_text(index) for index in chunk]
+                ranges = [("ZRANGE", index, 0, -1) for index in indexes]
+                memberships = [_members(raw) for raw in await _run_async(client, ranges, False)]
+                liveness = _liveness_commands(self._keys, memberships)
+                exists = await _run_async(client, liveness, False)
+                removals = _unindex_gone_commands(indexes, memberships, exists)
+                if removals:
+                    purged += sum(await _run_async(client, removals, False))
+                if progress is not None:
+                    progress(purged)
+        return purged
+
+    async def get_value(self, name: str) -> Optional[str]:
+        """See :meth:`RedisStore.get_value`."""
+        with _failures(f"get_value {name}"):
+            raw = await _execute(self._current(), ("GET", self._keys.value(name)))
+        return None if raw is None else _text(raw)
+
+    async def set_value(self, name: str, value: str, ttl: float) -> None:
+        """See :meth:`RedisStore.set_value`."""
+        command = ("SET", self._keys.value(name), value, "PX", _ttl_ms(ttl))
+        with _failures(f"set_value {name}"):
+            await _execute(self._current(), command)
+
+    async def delete_value(self, name: str) -> bool:
+        """See :meth:`RedisStore.delete_value`."""
+        with _failures(f"delete_value {name}"):
+            return bool(await _execute(self._current(), ("DEL", self._keys.value(name))))
+
+    async def acquire_lock(self, name: str, ttl: float) -> Optional[str]:
+        """See :meth:`RedisStore.acquire_lock`."""
+        owner = new_lock_owner()
+        with _failures(f"acquire_lock {name}"):
+            commands = _lock_commands(self._keys, name, owner, ttl)
+            results = await _run_async(self._current(), commands, False)
+        return _lock_result(results, owner)
+
+    async def release_lock(self, name: str, owner: str) -> bool:
+        """See :meth:`RedisStore.release_lock`."""
+        command = _release_lock_command(self._keys, name, owner)
+        with _failures(f"release_lock {name}"):
+            return bool(await _execute(self._current(), command))
 
     async def close(self) -> None:
         """Close the client made for the running loop; a later call makes a new one.

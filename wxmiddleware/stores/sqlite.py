@@ -4,6 +4,9 @@ Zero setup, shared by every worker process on one machine (gunicorn ``-w 4``), a
 survives restarts. The database runs in WAL mode so readers never wait for the writer;
 sessions are keyed by :func:`~wxmiddleware.session.token_key`, so the file holds no usable
 token. Expired rows are deleted lazily (see :meth:`SQLiteStore.purge_expired`).
+
+Shared values and locks (:meth:`SQLiteStore.set_value`, :meth:`SQLiteStore.acquire_lock`)
+are rows with an expiry, in tables of their own, so every process on the machine sees them.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Iterator, List, NamedTuple, Optional, Union
 
 from ..errors import StoreUnavailable
 from ..session import WxSession, short_hash, token_key
-from .base import PENDING, SessionInfo
+from .base import PENDING, PURGE_BATCH, PurgeProgress, SessionInfo, new_lock_owner
 
 #: How often (seconds) one process's writes also delete expired rows.
 PURGE_INTERVAL = 60.0
@@ -39,6 +42,16 @@ _SCHEMA = (
         sealed TEXT NOT NULL,
         expires_at REAL NOT NULL
     ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS wx_values (
+        name TEXT PRIMARY KEY NOT NULL,
+        value TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS wx_locks (
+        name TEXT PRIMARY KEY NOT NULL,
+        owner TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    ) WITHOUT ROWID""",
 )
 _GET = "SELECT value, idle_until, expires_at FROM wx_sessions WHERE key = ?"
 # The guard keeps a slow writer from moving a deadline that another process slid further.
@@ -48,6 +61,20 @@ _INSERT = (
     " VALUES (?, ?, ?, ?, ?)"
 )
 _LIVE_CODE = "SELECT sealed FROM wx_codes WHERE key = ? AND expires_at > ?"
+# One batch of purge_expired's walk over the sessions, in key order.
+_SESSION_BATCH = (
+    "SELECT key, idle_until, expires_at FROM wx_sessions WHERE key > ? ORDER BY key LIMIT ?"
+)
+# The expiry is checked again: another process may have slid the deadline meanwhile.
+_DELETE_EXPIRED_SESSION = (
+    "DELETE FROM wx_sessions WHERE key = ?1 AND (idle_until <= ?2 OR expires_at <= ?2)"
+)
+# Rows of the small tables (code records, shared values, locks) past their expiry.
+_EXPIRED_RECORDS = (
+    "DELETE FROM wx_codes WHERE expires_at <= ?",
+    "DELETE FROM wx_values WHERE expires_at <= ?",
+    "DELETE FROM wx_locks WHERE expires_at <= ?",
+)
 
 
 class Lookup(NamedTuple):
@@ -286,14 +313,115 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise self._fail(exc, "release_code", "code", code_key) from exc
 
-    def purge_expired(self) -> int:
-        """Delete expired sessions and code records now; return how many sessions went."""
+    def revoke_session(self, openid: str, key_hash: str) -> bool:
+        """End the session of ``openid`` that ``key_hash`` (its :class:`SessionInfo`) names."""
+        try:
+            conn = self._conn()
+            rows = conn.execute("SELECT key FROM wx_sessions WHERE openid = ?", (openid,))
+            keys = [(key,) for (key,) in rows.fetchall() if short_hash(key) == key_hash]
+            if not keys:
+                return False
+            cursor = conn.executemany("DELETE FROM wx_sessions WHERE key = ?", keys)
+        except sqlite3.Error as exc:
+            raise self._fail(exc, "revoke_session") from exc
+        return cursor.rowcount > 0
+
+    def purge_expired(self, progress: Optional[PurgeProgress] = None) -> int:
+        """Delete expired sessions and records now; return how many sessions went.
+
+        The sessions are walked in batches of :data:`PURGE_BATCH` rows, each batch's expired
+        ones deleted in a short transaction of its own, so that purging a large store never
+        holds the write lock for long (logins in other processes wait at most one batch).
+        ``progress`` is called after each batch with the count deleted so far.
+        """
+        purged = 0
+        last_key = ""
+        try:
+            conn = self._conn()
+            while True:
+                rows = conn.execute(_SESSION_BATCH, (last_key, PURGE_BATCH)).fetchall()
+                if not rows:
+                    break
+                last_key = rows[-1][0]
+                now = time.time()
+                expired = [(key, now) for key, idle, expires in rows if min(idle, expires) <= now]
+                if expired:
+                    with _transaction(conn):
+                        purged += conn.executemany(_DELETE_EXPIRED_SESSION, expired).rowcount
+                if progress is not None:
+                    progress(purged)
+            with _transaction(conn):
+                self._purge_records(conn, time.time())
+        except sqlite3.Error as exc:
+            raise self._fail(exc, "purge_expired") from exc
+        return purged
+
+    def get_value(self, name: str) -> Optional[str]:
+        """The value stored under ``name``, or ``None`` (one indexed SELECT, never waits)."""
+        try:
+            rows = (
+                self._conn()
+                .execute(
+                    "SELECT value FROM wx_values WHERE name = ? AND expires_at > ?",
+                    (name, time.time()),
+                )
+                .fetchall()
+            )
+        except sqlite3.Error as exc:
+            raise self._fail(exc, f"get_value {name}") from exc
+        return str(rows[0][0]) if rows else None
+
+    def set_value(self, name: str, value: str, ttl: float) -> None:
+        """Store ``value`` under ``name`` for ``ttl`` seconds."""
+        try:
+            self._conn().execute(
+                "INSERT OR REPLACE INTO wx_values (name, value, expires_at) VALUES (?, ?, ?)",
+                (name, value, time.time() + ttl),
+            )
+        except sqlite3.Error as exc:
+            raise self._fail(exc, f"set_value {name}") from exc
+
+    def delete_value(self, name: str) -> bool:
+        """Delete the value under ``name``; ``True`` if a live one existed."""
+        try:
+            cursor = self._conn().execute(
+                "DELETE FROM wx_values WHERE name = ? AND expires_at > ?", (name, time.time())
+            )
+        except sqlite3.Error as exc:
+            raise self._fail(exc, f"delete_value {name}") from exc
+        return cursor.rowcount > 0
+
+    def acquire_lock(self, name: str, ttl: float) -> Optional[str]:
+        """Take the lock ``name`` for ``ttl`` seconds: a row with an expiry, written in an
+        ``IMMEDIATE`` transaction, so exactly one of many processes gets it."""
+        owner = new_lock_owner()
         try:
             conn = self._conn()
             with _transaction(conn):
-                return self._purge(conn, time.time())
+                now = time.time()
+                held = conn.execute(
+                    "SELECT 1 FROM wx_locks WHERE name = ? AND expires_at > ?", (name, now)
+                ).fetchall()
+                if held:
+                    return None
+                conn.execute(
+                    "INSERT OR REPLACE INTO wx_locks (name, owner, expires_at) VALUES (?, ?, ?)",
+                    (name, owner, now + ttl),
+                )
         except sqlite3.Error as exc:
-            raise self._fail(exc, "purge_expired") from exc
+            raise self._fail(exc, f"acquire_lock {name}") from exc
+        return owner
+
+    def release_lock(self, name: str, owner: str) -> bool:
+        """Release the lock ``name`` if ``owner`` still holds it."""
+        try:
+            cursor = self._conn().execute(
+                "DELETE FROM wx_locks WHERE name = ? AND owner = ? AND expires_at > ?",
+                (name, owner, time.time()),
+            )
+        except sqlite3.Error as exc:
+            raise self._fail(exc, f"release_lock {name}") from exc
+        return cursor.rowcount > 0
 
     def close(self) -> None:
         """Close this thread's connection; the next call opens a new one."""
@@ -348,12 +476,16 @@ class SQLiteStore:
             time.sleep(0.005)
 
     def _purge(self, conn: sqlite3.Connection, now: float) -> int:
-        self._next_purge = now + PURGE_INTERVAL
         gone = conn.execute(
             "DELETE FROM wx_sessions WHERE idle_until <= ?1 OR expires_at <= ?1", (now,)
         ).rowcount
-        conn.execute("DELETE FROM wx_codes WHERE expires_at <= ?", (now,))
+        self._purge_records(conn, now)
         return gone
+
+    def _purge_records(self, conn: sqlite3.Connection, now: float) -> None:
+        self._next_purge = now + PURGE_INTERVAL
+        for statement in _EXPIRED_RECORDS:
+            conn.execute(statement, (now,))
 
     def _fail(
         self, exc: BaseException, action: str, kind: str = "", key: str = ""

@@ -106,8 +106,8 @@ def error_for_errcode(errcode: int, errmsg: str) -> WxError:
     )
 
 
-def parse_jscode2session(status: int, body: bytes) -> CodeSession:
-    """Parse a reply: WeChat answers 200 even on failure, with an ``errcode`` in the body."""
+def reply_object(status: int, body: bytes) -> Dict[str, Any]:
+    """The JSON object of a WeChat API reply, which is HTTP 200 even when the call failed."""
     if status != 200:
         raise UpstreamError(f"WeChat answered HTTP {status}.")
     try:
@@ -116,10 +116,24 @@ def parse_jscode2session(status: int, body: bytes) -> CodeSession:
         raise UpstreamError("WeChat answered something that is not JSON.") from None
     if not isinstance(data, dict):
         raise UpstreamError("WeChat answered JSON that is not an object.")
+    return data
+
+
+def reply_errcode(data: Dict[str, Any]) -> int:
+    """A reply's ``errcode``: 0 when it is absent (success), else the failure's number."""
     errcode = data.get("errcode", 0)
-    if errcode not in (0, None):
-        if isinstance(errcode, bool) or not isinstance(errcode, int):
-            raise UpstreamError("WeChat answered a malformed errcode.")
+    if errcode is None:
+        return 0
+    if isinstance(errcode, bool) or not isinstance(errcode, int):
+        raise UpstreamError("WeChat answered a malformed errcode.")
+    return errcode
+
+
+def parse_jscode2session(status: int, body: bytes) -> CodeSession:
+    """Parse a reply: WeChat answers 200 even on failure, with an ``errcode`` in the body."""
+    data = reply_object(status, body)
+    errcode = reply_errcode(data)
+    if errcode:
         raise error_for_errcode(errcode, str(data.get("errmsg", "")))
     openid = data.get("openid")
     session_key = data.get("session_key")

@@ -1,7 +1,8 @@
-"""Keep the app secret and login codes out of HTTP clients' own log records.
+"""Keep the app secret, login codes and access tokens out of HTTP clients' own log records.
 
 ``params=`` keeps the query well-formed, but urllib3 (at DEBUG) and httpx (at INFO) log the
-full request URL, query string included, and jscode2session's query holds the secret.
+full request URL, query string included: jscode2session's and ``/cgi-bin/token``'s queries
+hold the secret, and every other server API's query holds the access token.
 """
 
 from __future__ import annotations
@@ -9,7 +10,10 @@ from __future__ import annotations
 import logging
 import re
 
-_SENSITIVE_QUERY = re.compile(r"(/sns/jscode2session|/cgi-bin/\w+|/wxa/\w+)\?[^\s\"']*")
+# Paths of any depth under /cgi-bin/ and /wxa/ (/wxa/business/getuserphonenumber).
+_SENSITIVE_QUERY = re.compile(r"(/sns/jscode2session|/cgi-bin(?:/\w+)+|/wxa(?:/\w+)+)\?[^\s\"']*")
+# Whatever the path (an API added later, a proxy's path prefix), these values never show.
+_SENSITIVE_PARAMETER = re.compile(r"([?&](?:access_token|secret|js_code)=)[^&\s\"']*")
 _CLIENT_LOGGERS = ("urllib3.connectionpool", "httpx")
 
 
@@ -21,8 +25,12 @@ class RedactQueryFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a malformed record is the logging module's business
             return True
-        if "?" in message and _SENSITIVE_QUERY.search(message):
-            record.msg = _SENSITIVE_QUERY.sub(r"\1?[redacted]", message)
+        if "?" not in message:
+            return True
+        redacted = _SENSITIVE_PARAMETER.sub(r"\1[redacted]", message)
+        redacted = _SENSITIVE_QUERY.sub(r"\1?[redacted]", redacted)
+        if redacted != message:
+            record.msg = redacted
             record.args = None
         return True
 

@@ -1,11 +1,15 @@
-"""The asynchronous jscode2session client, on ``httpx.AsyncClient`` (``wxmiddleware[asgi]``)."""
+"""The asynchronous WeChat client, on ``httpx.AsyncClient`` (``wxmiddleware[asgi]``).
+
+:meth:`AsyncWeChatClient.code_to_session` calls jscode2session for the middleware;
+:meth:`AsyncWeChatClient.request` is the one HTTP exchange every API call goes through.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
 import weakref
-from typing import Optional
+from typing import Any, Mapping, Optional, Tuple
 
 try:
     import httpx
@@ -47,7 +51,7 @@ def _translate(exc: Exception) -> WxError:
 
 
 class AsyncWeChatClient:
-    """Calls jscode2session with short timeouts and at most one safe retry, without blocking.
+    """Calls WeChat with short timeouts (jscode2session with one safe retry), without blocking.
 
     The ``httpx.AsyncClient`` is created on first use, inside the running event loop, and
     reused by every later call in that loop; a call from another loop gets a client of its
@@ -56,7 +60,7 @@ class AsyncWeChatClient:
 
     Exceptions are always :class:`~wxmiddleware.errors.WxError` whose message names the
     cause by class only: an httpx exception prints the URL with its query string, which
-    holds the app secret, so it is never passed on.
+    holds the app secret (or an access token), so it is never passed on.
     """
 
     def __init__(self, config: WxConfig, http: Optional[httpx.AsyncClient] = None) -> None:
@@ -73,7 +77,10 @@ class AsyncWeChatClient:
         attempt = 1
         while True:
             try:
-                return await self._exchange(code)
+                status, body = await self.request(
+                    "GET", self._url, jscode2session_params(self._config, code)
+                )
+                return parse_jscode2session(status, body)
             except WxError as error:
                 delay = retry_delay(attempt, error)
                 if delay is None:
@@ -81,26 +88,42 @@ class AsyncWeChatClient:
             await asyncio.sleep(delay)
             attempt += 1
 
-    async def _exchange(self, code: str) -> CodeSession:
+    async def request(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, str],
+        json_body: Optional[Mapping[str, Any]] = None,
+    ) -> Tuple[int, bytes]:
+        """See :meth:`wxmiddleware.wechat.sync.WeChatClient.request`."""
         deadline = reply_deadline(self._config)
         collector = ReplyCollector(deadline)
         try:
             # The collector checks the deadline between chunks; wait_for also ends a wait
             # for a chunk that never comes.
             status = await asyncio.wait_for(
-                self._fetch(code, collector), max(0.0, deadline - time.monotonic())
+                self._fetch(method, url, params, json_body, collector),
+                max(0.0, deadline - time.monotonic()),
             )
         except asyncio.TimeoutError:
             raise UpstreamTimeout(detail="deadline") from None
         except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
             raise _translate(exc) from None
-        return parse_jscode2session(status, collector.body)
+        return status, collector.body
 
-    async def _fetch(self, code: str, collector: ReplyCollector) -> int:
+    async def _fetch(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, str],
+        json_body: Optional[Mapping[str, Any]],
+        collector: ReplyCollector,
+    ) -> int:
         async with self._client().stream(
-            "GET",
-            self._url,
-            params=jscode2session_params(self._config, code),
+            method,
+            url,
+            params=params,
+            json=json_body,
             timeout=self._timeout,
             follow_redirects=False,
         ) as reply:

@@ -1,9 +1,13 @@
-"""The synchronous jscode2session client, on one reused ``requests.Session``."""
+"""The synchronous WeChat client, on one reused ``requests.Session``.
+
+:meth:`WeChatClient.code_to_session` calls jscode2session for the middleware;
+:meth:`WeChatClient.request` is the one HTTP exchange every API call goes through.
+"""
 
 from __future__ import annotations
 
 import time
-from typing import Iterator, Optional
+from typing import Any, Iterator, Mapping, Optional, Tuple
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -50,11 +54,11 @@ def _body_chunks(reply: requests.Response) -> Iterator[bytes]:
 
 
 class WeChatClient:
-    """Calls jscode2session with short timeouts and at most one safe retry.
+    """Calls WeChat with short timeouts; jscode2session with at most one safe retry.
 
     Exceptions are always :class:`~wxmiddleware.errors.WxError` whose message names the
     cause by class only: a ``requests`` exception prints the URL with its query string,
-    which holds the app secret, so it is never passed on.
+    which holds the app secret (or an access token), so it is never passed on.
     """
 
     def __init__(self, config: WxConfig, http: Optional[requests.Session] = None) -> None:
@@ -74,7 +78,10 @@ class WeChatClient:
         attempt = 1
         while True:
             try:
-                return self._exchange(code)
+                status, body = self.request(
+                    "GET", self._url, jscode2session_params(self._config, code)
+                )
+                return parse_jscode2session(status, body)
             except WxError as error:
                 delay = retry_delay(attempt, error)
                 if delay is None:
@@ -82,12 +89,26 @@ class WeChatClient:
             time.sleep(delay)
             attempt += 1
 
-    def _exchange(self, code: str) -> CodeSession:
+    def request(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, str],
+        json_body: Optional[Mapping[str, Any]] = None,
+    ) -> Tuple[int, bytes]:
+        """One exchange with WeChat, within the configured timeouts: ``(status, body)``.
+
+        ``params`` go in the query string, URL-encoded; ``json_body``, when given, is sent as
+        JSON. The whole answer must arrive before ``connect_timeout + read_timeout`` and be
+        at most 64 KB. Never retries.
+        """
         collector = ReplyCollector(reply_deadline(self._config))
         try:
-            with self._http.get(
-                self._url,
-                params=jscode2session_params(self._config, code),
+            with self._http.request(
+                method,
+                url,
+                params=params,
+                json=json_body,
                 timeout=self._timeout,
                 stream=True,
                 allow_redirects=False,
@@ -97,7 +118,7 @@ class WeChatClient:
                 status = reply.status_code
         except (requests.RequestException, HTTPError) as exc:
             raise _translate(exc) from None
-        return parse_jscode2session(status, collector.body)
+        return status, collector.body
 
     def close(self) -> None:
         """Close pooled connections."""

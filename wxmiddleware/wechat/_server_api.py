@@ -1,0 +1,532 @@
+"""WeChat's server APIs without I/O: access tokens, checksession, phone numbers.
+
+Request builders and reply parsers, plus the decisions around them written once as flows:
+generators that yield effects (read or write the shared store, take or release a lock, send
+a request, wait) and receive each effect's result, like :func:`wxmiddleware.core.login_flow`.
+:mod:`wxmiddleware.wechat.api` (``requests``) and :mod:`wxmiddleware.wechat.aio_api`
+(``httpx``) perform the effects.
+
+The access token lives in the session store (``set_value``), so every process and machine
+of the app shares one: ``/cgi-bin/token`` invalidates the previous token five minutes after
+issuing a new one, so processes that each kept their own would knock each other's out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Dict, Generator, Mapping, Optional, TypeVar, Union
+
+from ..config import WxConfig
+from ..crypto import SessionOrKey, decrypt_data, session_signature, verify_signature
+from ..errors import (
+    BadRequest,
+    InvalidCode,
+    RateLimited,
+    UpstreamBusy,
+    UpstreamError,
+    UpstreamTimeout,
+    WxError,
+)
+from ..session import WxSession
+from ._protocol import (
+    MAX_ATTEMPTS,
+    RETRY_BACKOFF_SECONDS,
+    reply_errcode,
+    reply_object,
+    retry_delay,
+)
+
+logger = logging.getLogger("wxmiddleware")
+
+TOKEN_PATH = "/cgi-bin/token"  # noqa: S105 (a URL path)
+STABLE_TOKEN_PATH = "/cgi-bin/stable_token"  # noqa: S105 (a URL path)
+CHECK_SESSION_PATH = "/wxa/checksession"
+PHONE_NUMBER_PATH = "/wxa/business/getuserphonenumber"
+
+#: errcodes saying the access token a call carried is invalid (40001, 40014) or expired
+#: (42001): the token is dropped and the call made once more with a fresh one.
+TOKEN_REJECTED_ERRCODES = frozenset({40001, 40014, 42001})
+#: checksession's answer for a session_key that is no longer the user's current one.
+SESSION_KEY_EXPIRED_ERRCODE = 87009
+#: Refresh this many seconds before the token expires: WeChat's stable_token hands out the
+#: next token in the last five minutes, while the old one stays valid until its expiry.
+REFRESH_MARGIN_SECONDS = 300.0
+#: A token closer than this to its expiry could expire while a call carries it.
+EXPIRY_GUARD_SECONDS = 60.0
+#: How often a process that waits for another one's refresh looks at the store again.
+LOCK_POLL_SECONDS = 0.05
+#: A phone number code is a few dozen characters; anything far longer is not one.
+MAX_PHONE_CODE_LENGTH = 512
+
+_T = TypeVar("_T")
+
+
+class AccessTokenRejected(UpstreamError):
+    """WeChat refused the access token a call carried (errcode 40001, 40014 or 42001).
+
+    The managers drop the token and retry the call once with a fresh one; this reaches the
+    caller only when WeChat refuses the fresh token too.
+    """
+
+    error = "access_token_rejected"
+    default_message = "WeChat rejected the app's access token."
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    """One call of a WeChat server API; the access token is added when it is sent.
+
+    ``params`` go in the query string, ``body`` (when not ``None``) is sent as JSON. Both
+    may hold the secret or a user's code, so neither is shown in ``repr``.
+    """
+
+    method: str
+    path: str
+    params: Mapping[str, str] = field(default_factory=dict, repr=False)
+    body: Optional[Mapping[str, Any]] = field(default=None, repr=False)
+    #: ``False`` for the calls that fetch the access token itself.
+    with_token: bool = True
+
+    def url(self, config: WxConfig) -> str:
+        """The URL, without a query string (the query goes in ``params=``)."""
+        return config.api_base + self.path
+
+    def query(self, access_token: Optional[str]) -> Dict[str, str]:
+        """The query parameters, with ``access_token`` when the call carries one."""
+        if not self.with_token:
+            return dict(self.params)
+        if access_token is None:
+            raise ValueError(f"{self.path} needs an access token")
+        return {"access_token": access_token, **self.params}
+
+
+# --- requests and replies ---
+
+
+def access_token_request(
+    config: WxConfig, *, stable: bool = True, force_refresh: bool = False
+) -> ApiRequest:
+    """Fetch the app's access token: ``POST /cgi-bin/stable_token``, or ``GET /cgi-bin/token``.
+
+    ``force_refresh`` (stable_token only) makes WeChat replace a token that is still valid.
+    """
+    credentials = {"appid": config.appid, "secret": config.secret}
+    if stable:
+        body = {"grant_type": "client_credential", **credentials, "force_refresh": force_refresh}
+        return ApiRequest("POST", STABLE_TOKEN_PATH, body=body, with_token=False)
+    params = {"grant_type": "client_credential", **credentials}
+    return ApiRequest("GET", TOKEN_PATH, params=params, with_token=False)
+
+
+def check_session_request(session: WxSession) -> ApiRequest:
+    """``GET /wxa/checksession``: is ``session``'s session_key still the user's current one?
+
+    The session_key itself never leaves the server: WeChat gets its HMAC signature.
+    """
+    params = {
+        "openid": session.openid,
+        "signature": session_signature(session),
+        "sig_method": "hmac_sha256",
+    }
+    return ApiRequest("GET", CHECK_SESSION_PATH, params=params)
+
+
+def phone_number_request(phone_code: str) -> ApiRequest:
+    """``POST /wxa/business/getuserphonenumber`` for the code of ``getPhoneNumber``.
+
+    Raises :class:`~wxmiddleware.errors.BadRequest` for a code that cannot be one, so a
+    malformed request never costs a call to WeChat.
+    """
+    if not isinstance(phone_code, str) or not phone_code.strip():
+        raise BadRequest("The phone number code is missing.")
+    if len(phone_code) > MAX_PHONE_CODE_LENGTH:
+        raise BadRequest("The phone number code is too long.")
+    return ApiRequest("POST", PHONE_NUMBER_PATH, body={"code": phone_code})
+
+
+def api_error(errcode: int, errmsg: str) -> WxError:
+    """Map a server API ``errcode`` to the error the caller sees."""
+    if errcode in TOKEN_REJECTED_ERRCODES:
+        return AccessTokenRejected(errcode=errcode)
+    if errcode == -1:
+        return UpstreamBusy(errcode=errcode)
+    if errcode == 40029:
+        return InvalidCode(
+            "The code is invalid, expired or was already used; get a new one.", errcode=errcode
+        )
+    if errcode == 45011:
+        return RateLimited(errcode=errcode, headers=[("Retry-After", "60")])
+    if errcode in (40013, 40125, 40164):
+        cause = (
+            "this server's IP address is not on the mini-program's API IP whitelist"
+            if errcode == 40164
+            else "WeChat rejected the appid or secret: check WX_APPID and WX_SECRET"
+        )
+        return UpstreamError("The WeChat API is misconfigured.", errcode=errcode, detail=cause)
+    return UpstreamError(
+        f"WeChat refused the call (errcode {errcode}).",
+        errcode=errcode,
+        detail=f"errmsg {errmsg[:100]!r}",
+    )
+
+
+def parse_reply(status: int, body: bytes) -> Dict[str, Any]:
+    """Parse any JSON server API reply: the object, or the error its ``errcode`` maps to.
+
+    Pass it to :meth:`~wxmiddleware.wechat.api.AccessTokenManager.call` for an API this
+    package does not wrap; a refused token then gets its one retry like any other call.
+    """
+    data = reply_object(status, body)
+    errcode = reply_errcode(data)
+    if errcode:
+        raise api_error(errcode, str(data.get("errmsg", "")))
+    return data
+
+
+@dataclass(frozen=True)
+class TokenReply:
+    """What a token endpoint answered: the token and its lifetime in seconds."""
+
+    access_token: str = field(repr=False)
+    expires_in: int
+
+
+def parse_access_token(status: int, body: bytes) -> TokenReply:
+    """Parse a ``/cgi-bin/token`` or ``/cgi-bin/stable_token`` reply."""
+    data = parse_reply(status, body)
+    token = data.get("access_token")
+    expires_in = data.get("expires_in")
+    if not isinstance(token, str) or not token:
+        raise UpstreamError("WeChat answered without an access token.")
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in <= 0:
+        raise UpstreamError("WeChat answered an access token without a valid lifetime.")
+    return TokenReply(token, expires_in)
+
+
+def parse_check_session(status: int, body: bytes) -> bool:
+    """Parse a checksession reply: ``True`` for errcode 0, ``False`` for 87009."""
+    data = reply_object(status, body)
+    errcode = reply_errcode(data)
+    if errcode == SESSION_KEY_EXPIRED_ERRCODE:
+        return False
+    if errcode:
+        raise api_error(errcode, str(data.get("errmsg", "")))
+    return True
+
+
+def parse_phone_number(status: int, body: bytes) -> Dict[str, Any]:
+    """Parse a getuserphonenumber reply: its ``phone_info`` object.
+
+    ``phone_info`` holds ``phoneNumber`` (with the country code for numbers outside
+    mainland China), ``purePhoneNumber``, ``countryCode`` and ``watermark``.
+    """
+    info = parse_reply(status, body).get("phone_info")
+    if not isinstance(info, dict) or not isinstance(info.get("phoneNumber"), str):
+        raise UpstreamError("WeChat answered without a phone number.")
+    return info
+
+
+# --- the shared access token ---
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    """The access token as the store keeps it, with when to refresh it (epoch seconds)."""
+
+    value: str = field(repr=False)
+    expires_at: float
+    refresh_at: float
+
+    @classmethod
+    def issued(cls, reply: TokenReply, now: float, margin: float) -> AccessToken:
+        """The record of a token just fetched.
+
+        It is refreshed ``margin`` seconds before it expires, or half-way through a lifetime
+        shorter than twice the margin, so a short-lived token is not fetched on every call.
+        """
+        lifetime = reply.expires_in
+        return cls(reply.access_token, now + lifetime, now + max(lifetime - margin, lifetime / 2))
+
+    @classmethod
+    def from_record(cls, record: Optional[str]) -> Optional[AccessToken]:
+        """Parse what :meth:`to_record` wrote; ``None`` for nothing or something else."""
+        if record is None:
+            return None
+        try:
+            data = json.loads(record)
+            return cls(str(data["token"]), float(data["expires_at"]), float(data["refresh_at"]))
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def to_record(self) -> str:
+        """Serialise for the store (JSON)."""
+        return json.dumps(
+            {"token": self.value, "expires_at": self.expires_at, "refresh_at": self.refresh_at}
+        )
+
+    def fresh(self, now: float) -> bool:
+        """Whether nobody need refresh it yet."""
+        return now < self.refresh_at
+
+    def usable(self, now: float) -> bool:
+        """Whether it may still carry a call while another process fetches its successor."""
+        return now < self.expires_at - EXPIRY_GUARD_SECONDS
+
+
+@dataclass(frozen=True)
+class TokenPolicy:
+    """How one app's access token is fetched, shared and refreshed.
+
+    ``stable`` selects ``/cgi-bin/stable_token`` (the default) over ``/cgi-bin/token``.
+    """
+
+    config: WxConfig
+    stable: bool = True
+    refresh_margin: float = REFRESH_MARGIN_SECONDS
+
+    @property
+    def name(self) -> str:
+        """The name of the shared value, and of the lock its refresher holds."""
+        return f"wxmiddleware:access_token:{self.config.appid}"
+
+    @property
+    def lock_ttl(self) -> float:
+        """How long the refresher's lock lasts: longer than a fetch may take (two attempts
+        and the pause between them), so a refresher that died frees it soon after."""
+        attempt = self.config.connect_timeout + self.config.read_timeout
+        return MAX_ATTEMPTS * attempt + RETRY_BACKOFF_SECONDS + 1.0
+
+
+# Effects the flows ask their driver to perform; the driver sends back the result.
+@dataclass(frozen=True)
+class ReadShared:
+    """Call ``store.get_value(name)``; send back its result."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class WriteShared:
+    """Call ``store.set_value(name, value, ttl)``."""
+
+    name: str
+    value: str = field(repr=False)
+    ttl: float
+
+
+@dataclass(frozen=True)
+class DeleteShared:
+    """Call ``store.delete_value(name)``."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class TakeLock:
+    """Call ``store.acquire_lock(name, ttl)``; send back the owner token or ``None``."""
+
+    name: str
+    ttl: float
+
+
+@dataclass(frozen=True)
+class ReleaseLock:
+    """Call ``store.release_lock(name, owner)``."""
+
+    name: str
+    owner: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Send:
+    """Send ``request`` to WeChat carrying ``access_token``; send back ``(status, body)``."""
+
+    request: ApiRequest
+    access_token: Optional[str] = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Sleep this long (in a way that does not block other requests)."""
+
+    seconds: float
+
+
+Effect = Union[ReadShared, WriteShared, DeleteShared, TakeLock, ReleaseLock, Send, Wait]
+Flow = Generator[Effect, Any, _T]
+
+
+def _exchange(
+    request: ApiRequest, access_token: Optional[str], parse: Callable[[int, bytes], _T]
+) -> Flow[_T]:
+    """Send ``request`` and parse the reply, once more after errcode -1 or a failed connect.
+
+    Like jscode2session's, only failures that cannot have spent a single-use code (a phone
+    number code) are retried.
+    """
+    attempt = 1
+    while True:
+        try:
+            status, body = yield Send(request, access_token)
+            return parse(status, body)
+        except WxError as error:
+            delay = retry_delay(attempt, error)
+            if delay is None:
+                raise
+        yield Wait(delay)
+        attempt += 1
+
+
+def _fetch_token(policy: TokenPolicy, *, force_refresh: bool = False) -> Flow[AccessToken]:
+    request = access_token_request(policy.config, stable=policy.stable, force_refresh=force_refresh)
+    reply = yield from _exchange(request, None, parse_access_token)
+    logger.info(
+        "access token: fetched from %s%s, valid %d s",
+        request.path,
+        " (force_refresh)" if force_refresh else "",
+        reply.expires_in,
+    )
+    return AccessToken.issued(reply, time.time(), policy.refresh_margin)
+
+
+def _read_token(policy: TokenPolicy) -> Flow[Optional[AccessToken]]:
+    record = yield ReadShared(policy.name)
+    return AccessToken.from_record(record)
+
+
+def access_token_flow(policy: TokenPolicy, rejected: Optional[str] = None) -> Flow[str]:
+    """The app's access token: the shared one while fresh, else a new one.
+
+    One process at a time refreshes (it holds the store's lock). The others keep using the
+    old token while it is :meth:`AccessToken.usable`, or wait for the refresher's result;
+    a refresher that failed or died lets the next one try. ``rejected`` names a token that
+    WeChat just refused, which is never handed out again.
+    """
+    deadline = time.monotonic() + policy.lock_ttl + 1.0
+
+    def good(token: AccessToken) -> bool:
+        return token.fresh(time.time()) and token.value != rejected
+
+    current = yield from _read_token(policy)
+    if current is not None and good(current):
+        return current.value
+    while True:
+        owner = yield TakeLock(policy.name, policy.lock_ttl)
+        if owner is not None:
+            break
+        if current is not None and current.value != rejected and current.usable(time.time()):
+            return current.value
+        if time.monotonic() >= deadline:
+            raise UpstreamTimeout("Another process is still fetching the WeChat access token.")
+        yield Wait(LOCK_POLL_SECONDS)
+        current = yield from _read_token(policy)
+        if current is not None and good(current):
+            return current.value
+    try:
+        # The previous holder may have stored a new token while this process waited.
+        current = yield from _read_token(policy)
+        if current is None or not good(current):
+            fetched = yield from _fetch_token(policy)
+            if fetched.value == rejected and policy.stable:
+                # stable_token hands out the current token until it nears its expiry; one
+                # that WeChat refuses all the same can only be replaced by force.
+                fetched = yield from _fetch_token(policy, force_refresh=True)
+            yield WriteShared(policy.name, fetched.to_record(), fetched.expires_at - time.time())
+            current = fetched
+    except GeneratorExit:
+        raise
+    except BaseException:  # a cancelled call (asyncio) must release the lock too
+        yield ReleaseLock(policy.name, owner)
+        raise
+    yield ReleaseLock(policy.name, owner)
+    return current.value
+
+
+def invalidate_flow(policy: TokenPolicy, token: str) -> Flow[None]:
+    """Drop ``token`` from the store, unless another process already replaced it.
+
+    Reading and deleting are two steps: at worst a successor stored in between is dropped
+    too, and the next call fetches another.
+    """
+    current = yield from _read_token(policy)
+    if current is not None and current.value == token:
+        yield DeleteShared(policy.name)
+
+
+def api_call_flow(
+    policy: TokenPolicy, request: ApiRequest, parse: Callable[[int, bytes], _T]
+) -> Flow[_T]:
+    """Make ``request`` with the shared access token.
+
+    When WeChat refuses the token (40001, 40014, 42001: it expired early, or a fetch
+    elsewhere replaced it), the token is dropped and the call made once more with a fresh
+    one.
+    """
+    token = yield from access_token_flow(policy)
+    try:
+        return (yield from _exchange(request, token, parse))
+    except AccessTokenRejected as error:
+        logger.info("access token: WeChat refused it (errcode %s); fetching another", error.errcode)
+    yield from invalidate_flow(policy, token)
+    token = yield from access_token_flow(policy, rejected=token)
+    return (yield from _exchange(request, token, parse))
+
+
+def run_flow(flow: Flow[_T], perform: Callable[[Effect], Any]) -> _T:
+    """Drive a flow synchronously, performing each effect with ``perform``."""
+    result: Any = None
+    error: Optional[BaseException] = None
+    while True:
+        try:
+            effect = flow.send(result) if error is None else flow.throw(error)
+        except StopIteration as stop:
+            outcome: _T = stop.value
+            return outcome
+        result, error = None, None
+        try:
+            result = perform(effect)
+        except BaseException as exc:  # handed to the flow, which decides what survives
+            error = exc
+
+
+async def run_flow_async(flow: Flow[_T], perform: Callable[[Effect], Awaitable[Any]]) -> _T:
+    """Drive a flow asynchronously, awaiting ``perform`` for each effect."""
+    result: Any = None
+    error: Optional[BaseException] = None
+    while True:
+        try:
+            effect = flow.send(result) if error is None else flow.throw(error)
+        except StopIteration as stop:
+            outcome: _T = stop.value
+            return outcome
+        result, error = None, None
+        try:
+            result = await perform(effect)
+        except BaseException as exc:  # handed to the flow, which decides what survives
+            error = exc
+
+
+class OpenDataHelpers:
+    """What :class:`~wxmiddleware.WxApi` and its async twin share: no I/O, only the config.
+
+    ``config`` is the app's :class:`~wxmiddleware.WxConfig`.
+    """
+
+    def __init__(self, config: WxConfig) -> None:
+        self.config = config
+
+    def decrypt(self, session: SessionOrKey, encrypted_data: str, iv: str) -> Dict[str, Any]:
+        """Decrypt the mini-program's ``encryptedData`` with the session's key.
+
+        Checks that its watermark names this app; see
+        :func:`wxmiddleware.crypto.decrypt_data` for the errors (``pip install
+        "wxmiddleware[crypto]"``).
+        """
+        return decrypt_data(session, encrypted_data, iv, self.config.appid)
+
+    def verify_signature(self, session: SessionOrKey, raw_data: str, signature: str) -> bool:
+        """Whether the mini-program's ``signature`` is ``sha1(rawData + session_key)``."""
+        return verify_signature(session, raw_data, signature)

@@ -1,0 +1,140 @@
+"""WeChat's server APIs for asyncio: :class:`AsyncWxApi` and :class:`AsyncAccessTokenManager`.
+
+The asynchronous twins of :mod:`wxmiddleware.wechat.api`: the same flows, performed with an
+:class:`~wxmiddleware.stores.base.AsyncSessionStore` and an :class:`AsyncWeChatClient`
+(``pip install "wxmiddleware[asgi]"``). Nothing blocks the event loop: a process waiting for
+another's token refresh sleeps with ``asyncio.sleep``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, TypeVar
+
+from ..config import WxConfig
+from ..session import WxSession
+from ..stores.base import AsyncSessionStore
+from ._server_api import (
+    REFRESH_MARGIN_SECONDS,
+    ApiRequest,
+    DeleteShared,
+    Effect,
+    OpenDataHelpers,
+    ReadShared,
+    ReleaseLock,
+    Send,
+    TakeLock,
+    TokenPolicy,
+    WriteShared,
+    access_token_flow,
+    api_call_flow,
+    check_session_request,
+    invalidate_flow,
+    parse_check_session,
+    parse_phone_number,
+    phone_number_request,
+    run_flow_async,
+)
+from .aio import AsyncWeChatClient
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["AsyncAccessTokenManager", "AsyncWxApi"]
+
+_T = TypeVar("_T")
+
+
+class AsyncAccessTokenManager:
+    """The asynchronous twin of :class:`~wxmiddleware.wechat.api.AccessTokenManager`.
+
+    ``http`` is an ``httpx.AsyncClient`` to use in whatever loop calls; by default one is
+    created per event loop, inside it, on first use.
+    """
+
+    def __init__(
+        self,
+        config: WxConfig,
+        store: AsyncSessionStore,
+        http: Optional[httpx.AsyncClient] = None,
+        *,
+        stable: bool = True,
+        refresh_margin: float = REFRESH_MARGIN_SECONDS,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self._policy = TokenPolicy(config, stable=stable, refresh_margin=refresh_margin)
+        self._wechat = AsyncWeChatClient(config, http)
+
+    async def get(self) -> str:
+        """See :meth:`AccessTokenManager.get`."""
+        return await run_flow_async(access_token_flow(self._policy), self._perform)
+
+    async def invalidate(self, token: str) -> None:
+        """See :meth:`AccessTokenManager.invalidate`."""
+        await run_flow_async(invalidate_flow(self._policy, token), self._perform)
+
+    async def call(self, request: ApiRequest, parse: Callable[[int, bytes], _T]) -> _T:
+        """See :meth:`AccessTokenManager.call`."""
+        return await run_flow_async(api_call_flow(self._policy, request, parse), self._perform)
+
+    async def aclose(self) -> None:
+        """Close the HTTP client made for the running loop (the store is the caller's)."""
+        await self._wechat.aclose()
+
+    async def _perform(self, effect: Effect) -> Any:
+        if isinstance(effect, ReadShared):
+            return await self.store.get_value(effect.name)
+        if isinstance(effect, WriteShared):
+            return await self.store.set_value(effect.name, effect.value, effect.ttl)
+        if isinstance(effect, DeleteShared):
+            return await self.store.delete_value(effect.name)
+        if isinstance(effect, TakeLock):
+            return await self.store.acquire_lock(effect.name, effect.ttl)
+        if isinstance(effect, ReleaseLock):
+            return await self.store.release_lock(effect.name, effect.owner)
+        if isinstance(effect, Send):
+            request = effect.request
+            return await self._wechat.request(
+                request.method,
+                request.url(self.config),
+                request.query(effect.access_token),
+                request.body,
+            )
+        await asyncio.sleep(effect.seconds)
+        return None
+
+
+class AsyncWxApi(OpenDataHelpers):
+    """The asynchronous twin of :class:`~wxmiddleware.wechat.api.WxApi`, for ASGI apps.
+
+    ``store`` is an asynchronous store; give it the middleware's, so every worker shares
+    one access token.
+    """
+
+    def __init__(
+        self,
+        config: WxConfig,
+        store: AsyncSessionStore,
+        http: Optional[httpx.AsyncClient] = None,
+        *,
+        stable_token: bool = True,
+    ) -> None:
+        super().__init__(config)
+        self.tokens = AsyncAccessTokenManager(config, store, http, stable=stable_token)
+
+    async def access_token(self) -> str:
+        """See :meth:`WxApi.access_token`."""
+        return await self.tokens.get()
+
+    async def check_session(self, session: WxSession) -> bool:
+        """See :meth:`WxApi.check_session`."""
+        return await self.tokens.call(check_session_request(session), parse_check_session)
+
+    async def get_phone_number(self, phone_code: str) -> Dict[str, Any]:
+        """See :meth:`WxApi.get_phone_number`."""
+        return await self.tokens.call(phone_number_request(phone_code), parse_phone_number)
+
+    async def aclose(self) -> None:
+        """Close the HTTP client made for the running loop."""
+        await self.tokens.aclose()

@@ -1,0 +1,168 @@
+"""WeChat's server APIs, synchronously: :class:`WxApi` and :class:`AccessTokenManager`.
+
+The decisions (when to refresh the shared token, who refreshes it, when to retry) are the
+flows of :mod:`wxmiddleware.wechat._server_api`; this module performs their effects with a
+:class:`~wxmiddleware.stores.base.SessionStore` and a :class:`WeChatClient`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Dict, Optional, TypeVar
+
+import requests
+
+from ..config import WxConfig
+from ..session import WxSession
+from ..stores.base import SessionStore
+from ._server_api import (
+    REFRESH_MARGIN_SECONDS,
+    ApiRequest,
+    DeleteShared,
+    Effect,
+    OpenDataHelpers,
+    ReadShared,
+    ReleaseLock,
+    Send,
+    TakeLock,
+    TokenPolicy,
+    WriteShared,
+    access_token_flow,
+    api_call_flow,
+    check_session_request,
+    invalidate_flow,
+    parse_check_session,
+    parse_phone_number,
+    phone_number_request,
+    run_flow,
+)
+from .sync import WeChatClient
+
+__all__ = ["AccessTokenManager", "WxApi"]
+
+_T = TypeVar("_T")
+
+
+class AccessTokenManager:
+    """The app's access token, shared through ``store`` by every process and machine.
+
+    :meth:`get` returns the stored token while it is fresh. Within ``refresh_margin``
+    seconds of its expiry one process (holding the store's lock) fetches the next one with
+    ``POST /cgi-bin/stable_token`` (or ``GET /cgi-bin/token`` with ``stable=False``) and
+    stores it; the others keep using the old token meanwhile, or wait briefly for the new
+    one. :meth:`call` makes an API call with the token and, when WeChat refuses it (40001,
+    42001), drops it and makes the call once more with a fresh one.
+
+    ``http`` is the ``requests.Session`` to use (a new one by default). Neither the token
+    nor the secret ever appears in a log line or an exception message.
+    """
+
+    def __init__(
+        self,
+        config: WxConfig,
+        store: SessionStore,
+        http: Optional[requests.Session] = None,
+        *,
+        stable: bool = True,
+        refresh_margin: float = REFRESH_MARGIN_SECONDS,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self._policy = TokenPolicy(config, stable=stable, refresh_margin=refresh_margin)
+        self._wechat = WeChatClient(config, http)
+
+    def get(self) -> str:
+        """The access token (fetched, or refreshed, first when needed)."""
+        return run_flow(access_token_flow(self._policy), self._perform)
+
+    def invalidate(self, token: str) -> None:
+        """Forget ``token`` after WeChat refused it, so the next :meth:`get` fetches another.
+
+        A newer token another process stored meanwhile is kept.
+        """
+        run_flow(invalidate_flow(self._policy, token), self._perform)
+
+    def call(self, request: ApiRequest, parse: Callable[[int, bytes], _T]) -> _T:
+        """Send ``request`` with the access token; return ``parse(status, body)``.
+
+        Errcode -1 and a failed connection are retried once; a refused token once, with a
+        fresh token. Errors are :class:`~wxmiddleware.errors.WxError`.
+        """
+        return run_flow(api_call_flow(self._policy, request, parse), self._perform)
+
+    def close(self) -> None:
+        """Close the HTTP connections (the store stays open: it is the caller's)."""
+        self._wechat.close()
+
+    def _perform(self, effect: Effect) -> Any:
+        if isinstance(effect, ReadShared):
+            return self.store.get_value(effect.name)
+        if isinstance(effect, WriteShared):
+            return self.store.set_value(effect.name, effect.value, effect.ttl)
+        if isinstance(effect, DeleteShared):
+            return self.store.delete_value(effect.name)
+        if isinstance(effect, TakeLock):
+            return self.store.acquire_lock(effect.name, effect.ttl)
+        if isinstance(effect, ReleaseLock):
+            return self.store.release_lock(effect.name, effect.owner)
+        if isinstance(effect, Send):
+            request = effect.request
+            return self._wechat.request(
+                request.method,
+                request.url(self.config),
+                request.query(effect.access_token),
+                request.body,
+            )
+        time.sleep(effect.seconds)
+        return None
+
+
+class WxApi(OpenDataHelpers):
+    """WeChat's server APIs for one mini-program, for WSGI apps and scripts.
+
+    ``store`` is where the access token is shared: give it the middleware's store, so
+    every worker uses one token::
+
+        api = WxApi(middleware.config, middleware.store)
+        api.get_phone_number(code)
+
+    ``stable_token=False`` fetches tokens with ``GET /cgi-bin/token`` instead of
+    ``POST /cgi-bin/stable_token``. Errors are :class:`~wxmiddleware.errors.WxError`, whose
+    ``status`` and ``error`` suit a JSON answer.
+    """
+
+    def __init__(
+        self,
+        config: WxConfig,
+        store: SessionStore,
+        http: Optional[requests.Session] = None,
+        *,
+        stable_token: bool = True,
+    ) -> None:
+        super().__init__(config)
+        self.tokens = AccessTokenManager(config, store, http, stable=stable_token)
+
+    def access_token(self) -> str:
+        """The app's access token, for WeChat APIs this class does not wrap."""
+        return self.tokens.get()
+
+    def check_session(self, session: WxSession) -> bool:
+        """Whether ``session``'s session_key is still valid at WeChat (``checksession``).
+
+        ``False`` (errcode 87009) means the user logged in again elsewhere or the key
+        expired: data encrypted for the mini-program will not decrypt with it.
+        """
+        return self.tokens.call(check_session_request(session), parse_check_session)
+
+    def get_phone_number(self, phone_code: str) -> Dict[str, Any]:
+        """Exchange the code of the mini-program's ``getPhoneNumber`` for the ``phone_info``.
+
+        The code is single-use and lives five minutes; an invalid or used one raises
+        :class:`~wxmiddleware.errors.InvalidCode` (401), a missing one
+        :class:`~wxmiddleware.errors.BadRequest` (400).
+        """
+        return self.tokens.call(phone_number_request(phone_code), parse_phone_number)
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self.tokens.close()
