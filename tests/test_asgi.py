@@ -97,8 +97,8 @@ def make_middleware(fake_wechat: FakeWeChat, inner: InnerApp) -> Callable[..., W
             api_base=fake_wechat.url,
             public_paths=("/health",),
             optional_paths=("/feed",),
-            connect_timeout=0.5,
-            read_timeout=0.5,
+            connect_timeout=2.0,
+            read_timeout=2.0,
         )
         store = store if store is not None else AsyncMemoryStore()
         return WxASGIMiddleware(inner, config=config, store=store, **options)
@@ -344,7 +344,7 @@ class TestLoginFailures:
     async def test_read_timeout_is_504_and_not_retried(
         self, client: httpx.AsyncClient, fake_wechat: FakeWeChat
     ) -> None:
-        fake_wechat.inject("slow", delay=2)
+        fake_wechat.inject("slow", delay=4)
         response = await client.post("/wx/login", json={"code": fake_wechat.issue_code()})
         assert_error(response, 504, "upstream_timeout")
         assert fake_wechat.jscode2session_calls == 1
@@ -828,7 +828,7 @@ async def test_nothing_secret_is_answered_or_logged(
         ("errcode", {"errcode": -1}),
         ("errcode", {"errcode": 12345, "errmsg": "odd"}),
         ("html", {}),
-        ("slow", {"delay": 2}),
+        ("slow", {"delay": 4}),
         ("http_status", {"status": 500}),
         ("close", {}),
         ("truncated", {}),

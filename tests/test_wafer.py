@@ -161,8 +161,8 @@ async def make_client(
             secret=fake_wechat.secret,
             api_base=fake_wechat.url,
             public_paths=("/health",),
-            connect_timeout=0.5,
-            read_timeout=0.5,
+            connect_timeout=2.0,
+            read_timeout=2.0,
             **options,
         )
         if request.param == "wsgi":

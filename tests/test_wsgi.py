@@ -72,8 +72,8 @@ def make_client(fake_wechat: FakeWeChat, inner: InnerApp) -> Callable[..., TestA
             api_base=fake_wechat.url,
             public_paths=("/health",),
             optional_paths=("/feed",),
-            connect_timeout=0.5,
-            read_timeout=0.5,
+            connect_timeout=2.0,
+            read_timeout=2.0,
         )
         middleware = WxMiddleware(
             inner, config=config, store=store if store is not None else MemoryStore(), **options
@@ -233,7 +233,7 @@ class TestLoginFailures:
     def test_read_timeout_is_504_and_not_retried(
         self, client: TestApp, fake_wechat: FakeWeChat
     ) -> None:
-        fake_wechat.inject("slow", delay=2)
+        fake_wechat.inject("slow", delay=4)
         response = client.post_json("/wx/login", {"code": fake_wechat.issue_code()}, status=504)
         assert_error(response, 504, "upstream_timeout")
         assert fake_wechat.jscode2session_calls == 1
@@ -442,7 +442,7 @@ def test_nothing_secret_is_answered_or_logged(
         ("errcode", {"errcode": -1}),
         ("errcode", {"errcode": 12345, "errmsg": "odd"}),
         ("html", {}),
-        ("slow", {"delay": 2}),
+        ("slow", {"delay": 4}),
         ("http_status", {"status": 500}),
         ("close", {}),
     ]:

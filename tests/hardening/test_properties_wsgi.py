@@ -64,8 +64,8 @@ def test_random_requests_keep_the_invariants(fake: FakeWeChat, request: Request)
         secret=fake.secret,
         api_base=fake.url,
         public_paths=("/health",),
-        connect_timeout=0.5,
-        read_timeout=0.5,
+        connect_timeout=2.0,
+        read_timeout=2.0,
     )
     recorder = RecordingApp()
     store = MemoryStore()
