@@ -1,4 +1,4 @@
-"""Property tests: random requests never break the invariants of the contract (WSGI)."""
+"""Property tests: random requests never break the invariants of the contract, WSGI and ASGI."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from typing import Iterator, List, Tuple
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from wxmiddleware import MemoryStore, WxConfig, WxMiddleware, WxSession
+from wxmiddleware import MemoryStore, WxASGIMiddleware, WxConfig, WxMiddleware, WxSession
 from wxmiddleware.core import RequestKind, Router
+from wxmiddleware.stores.aio import AsyncMemoryStore
 from wxmiddleware.testing import FakeWeChat
 
-from .drivers import Answer, RecordingApp, wsgi_request
+from .drivers import Answer, RecordingApp, RecordingASGIApp, asgi_request, wsgi_request
 from .strategies import LIVE_TOKEN, TOKEN_HEADERS, requests
 
 Request = Tuple[str, str, List[Tuple[str, str]], bytes]
@@ -58,7 +59,10 @@ def fake() -> Iterator[FakeWeChat]:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(request=requests())
-def test_random_requests_keep_the_invariants(fake: FakeWeChat, request: Request) -> None:
+@pytest.mark.parametrize("adapter", ["wsgi", "asgi"])
+def test_random_requests_keep_the_invariants(
+    adapter: str, fake: FakeWeChat, request: Request
+) -> None:
     config = WxConfig(
         appid=fake.appid,
         secret=fake.secret,
@@ -67,10 +71,16 @@ def test_random_requests_keep_the_invariants(fake: FakeWeChat, request: Request)
         connect_timeout=2.0,
         read_timeout=2.0,
     )
-    recorder = RecordingApp()
     store = MemoryStore()
     store.save(LIVE_TOKEN, LIVE_SESSION, 3600)
-    middleware = WxMiddleware(recorder, config=config, store=store)
     method, path, headers, body = request
-    answer = wsgi_request(middleware, recorder, method, path, headers, body)
+    if adapter == "wsgi":
+        recorder = RecordingApp()
+        middleware = WxMiddleware(recorder, config=config, store=store)
+        answer = wsgi_request(middleware, recorder, method, path, headers, body)
+    else:
+        pytest.importorskip("httpx")
+        asgi_recorder = RecordingASGIApp()
+        wrapped = WxASGIMiddleware(asgi_recorder, config=config, store=AsyncMemoryStore(store))
+        answer = asgi_request(wrapped, asgi_recorder, method, path, headers, body)
     check_invariants(answer, request, config, fake.secret)
