@@ -1,4 +1,5 @@
-"""The soak's short form: a second process drives the gunicorn Flask example on SQLite."""
+"""The soak's short form: a second process drives the gunicorn Flask example on SQLite and the
+uvicorn Starlette example on Redis. ``WX_TEST_SOAK_SECONDS`` sets the length (long form: 60+)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import List
 
 import pytest
 
@@ -17,37 +19,42 @@ from ..e2e.servers import ROOT, app_env, free_port, python_module, serve
 SOAK_SECONDS = os.environ.get("WX_TEST_SOAK_SECONDS", "8")
 
 
-@pytest.mark.e2e
-def test_soak_gunicorn_flask_sqlite(fake_wechat: FakeWeChat, tmp_path: Path) -> None:
-    pytest.importorskip("gunicorn")
-    pytest.importorskip("flask")
-    env = app_env(fake_wechat, tmp_path / "state")
-    port = free_port()
-    command = [
-        *python_module("gunicorn"),
-        "-k",
-        "gthread",
-        "--threads",
-        "8",
-        "-w",
-        "2",
-        "-b",
-        f"127.0.0.1:{port}",
-        "examples.flask_app:app",
+def server_command(setup: str, port: int) -> List[str]:
+    if setup == "gunicorn-flask-sqlite":
+        return [
+            *python_module("gunicorn"),
+            *("-k", "gthread", "--threads", "8", "-w", "2", "-b", f"127.0.0.1:{port}"),
+            "examples.flask_app:app",
+        ]
+    return [
+        *python_module("uvicorn"),
+        *("--workers", "2", "--host", "127.0.0.1", "--port", str(port)),
+        "examples.starlette_app:app",
     ]
-    with serve(command, env, port, tmp_path) as server:
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("setup", ["gunicorn-flask-sqlite", "uvicorn-starlette-redis"])
+def test_soak(setup: str, fake_wechat: FakeWeChat, tmp_path: Path) -> None:
+    if setup == "gunicorn-flask-sqlite":
+        pytest.importorskip("gunicorn")
+        pytest.importorskip("flask")
+        env = app_env(fake_wechat, tmp_path / "state")
+    else:
+        pytest.importorskip("uvicorn")
+        pytest.importorskip("starlette")
+        from ..redis_support import SHARED_URL, shared_client
+
+        shared_client().close()
+        env = app_env(fake_wechat, WX_SESSION_STORE=SHARED_URL)
+    port = free_port()
+    with serve(server_command(setup, port), env, port, tmp_path) as server:
         driver = subprocess.run(
             [
                 sys.executable,
                 str(ROOT / "benchmarks" / "soak.py"),
-                "--app",
-                server.url,
-                "--wechat",
-                fake_wechat.url,
-                "--users",
-                "20",
-                "--duration",
-                SOAK_SECONDS,
+                *("--app", server.url, "--wechat", fake_wechat.url),
+                *("--users", "20", "--duration", SOAK_SECONDS),
             ],
             capture_output=True,
             text=True,
@@ -55,7 +62,7 @@ def test_soak_gunicorn_flask_sqlite(fake_wechat: FakeWeChat, tmp_path: Path) -> 
         )
     assert driver.returncode in (0, 1), driver.stderr
     report = json.loads(driver.stdout)
-    print(report)
+    print(setup, json.dumps(report))
     assert report["requests"] > 100
     assert report["errors"] == 0, report
     assert report["cross_user_answers"] == 0, report
