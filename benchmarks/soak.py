@@ -26,6 +26,8 @@ from urllib.parse import urlparse
 import requests
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+#: Seconds between one simulated user's logins: under WeChat's 100 per minute.
+LOGIN_INTERVAL = 0.7
 
 
 class Tally:
@@ -68,7 +70,11 @@ def simulate_user(
         tally.record(time.perf_counter() - started)
         return response
 
+    next_login = 0.0
     while time.monotonic() < deadline:
+        # WeChat allows 100 logins per user per minute (45011); a real user logs in far less.
+        time.sleep(max(0.0, next_login - time.monotonic()))
+        next_login = time.monotonic() + LOGIN_INTERVAL
         try:
             code = http.get(f"{wechat}/fake/code", params={"user": user}, timeout=10).json()["code"]
             login = timed("POST", f"{app}/wx/login", json={"code": code})
