@@ -30,6 +30,7 @@ from typing import (
 )
 from urllib.parse import parse_qs
 
+from ._flows import run_flow, run_flow_async
 from .config import WAFER_SKEY_HEADER, WxConfig
 from .crypto import decrypt_data
 from .errors import (
@@ -591,38 +592,14 @@ def login_flow(code: str, config: WxConfig) -> LoginFlow:
 
 def run_login(flow: LoginFlow, perform: Callable[[Effect], Any]) -> LoginResult:
     """Drive a login flow synchronously, performing each effect with ``perform``."""
-    result: Any = None
-    error: Optional[BaseException] = None
-    while True:
-        try:
-            effect = flow.send(result) if error is None else flow.throw(error)
-        except StopIteration as stop:
-            outcome: LoginResult = stop.value
-            return outcome
-        result, error = None, None
-        try:
-            result = perform(effect)
-        except BaseException as exc:  # handed to the flow, which decides what survives
-            error = exc
+    return run_flow(flow, perform)
 
 
 async def run_login_async(
     flow: LoginFlow, perform: Callable[[Effect], Awaitable[Any]]
 ) -> LoginResult:
     """Drive a login flow asynchronously, awaiting ``perform`` for each effect."""
-    result: Any = None
-    error: Optional[BaseException] = None
-    while True:
-        try:
-            effect = flow.send(result) if error is None else flow.throw(error)
-        except StopIteration as stop:
-            outcome: LoginResult = stop.value
-            return outcome
-        result, error = None, None
-        try:
-            result = await perform(effect)
-        except BaseException as exc:  # handed to the flow, which decides what survives
-            error = exc
+    return await run_flow_async(flow, perform)
 
 
 def resolve_config(config: Optional[WxConfig], options: Mapping[str, Any]) -> WxConfig:

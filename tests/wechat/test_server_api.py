@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Type
 
 import pytest
 
+from wxmiddleware._flows import run_flow
 from wxmiddleware.config import WxConfig
 from wxmiddleware.crypto import session_signature
 from wxmiddleware.errors import (
@@ -53,7 +54,6 @@ from wxmiddleware.wechat._server_api import (
     parse_check_session,
     parse_phone_number,
     phone_number_request,
-    run_flow,
 )
 
 CONFIG = WxConfig(appid="wxappid", secret="s3cret-value", api_base="http://127.0.0.1:9/base/")

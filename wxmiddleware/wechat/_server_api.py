@@ -17,7 +17,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Dict, Generator, Mapping, Optional, TypeVar, Union
+from typing import Any, Callable, Dict, Generator, Mapping, Optional, TypeVar, Union
 
 from ..config import WxConfig
 from ..crypto import SessionOrKey, decrypt_data, session_signature, verify_signature
@@ -473,40 +473,6 @@ def api_call_flow(
     yield from invalidate_flow(policy, token)
     token = yield from access_token_flow(policy, rejected=token)
     return (yield from _exchange(request, token, parse))
-
-
-def run_flow(flow: Flow[_T], perform: Callable[[Effect], Any]) -> _T:
-    """Drive a flow synchronously, performing each effect with ``perform``."""
-    result: Any = None
-    error: Optional[BaseException] = None
-    while True:
-        try:
-            effect = flow.send(result) if error is None else flow.throw(error)
-        except StopIteration as stop:
-            outcome: _T = stop.value
-            return outcome
-        result, error = None, None
-        try:
-            result = perform(effect)
-        except BaseException as exc:  # handed to the flow, which decides what survives
-            error = exc
-
-
-async def run_flow_async(flow: Flow[_T], perform: Callable[[Effect], Awaitable[Any]]) -> _T:
-    """Drive a flow asynchronously, awaiting ``perform`` for each effect."""
-    result: Any = None
-    error: Optional[BaseException] = None
-    while True:
-        try:
-            effect = flow.send(result) if error is None else flow.throw(error)
-        except StopIteration as stop:
-            outcome: _T = stop.value
-            return outcome
-        result, error = None, None
-        try:
-            result = await perform(effect)
-        except BaseException as exc:  # handed to the flow, which decides what survives
-            error = exc
 
 
 class OpenDataHelpers:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, TypeVar
 
+from .._flows import run_flow_async
 from ..config import WxConfig
 from ..session import WxSession
 from ..stores.base import AsyncSessionStore
@@ -33,7 +34,6 @@ from ._server_api import (
     parse_check_session,
     parse_phone_number,
     phone_number_request,
-    run_flow_async,
 )
 from .aio import AsyncWeChatClient
 

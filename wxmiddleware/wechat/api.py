@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, Optional, TypeVar
 
 import requests
 
+from .._flows import run_flow
 from ..config import WxConfig
 from ..session import WxSession
 from ..stores.base import SessionStore
@@ -34,7 +35,6 @@ from ._server_api import (
     parse_check_session,
     parse_phone_number,
     phone_number_request,
-    run_flow,
 )
 from .sync import WeChatClient
 
