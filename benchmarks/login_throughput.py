@@ -40,6 +40,7 @@ import _bench
 import httpx
 
 from wxmiddleware import AsyncMemoryStore, AsyncSQLiteStore, WxASGIMiddleware, WxConfig
+from wxmiddleware.wechat._exclusive import ExclusiveConnectionTransport
 from wxmiddleware.wechat.aio import AsyncWeChatClient
 
 ASGIApp = Callable[[Dict[str, Any], Any, Any], Awaitable[None]]
@@ -247,11 +248,9 @@ def measure(
 
 def client_settings() -> Dict[str, Callable[[WxConfig], AsyncWeChatClient]]:
     """Ways to build the jscode2session client; each is created inside the running loop."""
-    import proposals
-
     timeout = httpx.Timeout(5.0, connect=2.0)
 
-    def custom(**options: Any) -> Callable[[WxConfig], AsyncWeChatClient]:
+    def pooled(**options: Any) -> Callable[[WxConfig], AsyncWeChatClient]:
         def build(config: WxConfig) -> AsyncWeChatClient:
             return AsyncWeChatClient(config, http=httpx.AsyncClient(timeout=timeout, **options))
 
@@ -261,23 +260,27 @@ def client_settings() -> Dict[str, Callable[[WxConfig], AsyncWeChatClient]]:
         return httpx.Limits(max_connections=connections, max_keepalive_connections=keepalive)
 
     return {
-        "current (package default)": AsyncWeChatClient,
-        "trust_env=False": custom(trust_env=False, limits=limits(100, 8)),
-        "max_keepalive_connections=20": custom(limits=limits(100, 20)),
-        "max_keepalive_connections=100": custom(limits=limits(100, 100)),
-        "keep-alive 100, http1 only, trust_env=False": lambda config: AsyncWeChatClient(
-            config,
-            http=httpx.AsyncClient(
-                timeout=timeout,
-                trust_env=False,
-                transport=httpx.AsyncHTTPTransport(
-                    http1=True, http2=False, limits=limits(100, 100)
-                ),
-            ),
+        "a connection per request in flight (package default)": AsyncWeChatClient,
+        "AsyncClient over that transport": pooled(transport=ExclusiveConnectionTransport()),
+        "httpx pool, keep-alive 8 (the default before)": pooled(limits=limits(100, 8)),
+        "httpx pool, keep-alive 8, trust_env=False": pooled(
+            trust_env=False, limits=limits(100, 8)
         ),
-        "no limits": custom(limits=limits(None, None)),
-        "P5a: an AsyncClient per in-flight request": proposals.ExclusiveClientWeChat,
-        "P5b: an httpcore connection per in-flight request": proposals.ExclusiveConnectionWeChat,
+        "httpx pool, keep-alive 20": pooled(limits=limits(100, 20)),
+        "httpx pool, keep-alive 100": pooled(limits=limits(100, 100)),
+        "httpx pool, keep-alive 100, http1 only, trust_env=False": lambda config: (
+            AsyncWeChatClient(
+                config,
+                http=httpx.AsyncClient(
+                    timeout=timeout,
+                    trust_env=False,
+                    transport=httpx.AsyncHTTPTransport(
+                        http1=True, http2=False, limits=limits(100, 100)
+                    ),
+                ),
+            )
+        ),
+        "httpx pool, no limits": pooled(limits=limits(None, None)),
     }
 
 
@@ -369,9 +372,9 @@ def main() -> None:
     if args.client_settings:
         with _bench.quiet_logging():
             settings = measure_client_settings(args.concurrency, args.latency, rounds=args.rounds)
-        print(f"{'jscode2session client':52} {'logins/s':>9} {'CPU/login':>10} {'connects':>9}")
+        print(f"{'jscode2session client':56} {'logins/s':>9} {'CPU/login':>10} {'connects':>9}")
         for name, item in settings.items():
-            print(f"{name:52} {item['rate']:9.0f} {item['cpu_ms']:8.2f}ms {item['connects']:9.2f}")
+            print(f"{name:56} {item['rate']:9.0f} {item['cpu_ms']:8.2f}ms {item['connects']:9.2f}")
         record = {
             "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "concurrency": args.concurrency,

@@ -843,7 +843,7 @@ async def test_nothing_secret_is_answered_or_logged(
     assert response.status_code == 204
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "login failed" in logged
-    assert "HTTP Request: GET" in logged  # httpx's own line, with the query redacted
+    assert "send_request_headers" in logged  # httpcore's records of the calls to WeChat
     assert session_keys
     for text in ["\n".join(answers), logged]:
         assert fake_wechat.secret not in text

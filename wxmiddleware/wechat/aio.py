@@ -20,6 +20,7 @@ except ImportError:  # pragma: no cover - depends on the installed extras
 
 from ..config import WxConfig
 from ..errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable, WxError
+from ._exclusive import ExclusiveConnectionTransport
 from ._protocol import (
     CodeSession,
     ReplyCollector,
@@ -33,11 +34,9 @@ from ._redact import install_redaction
 
 __all__ = ["AsyncWeChatClient"]
 
-# At most 100 jscode2session requests at once; more wait for a connection (within the
-# timeouts). Few idle connections are kept: httpcore 1.0 gives one idle connection to every
-# request queued at the same instant and makes all but one retry, so a burst of logins
-# meeting many idle connections costs CPU quadratic in its size.
-_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=8)
+# At most 100 WeChat requests in flight per event loop; more wait for a connection (within
+# the call's deadline).
+_MAX_CONNECTIONS = 100
 
 
 def _translate(exc: Exception) -> WxError:
@@ -53,9 +52,12 @@ def _translate(exc: Exception) -> WxError:
 class AsyncWeChatClient:
     """Calls WeChat with short timeouts (jscode2session with one safe retry), without blocking.
 
-    The ``httpx.AsyncClient`` is created on first use, inside the running event loop, and
-    reused by every later call in that loop; a call from another loop gets a client of its
-    own (connections never cross loops). A client passed as ``http`` is used as it is, in
+    Requests are ``httpx.Request`` objects sent, by default, through an
+    :class:`~wxmiddleware.wechat._exclusive.ExclusiveConnectionTransport` created on first
+    use inside the running event loop and reused by every later call in that loop (a call
+    from another loop gets one of its own: connections never cross loops). Each request in
+    flight has a connection of its own, so a burst of logins neither contends for a shared
+    pool nor reconnects. An ``httpx.AsyncClient`` passed as ``http`` sends them instead, in
     whatever loop calls, and stays the caller's to close.
 
     Exceptions are always :class:`~wxmiddleware.errors.WxError` whose message names the
@@ -67,10 +69,12 @@ class AsyncWeChatClient:
         install_redaction()
         self._config = config
         self._url = jscode2session_url(config)
-        self._timeout = httpx.Timeout(config.read_timeout, connect=config.connect_timeout)
+        # httpx.Timeout's fields, as a request's "timeout" extension.
+        self._timeout = httpx.Timeout(config.read_timeout, connect=config.connect_timeout).as_dict()
         self._http = http
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]
-        self._clients = weakref.WeakKeyDictionary()
+        self._transports: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, ExclusiveConnectionTransport
+        ] = weakref.WeakKeyDictionary()
 
     async def code_to_session(self, code: str) -> CodeSession:
         """Exchange a ``wx.login()`` code for openid, session_key and unionid."""
@@ -119,30 +123,31 @@ class AsyncWeChatClient:
         json_body: Optional[Mapping[str, Any]],
         collector: ReplyCollector,
     ) -> int:
-        async with self._client().stream(
-            method,
-            url,
-            params=params,
-            json=json_body,
-            timeout=self._timeout,
-            follow_redirects=False,
-        ) as reply:
+        request = httpx.Request(
+            method, url, params=params, json=json_body, extensions={"timeout": self._timeout}
+        )
+        if self._http is not None:
+            reply = await self._http.send(request, stream=True, follow_redirects=False)
+        else:
+            reply = await self._transport().handle_async_request(request)
+            reply.request = request
+        try:
             async for chunk in reply.aiter_bytes():
                 collector.feed(chunk)
             return reply.status_code
+        finally:
+            await reply.aclose()
 
-    def _client(self) -> httpx.AsyncClient:
-        if self._http is not None:
-            return self._http
+    def _transport(self) -> ExclusiveConnectionTransport:
         loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            client = httpx.AsyncClient(timeout=self._timeout, limits=_LIMITS)
-            self._clients[loop] = client
-        return client
+        transport = self._transports.get(loop)
+        if transport is None:
+            transport = ExclusiveConnectionTransport(max_connections=_MAX_CONNECTIONS)
+            self._transports[loop] = transport
+        return transport
 
     async def aclose(self) -> None:
-        """Close the client this object created for the running loop (not one passed in)."""
-        client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
+        """Close the connections this object opened in the running loop (not a client passed in)."""
+        transport = self._transports.pop(asyncio.get_running_loop(), None)
+        if transport is not None:
+            await transport.aclose()
