@@ -227,6 +227,56 @@ def test_connection_from_another_process_is_replaced_not_closed(store: SQLiteSto
     inherited.close()
 
 
+# --- the parsed-session cache ---
+
+
+def test_cached_session_ends_when_another_store_deletes_it(store: SQLiteStore, db: Path) -> None:
+    other = SQLiteStore(db)  # as another worker process would see the file
+    token = new_token()
+    store.save(token, make_session(), IDLE)
+    assert store.get(token, IDLE) is not None  # parsed and cached
+    assert other.delete(token)
+    assert store.get(token, IDLE) is None
+    second = new_token()
+    store.save(second, make_session(), IDLE)
+    assert store.get(second, IDLE) is not None
+    assert other.revoke_all("o-alice") == 1
+    assert store.get(second, IDLE) is None
+    other.close()
+
+
+def test_cached_session_follows_a_replaced_row(store: SQLiteStore, db: Path) -> None:
+    other = SQLiteStore(db)
+    token = new_token()
+    store.save(token, make_session(session_key="sk-first"), IDLE)
+    first = store.get(token, IDLE)
+    assert first is not None and first.session_key == "sk-first"
+    other.save(token, make_session(session_key="sk-second"), IDLE)
+    again = store.get(token, IDLE)
+    assert again is not None and again.session_key == "sk-second"
+    other.close()
+
+
+def test_cached_session_still_expires(store: SQLiteStore) -> None:
+    token = new_token()
+    now = time.time()
+    store.save(token, WxSession("o-alice", "sk", None, now, now + 0.3), IDLE)
+    assert store.get(token, IDLE) is not None
+    time.sleep(0.4)
+    assert store.get(token, IDLE) is None
+
+
+def test_cache_is_bounded(store: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite_module, "RECENT_SESSIONS", 3)
+    tokens = [new_token() for _ in range(5)]
+    for token in tokens:
+        store.save(token, make_session(), IDLE)
+        assert store.get(token, IDLE) is not None
+    assert len(store._recent) == 3
+    assert list(store._recent) == tokens[2:]  # the oldest went first
+    assert all(store.get(token, IDLE) is not None for token in tokens)
+
+
 # --- failures ---
 
 

@@ -18,8 +18,8 @@ import sqlite3
 import threading
 import time
 import weakref
-from contextlib import contextmanager
-from typing import Iterator, List, NamedTuple, Optional, Union
+from contextlib import contextmanager, suppress
+from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 from ..errors import StoreUnavailable
 from ..session import WxSession, short_hash, token_key
@@ -27,6 +27,8 @@ from .base import PENDING, PURGE_BATCH, PurgeProgress, SessionInfo, new_lock_own
 
 #: How often (seconds) one process's writes also delete expired rows.
 PURGE_INTERVAL = 60.0
+#: How many recently parsed sessions a store keeps per process (about 0.5 KB each).
+RECENT_SESSIONS = 1024
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS wx_sessions (
@@ -88,6 +90,8 @@ class Lookup(NamedTuple):
 
 class _Local(threading.local):
     conn: Optional[sqlite3.Connection] = None
+    # Set with conn, and only read after _conn(): the cursor of conn, reused by every lookup.
+    cursor: sqlite3.Cursor
     pid: int = 0
 
 
@@ -144,6 +148,10 @@ class SQLiteStore:
         self._local = _Local()
         self._schema_ready = False
         self._next_purge = 0.0
+        # token -> (key, stored JSON, parsed session): a lookup whose row still holds that
+        # JSON skips hashing the token and parsing the JSON. The SELECT always runs, so
+        # expiry, logout and revocation in any process take effect at once.
+        self._recent: Dict[str, Tuple[str, str, WxSession]] = {}
         _LIVE_STORES.add(self)
 
     def __repr__(self) -> str:
@@ -175,22 +183,36 @@ class SQLiteStore:
         Returns the live session and, when its idle deadline should move, the new deadline
         for :meth:`slide`.
         """
-        key = token_key(token)
+        recent = self._recent
+        cached = recent.get(token)
+        key = token_key(token) if cached is None else cached[0]
         try:
+            self._conn()
             # fetchall() steps the statement to its end, which closes the read transaction
             # before the optional UPDATE (an open one could fail with SQLITE_BUSY_SNAPSHOT).
-            rows = self._conn().execute(_GET, (key,)).fetchall()
+            rows = self._local.cursor.execute(_GET, (key,)).fetchall()
         except sqlite3.Error as exc:
             raise self._fail(exc, "get", "session", key) from exc
         if not rows:
+            if cached is not None:
+                recent.pop(token, None)
             return None
         value, idle_until, expires_at = rows[0]
         now = time.time()
         if now >= idle_until or now >= expires_at:
             return None
+        if cached is not None and cached[1] == value:
+            session = cached[2]
+        else:
+            session = WxSession.from_json(value)
+            if len(recent) >= RECENT_SESSIONS:
+                # The oldest entry goes; another thread may have just removed it.
+                with suppress(StopIteration, KeyError, RuntimeError):
+                    del recent[next(iter(recent))]
+            recent[token] = (key, value, session)
         new_idle_until = min(now + idle_ttl, expires_at)
         moved = new_idle_until - idle_until > min(60.0, idle_ttl / 10)
-        return Lookup(WxSession.from_json(value), key, new_idle_until if moved else None)
+        return Lookup(session, key, new_idle_until if moved else None)
 
     def slide(self, found: Lookup) -> None:
         """The write step of :meth:`get`: move the idle deadline (it may wait for a writer)."""
@@ -459,6 +481,7 @@ class SQLiteStore:
             conn.close()
             raise
         local.conn = conn
+        local.cursor = conn.cursor()
         local.pid = os.getpid()
         return conn
 
