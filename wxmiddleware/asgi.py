@@ -248,6 +248,8 @@ class WxASGIMiddleware:
         self.on_login = on_login
         self._router = core.Router(self.config)
         self._token_names = frozenset(_header_name(h) for h in self.config.token_headers)
+        # Most headers are ruled out by length alone, before any lower()/replace().
+        self._token_name_lengths = frozenset(len(name) for name in self._token_names)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope_type = scope["type"]
@@ -290,11 +292,11 @@ class WxASGIMiddleware:
         return core.error_response(error, wafer)
 
     def _token(self, scope: Scope) -> Optional[str]:
-        names = self._token_names
+        names, lengths = self._token_names, self._token_name_lengths
         values = [
             value.decode("latin-1")
             for name, value in scope["headers"]
-            if name.lower().replace(b"_", b"-") in names
+            if len(name) in lengths and name.lower().replace(b"_", b"-") in names
         ]
         return core.pick_token(values) if values else None
 
