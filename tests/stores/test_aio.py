@@ -14,6 +14,7 @@ import pytest
 from wxmiddleware.errors import ConfigError, StoreUnavailable
 from wxmiddleware.session import WxSession, code_key, new_token, seal_token, short_hash, token_key
 from wxmiddleware.stores import PENDING, AsyncSessionStore, MemoryStore, SQLiteStore
+from wxmiddleware.stores import aio as aio_module
 from wxmiddleware.stores.aio import AsyncMemoryStore, AsyncSQLiteStore, open_async_store
 from wxmiddleware.stores.base import PURGE_BATCH
 
@@ -148,36 +149,64 @@ class TestSQLiteOffTheLoop:
         yield opened
         await opened.close()
 
-    async def test_only_reads_run_on_the_loop_once_the_database_is_open(
+    async def test_writes_run_on_the_loop_while_the_write_lock_is_free(
         self, sqlite_store: AsyncSQLiteStore, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        threads: List[str] = []
-        sync = sqlite_store.sync
-        for name in ("lookup", "slide", "save"):
-            method = getattr(sync, name)
+        calls: List[str] = []
+        stores = {"sync": sqlite_store.sync, "inline": sqlite_store._inline}
+        for label, store in stores.items():
+            for name in ("lookup", "slide", "save", "claim_code"):
+                method = getattr(store, name)
 
-            def recording(
-                *args: object, _name: str = name, _method: Callable[..., object] = method
-            ) -> object:
-                threads.append(f"{_name} {threading.current_thread().name}")
-                return _method(*args)
+                def recording(
+                    *args: object,
+                    _name: str = f"{label}.{name}",
+                    _method: Callable[..., object] = method,
+                ) -> object:
+                    calls.append(f"{_name} {threading.current_thread().name}")
+                    return _method(*args)
 
-            monkeypatch.setattr(sync, name, recording)
+                monkeypatch.setattr(store, name, recording)
         token = new_token()
         assert await sqlite_store.get(token, IDLE) is None  # opens the file: in the writer
+        assert await sqlite_store.claim_code(code_key("c"), 300) is None
         await sqlite_store.save(token, make_session(), IDLE)
         assert await sqlite_store.get(token, IDLE) is not None
         assert await sqlite_store.get(token, 2 * IDLE) is not None  # slides the idle deadline
-        loop_thread = threading.current_thread().name
-        assert [entry.split(" ")[0] for entry in threads] == [
-            "lookup",
-            "save",
-            "lookup",
-            "lookup",
-            "slide",
+        loop = threading.current_thread().name
+        assert calls[0].startswith("sync.lookup wxmiddleware-sqlite")
+        assert calls[1:] == [
+            f"inline.claim_code {loop}",
+            f"inline.save {loop}",
+            f"sync.lookup {loop}",
+            f"sync.lookup {loop}",
+            f"inline.slide {loop}",
         ]
-        on_loop = [entry for entry in threads if entry.endswith(" " + loop_thread)]
-        assert on_loop == [f"lookup {loop_thread}"] * 2
+
+    async def test_the_writer_thread_checkpoints_and_purges_for_the_inline_writes(
+        self, sqlite_store: AsyncSQLiteStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(aio_module, "MAINTAIN_EVERY", 3)
+        expired = new_token()
+        other = SQLiteStore(sqlite_store.sync.path)
+        other.save(expired, make_session(max_age=-1), IDLE)  # already expired
+        other.close()
+        threads: List[str] = []
+        maintain = sqlite_store.sync.maintain
+
+        def recording() -> None:
+            threads.append(threading.current_thread().name)
+            maintain()
+
+        monkeypatch.setattr(sqlite_store.sync, "maintain", recording)
+        await sqlite_store.get(new_token(), IDLE)  # opens the file
+        for _ in range(3):
+            await sqlite_store.save(new_token(), make_session(), IDLE)
+        await sqlite_store.close()  # waits for the maintenance under way
+        assert len(threads) == 1 and threads[0].startswith("wxmiddleware-sqlite")
+        with sqlite3.connect(sqlite_store.sync.path) as conn:
+            keys = {row[0] for row in conn.execute("SELECT key FROM wx_sessions")}
+        assert token_key(expired) not in keys and len(keys) == 3
 
     async def test_value_and_lock_writes_run_in_the_writer_thread(
         self, sqlite_store: AsyncSQLiteStore, monkeypatch: pytest.MonkeyPatch

@@ -21,6 +21,7 @@ from wxmiddleware.stores import (
     open_store,
 )
 from wxmiddleware.stores import sqlite as sqlite_module
+from wxmiddleware.stores.sqlite import SQLiteBusy
 
 IDLE = 7200
 JOIN_TIMEOUT = 60
@@ -300,12 +301,13 @@ def test_locked_database_is_unavailable(store: SQLiteStore, db: Path) -> None:
     blocker.execute("BEGIN EXCLUSIVE")
     try:
         other = new_token()
-        with pytest.raises(StoreUnavailable) as excinfo:
+        # SQLiteBusy: a StoreUnavailable that says nothing was written.
+        with pytest.raises(SQLiteBusy) as excinfo:
             locked.save(other, make_session(session_key="sk-secret"), IDLE)
         assert_unavailable(excinfo, locked, other, token_key(other), "sk-secret")
         detail = excinfo.value.detail or ""
         assert "OperationalError" in detail and short_hash(token_key(other)) in detail
-        with pytest.raises(StoreUnavailable):
+        with pytest.raises(SQLiteBusy):
             locked.claim_code(code_key("c"), 300)
         # WAL readers are not blocked by a writer.
         assert locked.get(token, IDLE) is not None
@@ -343,6 +345,7 @@ def test_corrupt_file_is_unavailable(tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailable) as excinfo:
         store.get(token, IDLE)
     assert "DatabaseError" in (excinfo.value.detail or "")
+    assert not isinstance(excinfo.value, SQLiteBusy)  # not worth another try elsewhere
     assert_unavailable(excinfo, store, token, token_key(token))
 
 

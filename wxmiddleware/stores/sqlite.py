@@ -127,6 +127,10 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
         raise
 
 
+class SQLiteBusy(StoreUnavailable):
+    """A write found SQLite's write lock taken for its whole ``timeout``: nothing was written."""
+
+
 class SQLiteStore:
     """A :class:`~wxmiddleware.stores.base.SessionStore` in one SQLite file.
 
@@ -139,12 +143,25 @@ class SQLiteStore:
     store gives up with :class:`~wxmiddleware.errors.StoreUnavailable`. Every
     :class:`sqlite3.Error` (locked, unwritable, full or corrupt database) is raised as
     :class:`~wxmiddleware.errors.StoreUnavailable` whose ``detail`` (for the log, not the
-    client) names the cause, naming a session only by a short hash of its key.
+    client) names the cause, naming a session only by a short hash of its key; a write that
+    found the lock taken raises the subclass :class:`SQLiteBusy`.
+
+    With ``maintenance=False`` the store's writes never checkpoint the WAL (which may
+    ``fsync``) nor purge expired rows: another store on the same file must call
+    :meth:`maintain` now and then (:class:`~wxmiddleware.AsyncSQLiteStore` does, so that
+    the writes it runs on the event loop stay short).
     """
 
-    def __init__(self, path: Union[str, os.PathLike[str]], *, timeout: float = 2.0) -> None:
+    def __init__(
+        self,
+        path: Union[str, os.PathLike[str]],
+        *,
+        timeout: float = 2.0,
+        maintenance: bool = True,
+    ) -> None:
         self._path = pathlib.Path(os.path.abspath(path))
         self._timeout = timeout
+        self._maintenance = maintenance
         self._local = _Local()
         self._schema_ready = False
         self._next_purge = 0.0
@@ -239,7 +256,7 @@ class SQLiteStore:
             conn = self._conn()
             with _transaction(conn):
                 now = time.time()
-                if now >= self._next_purge:
+                if self._maintenance and now >= self._next_purge:
                     self._purge(conn, now)
                 idle_until = min(now + idle_ttl, session.expires_at)
                 conn.execute(
@@ -378,6 +395,20 @@ class SQLiteStore:
             raise self._fail(exc, "purge_expired") from exc
         return purged
 
+    def maintain(self) -> None:
+        """Checkpoint the WAL (``PASSIVE``: it never waits) and purge expired rows when due.
+
+        What every write of a store with ``maintenance=True`` does as it goes, for the stores
+        on the same file whose writes do not.
+        """
+        try:
+            conn = self._conn()
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:
+            raise self._fail(exc, "checkpoint") from exc
+        if time.time() >= self._next_purge:
+            self.purge_expired()
+
     def get_value(self, name: str) -> Optional[str]:
         """The value stored under ``name``, or ``None`` (one indexed SELECT, never waits)."""
         try:
@@ -471,6 +502,8 @@ class SQLiteStore:
         try:
             self._enable_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
+            if not self._maintenance:
+                conn.execute("PRAGMA wal_autocheckpoint=0")
             if not self._schema_ready:
                 # Each statement is atomic and idempotent, and one that finds its object
                 # already there takes no write lock: opening never waits for a writer.
@@ -515,9 +548,11 @@ class SQLiteStore:
     ) -> StoreUnavailable:
         # sqlite3 messages never contain bound parameters, so the cause is safe to log.
         subject = f" for {kind} {short_hash(key)}" if key else ""
-        return StoreUnavailable(
-            detail=f"SQLite {self._path}: {action}{subject}: {type(exc).__name__}: {exc}"
-        )
+        detail = f"SQLite {self._path}: {action}{subject}: {type(exc).__name__}: {exc}"
+        # SQLITE_BUSY and SQLITE_LOCKED: "database is locked", "database table is locked".
+        if isinstance(exc, sqlite3.OperationalError) and "is locked" in str(exc):
+            return SQLiteBusy(detail=detail)
+        return StoreUnavailable(detail=detail)
 
 
 def default_sqlite_path(appid: str) -> pathlib.Path:
