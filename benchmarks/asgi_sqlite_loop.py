@@ -7,7 +7,8 @@ ways to call the store are compared, each with the database quiet and with anoth
 holding SQLite's write lock most of the time, as a busy worker process next door would:
 
 - ``inline``: the synchronous :class:`SQLiteStore` called straight from the event loop;
-- ``AsyncSQLiteStore``: reads inline, everything that may wait for the lock in its thread.
+- ``AsyncSQLiteStore``: reads inline; writes inline on a connection that never waits while
+  the write lock is free, in its thread when another writer holds the lock.
 
 Run: ``python benchmarks/asgi_sqlite_loop.py [--tasks 200] [--hold 0.2]``
 """

@@ -1,34 +1,32 @@
-"""Optimisation proposals, each measured before/after in one run (alternating rounds).
+"""Optimisation proposals that were measured and not applied, next to the current code.
 
-Nothing in the package is changed: each proposal is a subclass (or a replacement client)
-defined here, run next to the current code on the same request in the same rounds, so the
-gain is a ratio measured under the same background load. ``RESULTS.md`` describes each
-proposal and where it belongs; once one is applied to the package, its "current" and
-"proposed" rows here converge (the subclasses keep working on top of the new code, or fall
-back to it).
+Nothing in the package is changed: each alternative is a subclass defined here, run next to
+the current code on the same request in the same alternating rounds, so its effect is a
+ratio measured under the same background load. What was applied (P1 and the reused cursor
+of P2, P5, P7, the header prefilter of P4) is in the package now; its before/after is the
+Goals table of ``RESULTS.md`` (``benchmarks/baseline.json`` vs this run) and, for the
+jscode2session client, ``python benchmarks/login_throughput.py --client-settings``.
 
-- P1 ``SQLiteStore.lookup``: keep a small per-store map token -> (key, JSON value, parsed
-  WxSession); a request whose row still holds the same JSON skips sha256 and json.loads
-  (the SELECT always runs, so revocation and expiry stay exact).
-- P2 ``SQLiteStore._conn``: no ``os.getpid()`` system call per call (a fork generation
-  bumped by ``os.register_at_fork(after_in_child=...)`` instead) and one reused cursor.
+What remains here, each with the reason it was not applied:
+
 - P3 ``WxMiddleware.__call__``: a fast path for a protected request with one valid token
-  header: classify the path without the raw URI, read one environ key, skip the generic
-  ``_authenticate``/``pick_token``/``_attach`` calls.
-- P4 ``WxASGIMiddleware.__call__``: the same for ASGI; token headers are found by length
-  before any ``lower()``/``replace()``, the raw path is decoded only for public/optional
-  paths, one coroutine less.
-- P5 ``AsyncWeChatClient``: each in-flight jscode2session gets a connection of its own,
-  checked out of a LIFO free list (an ``httpx.AsyncClient`` with one connection, or an
-  ``httpcore.AsyncHTTPConnection``), instead of sharing one httpx pool: httpcore 1.0's pool
-  hands one idle connection to every request queued at the same instant and makes all but
-  one retry (O(n²) per burst), and, with ``max_keepalive_connections=8``, closes almost every
-  connection after use (about one TCP connect per login).
-- P6 (the floor, not proposed): on top of P1+P2, a known token selects only its deadlines.
-- P7 ``AsyncSQLiteStore`` writes: try them inline on the loop's own connection with a zero
-  busy timeout (no hop to the writer thread, ~0.19 ms of CPU each) and fall back to the
-  writer thread when SQLite's write lock is taken.
-- also measured, not proposed: ``PRAGMA mmap_size`` on the SQLite connection.
+  header (classify the path without the raw URI, read one environ key, skip the generic
+  ``_authenticate``/``pick_token``/``_attach`` calls). Not applied: no measurable gain
+  (0.910 -> 0.900 of bare when measured), and it is a second copy of the authentication path.
+- P4 ``WxASGIMiddleware.__call__``: the same fast path for ASGI (the raw path decoded only
+  for public/optional paths, ``store.get`` awaited directly, the scope copy built inline).
+  Its header prefilter by length was applied (``_token_name_lengths``); the fast path was
+  not: it gains a few µs but is a second copy of the authentication path, and the design
+  keeps every decision written once in the core, with thin adapters (DESIGN §6).
+- P2, its ``os.getpid()`` half: ``SQLiteStore._conn`` compares a fork generation that
+  ``os.register_at_fork(after_in_child=...)`` bumps instead of calling ``os.getpid()`` on
+  every call. Not applied, on purpose: the pid check also catches a fork that bypasses the
+  ``register_at_fork`` hooks (``tests/stores/test_sqlite.py::
+  test_connection_from_another_process_is_replaced_not_closed``).
+- P6 (the floor, a measurement rather than a proposal): on top of the above, a known token
+  selects only its deadlines (a row's ``value`` never changes under its key): what is left
+  is the SELECT itself.
+- ``PRAGMA mmap_size`` on the SQLite connection: no gain (the reads hit SQLite's page cache).
 
 Run: ``python benchmarks/proposals.py [--rounds 80] [--requests 100]``
 """
@@ -37,77 +35,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import re
 import sqlite3
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional
 
 import _bench
-import httpx
 import overhead
 from _bench import alternate, ratio
 
 from wxmiddleware import AsyncSQLiteStore, MemoryStore, SQLiteStore, WxASGIMiddleware, WxMiddleware
-from wxmiddleware.asgi import WxCredentials, WxUser
+from wxmiddleware.asgi import WxCredentials, WxUser, _route_path
 from wxmiddleware.core import RequestKind
 from wxmiddleware.errors import WxError
-from wxmiddleware.session import WxSession, new_token, token_key
+from wxmiddleware.session import WxSession, new_token
 from wxmiddleware.stores import sqlite as sqlite_module
 from wxmiddleware.stores.aio import AsyncMemoryStore
-from wxmiddleware.wechat.aio import AsyncWeChatClient
 
 IDLE = overhead.IDLE
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+")
 MAX_TOKEN_LENGTH = 128
 
-# --- P1, P2: SQLiteStore -----------------------------------------------------------------
-
-#: How many parsed sessions a store keeps (FIFO eviction); ~0.5 KB each.
-RECENT_SESSIONS = 1024
-
-
-class CachedSQLiteStore(SQLiteStore):
-    """P1: skip sha256 and JSON parsing when the row still holds the JSON last parsed."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._recent: Dict[str, Tuple[str, str, WxSession]] = {}
-
-    def lookup(self, token: str, idle_ttl: int) -> Optional[sqlite_module.Lookup]:
-        cached = self._recent.get(token)
-        key = token_key(token) if cached is None else cached[0]
-        try:
-            rows = self._select(key)
-        except sqlite3.Error as exc:
-            raise self._fail(exc, "get", "session", key) from exc
-        if not rows:
-            return None
-        value, idle_until, expires_at = rows[0]
-        now = time.time()
-        if now >= idle_until or now >= expires_at:
-            return None
-        if cached is not None and cached[1] == value:
-            session = cached[2]
-        else:
-            session = WxSession.from_json(value)
-            recent = self._recent
-            if len(recent) >= RECENT_SESSIONS:
-                # Another thread may evict the same entry at once: then nothing to do.
-                with contextlib.suppress(StopIteration, KeyError, RuntimeError):
-                    del recent[next(iter(recent))]
-            recent[token] = (key, value, session)
-        new_idle_until = min(now + idle_ttl, expires_at)
-        moved = new_idle_until - idle_until > min(60.0, idle_ttl / 10)
-        return sqlite_module.Lookup(session, key, new_idle_until if moved else None)
-
-    def _select(self, key: str) -> List[Any]:
-        rows: List[Any] = self._conn().execute(sqlite_module._GET, (key,)).fetchall()
-        return rows
-
+# --- P2, the getpid half: SQLiteStore._conn ----------------------------------------------
 
 _FORK_GENERATION = [0]
 
@@ -120,8 +72,11 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forked)
 
 
-class FastConnSQLiteStore(CachedSQLiteStore):
-    """P1 + P2: also no getpid() per call, and one reused cursor per connection."""
+class ForkGenerationSQLiteStore(SQLiteStore):
+    """P2 (getpid half): no ``os.getpid()`` per call; a fork generation bumped in the child.
+
+    The store already keeps the parsed sessions (P1) and one cursor per connection.
+    """
 
     def _conn(self) -> sqlite3.Connection:
         local = self._local
@@ -130,19 +85,13 @@ class FastConnSQLiteStore(CachedSQLiteStore):
             return conn
         conn = super()._conn()
         local.generation = _FORK_GENERATION[0]
-        local.cursor = conn.cursor()
         return conn
-
-    def _select(self, key: str) -> List[Any]:
-        self._conn()
-        rows: List[Any] = self._local.cursor.execute(sqlite_module._GET, (key,)).fetchall()
-        return rows
 
 
 _GET_TIMES = "SELECT idle_until, expires_at FROM wx_sessions WHERE key = ?"
 
 
-class FusedSQLiteStore(FastConnSQLiteStore):
+class FloorSQLiteStore(ForkGenerationSQLiteStore):
     """P6 (the floor): ``get`` in one function; a known token selects only its deadlines.
 
     A session row's ``value`` never changes under its key (a key is the hash of a fresh
@@ -172,7 +121,7 @@ class FusedSQLiteStore(FastConnSQLiteStore):
 
 
 class MmapSQLiteStore(SQLiteStore):
-    """Measured, not proposed: ``PRAGMA mmap_size`` (reads through a memory map)."""
+    """Measured, not applied: ``PRAGMA mmap_size`` (reads through a memory map)."""
 
     def _conn(self) -> sqlite3.Connection:
         new = self._local.conn is None
@@ -182,82 +131,14 @@ class MmapSQLiteStore(SQLiteStore):
         return conn
 
 
-# --- P7: ASGI SQLite writes inline when the write lock is free ---------------------------
-
-
-class InlineFirstAsyncSQLiteStore(AsyncSQLiteStore):
-    """P7: try each write on the event loop's own connection with a zero busy timeout.
-
-    A hop to the writer thread costs ~0.19 ms of CPU here (executor queue, futex wake-ups,
-    the loop's self-pipe), more than the write itself (claim_code ~50 µs, save ~120 µs
-    when timed alone). When SQLite's write lock is free, which it nearly always is, the write
-    runs inline and cannot wait; when another writer holds the lock, SQLite answers "locked"
-    at once (nothing was written) and the call goes to the writer thread as today. The
-    inline connection never checkpoints (``wal_autocheckpoint=0``: a checkpoint may
-    ``fsync``); the writer thread runs a passive checkpoint every ``CHECKPOINT_EVERY`` inline
-    writes, and the purge of expired rows stays in the writer thread.
-    """
-
-    CHECKPOINT_EVERY = 500
-
-    def __init__(self, store: Any) -> None:
-        super().__init__(store)
-        self._inline = SQLiteStore(self.sync.path, timeout=0.0)
-        self._inline_writes = 0
-        self._checkpointing: Optional[asyncio.Future[None]] = None
-        self.inline_hits = 0
-        self.fallbacks = 0
-
-    def _inline_conn_ready(self) -> None:
-        conn = self._inline._conn()
-        if not getattr(self._inline._local, "tuned", False):
-            conn.execute("PRAGMA wal_autocheckpoint=0")
-            self._inline._local.tuned = True
-        # The purge stays in the writer thread: it may delete many rows.
-        self._inline._next_purge = float("inf")
-
-    async def _write(self, name: str, *args: Any) -> Any:
-        if self._opened:
-            try:
-                self._inline_conn_ready()
-                result = getattr(self._inline, name)(*args)
-            except WxError as error:
-                if "locked" not in (error.detail or "") and "busy" not in (error.detail or ""):
-                    raise
-                self.fallbacks += 1
-            else:
-                self.inline_hits += 1
-                self._inline_writes += 1
-                due = self._inline_writes % self.CHECKPOINT_EVERY == 0
-                if due and (self._checkpointing is None or self._checkpointing.done()):
-                    self._checkpointing = asyncio.ensure_future(self._in_writer(self._checkpoint))
-                return result
-        return await self._in_writer(getattr(self.sync, name), *args)
-
-    def _checkpoint(self) -> None:
-        # RESTART waits (within the busy timeout) until the WAL is fully copied and no reader
-        # needs it, so that the next write starts the WAL file over instead of growing it.
-        self.sync._conn().execute("PRAGMA wal_checkpoint(RESTART)")
-        if time.time() >= self.sync._next_purge:
-            self.sync.purge_expired()
-
-    async def claim_code(self, code_key: str, ttl: int) -> Optional[str]:
-        result: Optional[str] = await self._write("claim_code", code_key, ttl)
-        return result
-
-    async def save(self, *args: Any) -> None:
-        await self._write("save", *args)
-
-    async def close(self) -> None:
-        self._inline.close()
-        await super().close()
-
-
 # --- P3: the WSGI fast path --------------------------------------------------------------
 
 
 class FastWxMiddleware(WxMiddleware):
-    """P3: a protected request with one well-formed token header takes a short path."""
+    """P3: a protected request with one well-formed token header takes a short path.
+
+    Not applied: no measurable gain, and a second copy of the authentication path.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -292,156 +173,50 @@ class FastWxMiddleware(WxMiddleware):
 
 
 class FastWxASGIMiddleware(WxASGIMiddleware):
-    """P4: the same short path for ASGI."""
+    """P4's fast path for ASGI (its header prefilter by length is in the package now).
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._name_lengths = frozenset(len(name) for name in self._token_names)
-        self._ttl = self.config.session_ttl
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            path: str = scope["path"]
-            root_path: str = scope.get("root_path", "")
-            if root_path and path.startswith(root_path + "/"):
-                path = path[len(root_path) :]
-            if self._router.classify(path) is RequestKind.PROTECTED:
-                found: Optional[bytes] = None
-                count = 0
-                lengths, names = self._name_lengths, self._token_names
-                for name, value in scope["headers"]:
-                    if len(name) in lengths and name.lower().replace(b"_", b"-") in names:
-                        found, count = value, count + 1
-                if count == 1 and found is not None and len(found) <= MAX_TOKEN_LENGTH:
-                    token = found.decode("latin-1")
-                    if _TOKEN.fullmatch(token):
-                        try:
-                            session = await self.store.get(token, self._ttl)
-                        except WxError:
-                            session = None
-                        if session is not None:
-                            await self.app(
-                                {
-                                    **scope,
-                                    "wxmiddleware.session": session,
-                                    "wxmiddleware.openid": session.openid,
-                                    "wxmiddleware.session_key": session.session_key,
-                                    "wxmiddleware.unionid": session.unionid,
-                                    "user": WxUser(session),
-                                    "auth": WxCredentials(("authenticated",)),
-                                },
-                                receive,
-                                send,
-                            )
-                            return
-        await super().__call__(scope, receive, send)
-
-
-# --- P5: exclusive connections for jscode2session ----------------------------------------
-
-
-class ExclusiveClientWeChat(AsyncWeChatClient):
-    """P5a: one ``httpx.AsyncClient`` (one connection) per in-flight request, LIFO reuse."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._free: List[httpx.AsyncClient] = []
-
-    async def _fetch(
-        self, method: str, url: str, params: Any, json_body: Any, collector: Any
-    ) -> int:
-        client = (
-            self._free.pop()
-            if self._free
-            else httpx.AsyncClient(
-                timeout=self._timeout,
-                limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-            )
-        )
-        try:
-            async with client.stream(
-                method,
-                url,
-                params=params,
-                json=json_body,
-                timeout=self._timeout,
-                follow_redirects=False,
-            ) as reply:
-                async for chunk in reply.aiter_bytes():
-                    collector.feed(chunk)
-                return reply.status_code
-        finally:
-            self._free.append(client)  # at most the peak concurrency (100 at most)
-
-    async def aclose(self) -> None:
-        while self._free:
-            await self._free.pop().aclose()
-        await super().aclose()
-
-
-class ExclusiveConnectionWeChat(AsyncWeChatClient):
-    """P5b: one ``httpcore.AsyncHTTPConnection`` per in-flight request, LIFO reuse.
-
-    httpx still builds the URL (``params=`` encoding); httpcore sends it. A connection is
-    reused only after a complete, successful answer; any error closes it.
+    Not applied: a second copy of the authentication path; the design keeps each decision
+    written once in the core, with thin adapters (DESIGN §6).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._free: List[Any] = []
+        self._ttl = self.config.session_ttl
 
-    async def _fetch(
-        self, method: str, url: str, params: Any, json_body: Any, collector: Any
-    ) -> int:
-        import httpcore
-
-        target = httpx.URL(url, params=params)
-        connection = (
-            self._free.pop()
-            if self._free
-            else httpcore.AsyncHTTPConnection(
-                httpcore.Origin(target.raw_scheme, target.raw_host, target.port or 80)
-            )
-        )
-        reusable = False
-        timeout = {
-            "connect": self._config.connect_timeout,
-            "read": self._config.read_timeout,
-            "write": self._config.read_timeout,
-            "pool": self._config.connect_timeout,
-        }
-        try:
-            async with connection.stream(
-                method,
-                httpcore.URL(
-                    scheme=target.raw_scheme,
-                    host=target.raw_host,
-                    port=target.port,
-                    target=target.raw_path,
-                ),
-                headers=[(b"Host", target.netloc), (b"Accept", b"*/*")],
-                extensions={"timeout": timeout},
-            ) as reply:
-                async for chunk in reply.aiter_stream():
-                    collector.feed(chunk)
-                reusable = True
-                return int(reply.status)
-        except httpcore.TimeoutException as exc:
-            raise httpx.ReadTimeout(str(type(exc).__name__)) from None
-        except httpcore.ConnectError as exc:
-            raise httpx.ConnectError(str(type(exc).__name__)) from None
-        except httpcore.NetworkError as exc:
-            raise httpx.ReadError(str(type(exc).__name__)) from None
-        finally:
-            if reusable and connection.is_idle():
-                self._free.append(connection)
-            else:
-                await connection.aclose()
-
-    async def aclose(self) -> None:
-        while self._free:
-            await self._free.pop().aclose()
-        await super().aclose()
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if (
+            scope["type"] == "http"
+            and self._router.classify(_route_path(scope)) is RequestKind.PROTECTED
+        ):
+            found: Optional[bytes] = None
+            count = 0
+            lengths, names = self._token_name_lengths, self._token_names
+            for name, value in scope["headers"]:
+                if len(name) in lengths and name.lower().replace(b"_", b"-") in names:
+                    found, count = value, count + 1
+            if count == 1 and found is not None and len(found) <= MAX_TOKEN_LENGTH:
+                token = found.decode("latin-1")
+                if _TOKEN.fullmatch(token):
+                    try:
+                        session = await self.store.get(token, self._ttl)
+                    except WxError:
+                        session = None  # the generic path logs it and answers 503
+                    if session is not None:
+                        await self.app(
+                            {
+                                **scope,
+                                "wxmiddleware.session": session,
+                                "wxmiddleware.openid": session.openid,
+                                "wxmiddleware.session_key": session.session_key,
+                                "wxmiddleware.unionid": session.unionid,
+                                "user": WxUser(session),
+                                "auth": WxCredentials(("authenticated",)),
+                            },
+                            receive,
+                            send,
+                        )
+                        return
+        await super().__call__(scope, receive, send)
 
 
 # --- the measurements --------------------------------------------------------------------
@@ -460,26 +235,22 @@ def measure_flask(rounds: int, requests: int, state: Path) -> Dict[str, Any]:
     stores: Dict[str, Any] = {
         "memory": MemoryStore(),
         "sqlite": SQLiteStore(state / "p-current.sqlite3"),
-        "sqlite_p1": CachedSQLiteStore(state / "p-p1.sqlite3"),
-        "sqlite_p1p2": FastConnSQLiteStore(state / "p-p1p2.sqlite3"),
-        "sqlite_p6": FusedSQLiteStore(state / "p-p6.sqlite3"),
+        "sqlite_getpid": ForkGenerationSQLiteStore(state / "p-getpid.sqlite3"),
+        "sqlite_p6": FloorSQLiteStore(state / "p-p6.sqlite3"),
         "sqlite_mmap": MmapSQLiteStore(state / "p-mmap.sqlite3"),
     }
     for store in stores.values():
         store.save(token, overhead.new_session(), IDLE)
+    environ = overhead.flask_environ(headers)
     variants = {
         "bare": overhead.wsgi_runner(bare, overhead.flask_environ({})),
-        "memory": overhead.wsgi_runner(wrapped(stores["memory"]), overhead.flask_environ(headers)),
-        "memory_p3": overhead.wsgi_runner(
-            wrapped(stores["memory"], FastWxMiddleware), overhead.flask_environ(headers)
-        ),
+        "memory": overhead.wsgi_runner(wrapped(stores["memory"]), environ),
+        "memory_p3": overhead.wsgi_runner(wrapped(stores["memory"], FastWxMiddleware), environ),
     }
-    for name in ("sqlite", "sqlite_p1", "sqlite_p1p2", "sqlite_p6", "sqlite_mmap"):
-        variants[name] = overhead.wsgi_runner(
-            wrapped(stores[name]), overhead.flask_environ(headers)
-        )
-    variants["sqlite_p1p2p3"] = overhead.wsgi_runner(
-        wrapped(stores["sqlite_p1p2"], FastWxMiddleware), overhead.flask_environ(headers)
+    for name in ("sqlite", "sqlite_getpid", "sqlite_p6", "sqlite_mmap"):
+        variants[name] = overhead.wsgi_runner(wrapped(stores[name]), environ)
+    variants["sqlite_p3"] = overhead.wsgi_runner(
+        wrapped(stores["sqlite"], FastWxMiddleware), environ
     )
     try:
         times = alternate(variants, requests, rounds)
@@ -489,11 +260,11 @@ def measure_flask(rounds: int, requests: int, state: Path) -> Dict[str, Any]:
     return {
         "us_per_request": {name: 1e6 * _bench.median(v) for name, v in times.items()},
         "vs_bare": {name: ratio(times, name, "bare") for name in times if name != "bare"},
+        # Each SQLite variant against the memory store on the same middleware.
         "sqlite_vs_memory": {
-            name: ratio(times, name, "memory") for name in times if name.startswith("sqlite")
-        },
-        "sqlite_vs_memory_p3": {
-            name: ratio(times, name, "memory_p3") for name in ("sqlite_p1p2p3",)
+            name: ratio(times, name, "memory_p3" if name.endswith("_p3") else "memory")
+            for name in times
+            if name.startswith("sqlite")
         },
         "times": times,
     }
@@ -508,7 +279,9 @@ def measure_starlette(rounds: int, requests: int, state: Path) -> Dict[str, Any]
         stores: Dict[str, Any] = {
             "memory": AsyncMemoryStore(),
             "sqlite": AsyncSQLiteStore(SQLiteStore(state / "s-current.sqlite3")),
-            "sqlite_p1p2": AsyncSQLiteStore(FastConnSQLiteStore(state / "s-p1p2.sqlite3")),
+            "sqlite_getpid": AsyncSQLiteStore(
+                ForkGenerationSQLiteStore(state / "s-getpid.sqlite3")
+            ),
         }
         for store in stores.values():
             loop.run_until_complete(store.save(token, overhead.new_session(), IDLE))
@@ -526,8 +299,9 @@ def measure_starlette(rounds: int, requests: int, state: Path) -> Dict[str, Any]
                 loop, wrapped(stores["memory"], FastWxASGIMiddleware), scope
             ),
             "sqlite": overhead.asgi_runner(loop, wrapped(stores["sqlite"]), scope),
-            "sqlite_p1p2p4": overhead.asgi_runner(
-                loop, wrapped(stores["sqlite_p1p2"], FastWxASGIMiddleware), scope
+            "sqlite_getpid": overhead.asgi_runner(loop, wrapped(stores["sqlite_getpid"]), scope),
+            "sqlite_p4": overhead.asgi_runner(
+                loop, wrapped(stores["sqlite"], FastWxASGIMiddleware), scope
             ),
         }
         try:
@@ -541,100 +315,19 @@ def measure_starlette(rounds: int, requests: int, state: Path) -> Dict[str, Any]
         "us_per_request": {name: 1e6 * _bench.median(v) for name, v in times.items()},
         "vs_bare": {name: ratio(times, name, "bare") for name in times if name != "bare"},
         "sqlite_vs_memory": {
-            "sqlite": ratio(times, "sqlite", "memory"),
-            "sqlite_p1p2p4": ratio(times, "sqlite_p1p2p4", "memory_p4"),
+            name: ratio(times, name, "memory_p4" if name.endswith("_p4") else "memory")
+            for name in times
+            if name.startswith("sqlite")
         },
         "times": times,
     }
 
 
-def measure_logins(
-    concurrency: int = 100, latency: float = 0.1, per_client: int = 5, rounds: int = 3
-) -> Dict[str, Any]:
-    """P5: ASGI logins (memory store, direct driver) with each jscode2session client."""
-    import login_throughput
-
-    with _bench.FakeWeChatProcess(latency) as fake:
-        config = overhead.CONFIG.with_options(
-            appid=fake.appid, secret=fake.secret, api_base=fake.url
-        )
-
-        async def main(state: Path) -> Dict[str, List[float]]:
-            clients = {
-                "current": AsyncWeChatClient(config),
-                "p5a_client_per_request": ExclusiveClientWeChat(config),
-                "p5b_connection_per_request": ExclusiveConnectionWeChat(config),
-            }
-            apps = {
-                name: WxASGIMiddleware(
-                    login_throughput.not_found, config, store=AsyncMemoryStore(), wechat=client
-                )
-                for name, client in clients.items()
-            }
-            apps["current_sqlite"] = WxASGIMiddleware(
-                login_throughput.not_found,
-                config,
-                store=AsyncSQLiteStore(state / "current.sqlite3"),
-                wechat=AsyncWeChatClient(config),
-            )
-            apps["p5b_sqlite"] = WxASGIMiddleware(
-                login_throughput.not_found,
-                config,
-                store=AsyncSQLiteStore(state / "p5b.sqlite3"),
-                wechat=ExclusiveConnectionWeChat(config),
-            )
-            apps["p5b_p7_sqlite"] = WxASGIMiddleware(
-                login_throughput.not_found,
-                config,
-                store=InlineFirstAsyncSQLiteStore(SQLiteStore(state / "p7.sqlite3")),
-                wechat=ExclusiveConnectionWeChat(config),
-            )
-            try:
-                rates = await login_throughput.run_rounds(
-                    fake, dict(apps), concurrency, per_client, rounds, ["direct"]
-                )
-            finally:
-                for app in apps.values():
-                    await app.store.close()
-                    await app.wechat.aclose()
-            return rates["direct"]
-
-        with tempfile.TemporaryDirectory() as state:
-            rates = asyncio.run(main(Path(state)))
-        cpu = login_throughput.CPU_LOG["direct"]
-    ideal = concurrency / latency
-    return {
-        "ideal": ideal,
-        "rates": {name: _bench.median(values) for name, values in rates.items()},
-        "of_ideal": {name: _bench.median(values) / ideal for name, values in rates.items()},
-        # SQLite rows compare with the current client on SQLite, the others on memory.
-        "vs_current": {
-            name: _bench.median(
-                [
-                    v / c
-                    for v, c in zip(
-                        values, rates["current_sqlite" if name.endswith("sqlite") else "current"]
-                    )
-                ]
-            )
-            for name, values in rates.items()
-        },
-        "cpu_ms_app_process": {
-            name: _bench.median([c[0] for c in values]) for name, values in cpu.items()
-        },
-        "cpu_ms_fake": {
-            name: _bench.median([c[1] for c in values]) for name, values in cpu.items()
-        },
-        "runs": rates,
-    }
-
-
-def measure(rounds: int = 80, requests: int = 100, login_rounds: int = 3) -> Dict[str, Any]:
+def measure(rounds: int = 80, requests: int = 100) -> Dict[str, Any]:
     with tempfile.TemporaryDirectory() as state, _bench.quiet_logging():
         return {
             "flask": measure_flask(rounds, requests, Path(state)),
             "starlette": measure_starlette(rounds, requests, Path(state)),
-            "logins": measure_logins(rounds=login_rounds),
         }
 
 
@@ -648,15 +341,6 @@ def report(results: Dict[str, Any]) -> str:
             lines.append(f"    {name:16} {micros:7.1f} µs/request{extra}")
         for name, value in data["sqlite_vs_memory"].items():
             lines.append(f"    {name} / memory: {value:.3f}")
-    logins = results["logins"]
-    lines.append(f"  ASGI logins (ideal {logins['ideal']:.0f}/s, direct driver):")
-    for name, rate in logins["rates"].items():
-        lines.append(
-            f"    {name:28} {rate:6.0f}/s  {logins['of_ideal'][name]:.2f} of ideal"
-            f"  x{logins['vs_current'][name]:.2f} vs current;  CPU per login"
-            f" {logins['cpu_ms_app_process'][name]:.2f} ms (fake"
-            f" {logins['cpu_ms_fake'][name]:.2f} ms)"
-        )
     return "\n".join(lines)
 
 
@@ -664,9 +348,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=80)
     parser.add_argument("--requests", type=int, default=100)
-    parser.add_argument("--login-rounds", type=int, default=3)
     args = parser.parse_args()
-    print(report(measure(args.rounds, args.requests, args.login_rounds)))
+    print(report(measure(args.rounds, args.requests)))
 
 
 if __name__ == "__main__":
