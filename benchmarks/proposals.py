@@ -17,7 +17,7 @@ What remains here, each with the reason it was not applied:
   for public/optional paths, ``store.get`` awaited directly, the scope copy built inline).
   Its header prefilter by length was applied (``_token_name_lengths``); the fast path was
   not: it gains a few µs but is a second copy of the authentication path, and the design
-  keeps every decision written once in the core, with thin adapters (DESIGN §6).
+  keeps every decision written once in the core, with thin adapters.
 - P2, its ``os.getpid()`` half: ``SQLiteStore._conn`` compares a fork generation that
   ``os.register_at_fork(after_in_child=...)`` bumps instead of calling ``os.getpid()`` on
   every call. Not applied, on purpose: the pid check also catches a fork that bypasses the
@@ -176,7 +176,7 @@ class FastWxASGIMiddleware(WxASGIMiddleware):
     """P4's fast path for ASGI (its header prefilter by length is in the package now).
 
     Not applied: a second copy of the authentication path; the design keeps each decision
-    written once in the core, with thin adapters (DESIGN §6).
+    written once in the core, with thin adapters.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

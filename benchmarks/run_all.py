@@ -987,7 +987,7 @@ def write_not_applied(w: Callable[[str], None], results: Dict[str, Any]) -> None
         f" {pair(f, 'sqlite_vs_memory', 'sqlite', 'sqlite_p3')} (vs memory with P3) |"
         " a gain of a few hundredths at most (0.895 → 0.900 of bare in the same rounds when"
         " it was proposed, on 2026-11-24), for a second copy of the authentication path: the"
-        " design keeps each decision written once in the core, with thin adapters (DESIGN §6) |"
+        " design keeps each decision written once in the core, with thin adapters |"
     )
     w(
         "| **P4, its fast path** (ASGI): the same, plus the raw path decoded only for"
@@ -996,7 +996,7 @@ def write_not_applied(w: Callable[[str], None], results: Dict[str, Any]) -> None
         f" Starlette + memory vs bare {pair(s, 'vs_bare', 'memory', 'memory_p4')}; SQLite /"
         f" memory {pair(s, 'sqlite_vs_memory', 'sqlite', 'sqlite_p4')} (vs memory with P4) |"
         " a second copy of the authentication path: the design keeps each decision written"
-        " once in the core, with thin adapters (DESIGN §6). Its header prefilter was applied |"
+        " once in the core, with thin adapters. Its header prefilter was applied |"
     )
     w(
         "| **P2, its getpid half**: a fork generation bumped by"

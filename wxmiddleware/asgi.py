@@ -110,7 +110,7 @@ class _ClientGone(Exception):
 
 
 def _header_name(name: str) -> bytes:
-    # Header names compare case-insensitively with "_" and "-" equal (DESIGN §3).
+    # Header names compare case-insensitively with "_" and "-" equal.
     return name.lower().replace("_", "-").encode("latin-1")
 
 

@@ -30,7 +30,7 @@ def _as_tuple(value: Any, name: str) -> Tuple[str, ...]:
 
 
 def _header_key(name: str) -> str:
-    # Header names compare case-insensitively with "_" and "-" equal (DESIGN §3).
+    # Header names compare case-insensitively with "_" and "-" equal.
     return name.lower().replace("_", "-")
 
 

@@ -84,7 +84,7 @@ def reply_deadline(config: WxConfig) -> float:
 
 
 def error_for_errcode(errcode: int, errmsg: str) -> WxError:
-    """Map a jscode2session ``errcode`` to the error the client sees (DESIGN §2-§3)."""
+    """Map a jscode2session ``errcode`` to the error the client sees (the README's Errors table)."""
     if errcode == -1:
         return UpstreamBusy(errcode=errcode)
     if errcode in (40029, 40163):
