@@ -844,6 +844,7 @@ async def test_nothing_secret_is_answered_or_logged(
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "login failed" in logged
     assert "send_request_headers" in logged  # httpcore's records of the calls to WeChat
+    assert "WeChat GET /sns/jscode2session: HTTP 200" in logged  # and the client's own
     assert session_keys
     for text in ["\n".join(answers), logged]:
         assert fake_wechat.secret not in text

@@ -457,6 +457,7 @@ def test_nothing_secret_is_answered_or_logged(
     client.post("/wx/logout", headers={"3rd-session": token}, status=204)
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "login failed" in logged
+    assert "WeChat GET /sns/jscode2session: HTTP 200" in logged  # the client's record
     assert session_keys
     for text in ["\n".join(answers), logged]:
         assert fake_wechat.secret not in text

@@ -127,7 +127,9 @@ def test_example_under_uvicorn(example: str, fake_wechat: FakeWeChat, tmp_path: 
                 websocket.send("ping")
                 assert websocket.recv(timeout=10) == "ping"
 
-        assert "HTTP Request: GET" in server.log()  # httpx's own line, query redacted
+        # The client's own record of each call, and httpcore's, without the query.
+        assert "WeChat GET /sns/jscode2session: HTTP 200" in server.log()
+        assert "send_request_headers" in server.log()
         session_keys = stored_session_keys(tmp_path / "state")
         assert session_keys
         for stored_token in result["tokens"]:

@@ -6,9 +6,11 @@ The sync (requests) and async (httpx) clients are thin loops around these functi
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
+from urllib.parse import urlsplit
 
 from ..config import WxConfig
 from ..errors import (
@@ -21,6 +23,8 @@ from ..errors import (
     UserBlocked,
     WxError,
 )
+
+logger = logging.getLogger("wxmiddleware")
 
 JSCODE2SESSION_PATH = "/sns/jscode2session"
 #: A jscode2session reply is a few hundred bytes; anything far larger is not one.
@@ -76,6 +80,23 @@ class ReplyCollector:
     def body(self) -> bytes:
         """Everything fed so far."""
         return b"".join(self._chunks)
+
+    @property
+    def size(self) -> int:
+        """How many bytes were fed so far."""
+        return self._size
+
+
+def log_reply(method: str, url: str, status: int, size: int, started: float) -> None:
+    """One DEBUG record per answer from WeChat: the path only (its query holds the secret)."""
+    logger.debug(
+        "WeChat %s %s: HTTP %d, %d bytes in %.0f ms",
+        method,
+        urlsplit(url).path,
+        status,
+        size,
+        1000 * (time.monotonic() - started),
+    )
 
 
 def reply_deadline(config: WxConfig) -> float:

@@ -26,6 +26,7 @@ from ._protocol import (
     ReplyCollector,
     jscode2session_params,
     jscode2session_url,
+    log_reply,
     parse_jscode2session,
     reply_deadline,
     retry_delay,
@@ -100,6 +101,7 @@ class AsyncWeChatClient:
         json_body: Optional[Mapping[str, Any]] = None,
     ) -> Tuple[int, bytes]:
         """See :meth:`wxmiddleware.wechat.sync.WeChatClient.request`."""
+        started = time.monotonic()
         deadline = reply_deadline(self._config)
         collector = ReplyCollector(deadline)
         try:
@@ -113,6 +115,7 @@ class AsyncWeChatClient:
             raise UpstreamTimeout(detail="deadline") from None
         except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
             raise _translate(exc) from None
+        log_reply(method, url, status, collector.size, started)
         return status, collector.body
 
     async def _fetch(

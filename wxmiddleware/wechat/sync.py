@@ -20,6 +20,7 @@ from ._protocol import (
     ReplyCollector,
     jscode2session_params,
     jscode2session_url,
+    log_reply,
     parse_jscode2session,
     reply_deadline,
     retry_delay,
@@ -102,6 +103,7 @@ class WeChatClient:
         JSON. The whole answer must arrive before ``connect_timeout + read_timeout`` and be
         at most 64 KB. Never retries.
         """
+        started = time.monotonic()
         collector = ReplyCollector(reply_deadline(self._config))
         try:
             with self._http.request(
@@ -118,6 +120,7 @@ class WeChatClient:
                 status = reply.status_code
         except (requests.RequestException, HTTPError) as exc:
             raise _translate(exc) from None
+        log_reply(method, url, status, collector.size, started)
         return status, collector.body
 
     def close(self) -> None:
