@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Iterator, List
 
 import httpx
 import pytest
 
+from tests.tls_support import write_tls_files
+from wxmiddleware import WxConfig
+from wxmiddleware.errors import UpstreamUnreachable
 from wxmiddleware.wechat._exclusive import ExclusiveConnectionTransport
+from wxmiddleware.wechat.aio import AsyncWeChatClient
 
 pytestmark = pytest.mark.anyio
 
@@ -44,7 +50,8 @@ class Recorder(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/path"
+        scheme = "https" if isinstance(self.socket, ssl.SSLSocket) else "http"
+        return f"{scheme}://127.0.0.1:{self.server_address[1]}/path"
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -80,15 +87,30 @@ class Handler(BaseHTTPRequestHandler):
     do_POST = _answer
 
 
-@pytest.fixture
-def server() -> Iterator[Recorder]:
-    recorder = Recorder()
+def serve(recorder: Recorder) -> Iterator[Recorder]:
     thread = threading.Thread(target=recorder.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield recorder
     recorder.release.set()
     recorder.shutdown()
     recorder.server_close()
+
+
+@pytest.fixture
+def server() -> Iterator[Recorder]:
+    yield from serve(Recorder())
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
+    """An HTTPS server whose certificate a CA of the test's signed; clients trust that CA."""
+    ca, cert, key = write_tls_files(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))  # read by httpx's default SSL context
+    recorder = Recorder()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    recorder.socket = context.wrap_socket(recorder.socket, server_side=True)
+    yield from serve(recorder)
 
 
 async def fetch(transport: ExclusiveConnectionTransport, url: str, **options: Any) -> bytes:
@@ -190,3 +212,36 @@ async def test_read_timeout_is_httpx_read_timeout(server: Recorder) -> None:
     assert await fetch(transport, server.url) == b'{"ok": true}'
     await transport.aclose()
     assert len(set(server.ports)) == 2  # the timed-out connection was not reused
+
+
+async def test_https_with_a_trusted_certificate_reuses_its_connection(
+    tls_server: Recorder,
+) -> None:
+    transport = ExclusiveConnectionTransport()
+    for _ in range(3):
+        assert await fetch(transport, tls_server.url) == b'{"ok": true}'
+    await transport.aclose()
+    assert len(set(tls_server.ports)) == 1
+
+
+async def test_https_with_an_untrusted_certificate_is_a_connect_error(
+    tls_server: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SSL_CERT_FILE")  # back to the public CAs: the test CA is unknown
+    transport = ExclusiveConnectionTransport()
+    with pytest.raises(httpx.ConnectError):
+        await fetch(transport, tls_server.url)
+    await transport.aclose()
+    assert tls_server.ports == []  # no request was sent
+
+
+async def test_untrusted_wechat_is_unreachable_for_the_async_client(
+    tls_server: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SSL_CERT_FILE")
+    base = tls_server.url.rsplit("/", 1)[0]
+    client = AsyncWeChatClient(WxConfig(appid="wxa", secret="s3cret-value", api_base=base))
+    with pytest.raises(UpstreamUnreachable) as raised:
+        await client.code_to_session("a-code")
+    await client.aclose()
+    assert "s3cret" not in str(raised.value) and "a-code" not in str(raised.value)

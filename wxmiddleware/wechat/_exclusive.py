@@ -13,6 +13,7 @@ and a steady stream of logins reuses a steady set of connections (``benchmarks/l
 from __future__ import annotations
 
 import asyncio
+import ssl
 from typing import AsyncIterator, Dict, List, Tuple
 
 import httpcore
@@ -28,11 +29,17 @@ _HTTPCORE_ERRORS = (
     httpcore.ProtocolError,
     httpcore.UnsupportedProtocol,
     httpcore.ConnectionNotAvailable,
+    # httpcore 0.17 lets a failed TLS handshake (and some socket errors) through unwrapped.
+    OSError,
 )
 
 
-def _httpx_error(exc: Exception) -> httpx.TransportError:
+def _httpx_error(exc: BaseException) -> httpx.TransportError:
     """httpx's exception for an httpcore one (the two libraries share the class names)."""
+    if isinstance(exc, ssl.SSLError):
+        return httpx.ConnectError(type(exc).__name__)
+    if isinstance(exc, OSError):
+        return httpx.NetworkError(type(exc).__name__)
     error_class = getattr(httpx, type(exc).__name__, None)
     if not (isinstance(error_class, type) and issubclass(error_class, httpx.TransportError)):
         error_class = httpx.TransportError
