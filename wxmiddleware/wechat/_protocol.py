@@ -89,6 +89,8 @@ class ReplyCollector:
 
 def log_reply(method: str, url: str, status: int, size: int, started: float) -> None:
     """One DEBUG record per answer from WeChat: the path only (its query holds the secret)."""
+    if not logger.isEnabledFor(logging.DEBUG):
+        return
     logger.debug(
         "WeChat %s %s: HTTP %d, %d bytes in %.0f ms",
         method,
