@@ -19,7 +19,7 @@ from typing import (
 )
 
 from . import core
-from .config import WxConfig
+from .config import WxConfig, header_key
 from .core import RequestKind
 from .errors import InvalidSession, WxError
 from .session import WxSession, code_key, short_hash, token_key
@@ -110,8 +110,7 @@ class _ClientGone(Exception):
 
 
 def _header_name(name: str) -> bytes:
-    # Header names compare case-insensitively with "_" and "-" equal.
-    return name.lower().replace("_", "-").encode("latin-1")
+    return header_key(name).encode("latin-1")
 
 
 def _header(scope: Scope, name: bytes) -> Optional[str]:

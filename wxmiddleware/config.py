@@ -29,8 +29,8 @@ def _as_tuple(value: Any, name: str) -> Tuple[str, ...]:
     return items
 
 
-def _header_key(name: str) -> str:
-    # Header names compare case-insensitively with "_" and "-" equal.
+def header_key(name: str) -> str:
+    """The form in which header names compare: case-insensitive, with "_" and "-" equal."""
     return name.lower().replace("_", "-")
 
 
@@ -106,8 +106,8 @@ class WxConfig:
         for header in self.token_headers:
             if not _HEADER_NAME.match(header):
                 raise ConfigError(f"token_headers: {header!r} is not a valid header name")
-        if self.wafer_compat and _header_key(WAFER_SKEY_HEADER) not in {
-            _header_key(header) for header in self.token_headers
+        if self.wafer_compat and header_key(WAFER_SKEY_HEADER) not in {
+            header_key(header) for header in self.token_headers
         }:
             # A Wafer client sends its token nowhere else: without it every request would 401.
             raise ConfigError(

@@ -59,7 +59,6 @@ class ExclusiveConnectionTransport(httpx.AsyncBaseTransport):
     def __init__(self, max_connections: int = 100, keepalive_expiry: float = 5.0) -> None:
         self._ssl_context = httpx.create_ssl_context()
         self._keepalive_expiry = keepalive_expiry
-        self._max_idle = max_connections
         self._slots = asyncio.Semaphore(max_connections)
         self._idle: Dict[_Origin, List[httpcore.AsyncHTTPConnection]] = {}
 
@@ -110,10 +109,11 @@ class ExclusiveConnectionTransport(httpx.AsyncBaseTransport):
         )
 
     async def _release(self, origin: _Origin, connection: httpcore.AsyncHTTPConnection) -> None:
+        # A connection is opened only when no idle one is left, so an origin's idle and busy
+        # connections never outnumber max_connections: the idle list needs no cap of its own.
         try:
-            idle = self._idle.setdefault(origin, [])
-            if connection.is_idle() and len(idle) < self._max_idle:
-                idle.append(connection)
+            if connection.is_idle():
+                self._idle.setdefault(origin, []).append(connection)
             else:
                 await connection.aclose()
         finally:

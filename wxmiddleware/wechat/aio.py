@@ -133,7 +133,6 @@ class AsyncWeChatClient:
             reply = await self._http.send(request, stream=True, follow_redirects=False)
         else:
             reply = await self._transport().handle_async_request(request)
-            reply.request = request
         try:
             async for chunk in reply.aiter_bytes():
                 collector.feed(chunk)
