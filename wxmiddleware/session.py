@@ -9,6 +9,7 @@ can get the token back.
 from __future__ import annotations
 
 import base64
+import enum
 import hashlib
 import hmac
 import json
@@ -107,3 +108,34 @@ def unseal_token(code: str, sealed: str) -> Optional[str]:
         return None
     pad = _code_pad(code, len(body))
     return bytes(a ^ b for a, b in zip(body, pad)).decode("ascii", errors="replace")
+
+
+class ClaimState(enum.Enum):
+    """What a store's ``claim_code`` found for a login code."""
+
+    #: The caller now owns the code: it calls WeChat, then saves the session or releases.
+    OWNER = "owner"
+    #: Another request owns the code and is logging in with it right now.
+    PENDING = "pending"
+    #: An earlier login made a session from this code; ``sealed_token`` holds its token.
+    USED = "used"
+
+
+@dataclass(frozen=True)
+class CodeClaim:
+    """The result of a store's ``claim_code``: a :class:`ClaimState`, and for ``USED`` the
+    token of the session made from the code, sealed by :func:`seal_token`."""
+
+    state: ClaimState
+    sealed_token: Optional[str] = field(default=None, repr=False)
+
+
+#: The claim that makes the caller the owner of a code.
+CLAIM_OWNER = CodeClaim(ClaimState.OWNER)
+#: The claim of a code that another request is logging in with.
+CLAIM_PENDING = CodeClaim(ClaimState.PENDING)
+
+
+def claim_used(sealed_token: str) -> CodeClaim:
+    """The claim of a code an earlier login used; ``sealed_token`` is what it stored."""
+    return CodeClaim(ClaimState.USED, sealed_token)

@@ -1,0 +1,14 @@
+"""The paths of the WeChat APIs this package calls, written once.
+
+The clients (``_protocol``, ``_token``) and the fake WeChat (``wxmiddleware.testing``) both
+import them, so the two can never disagree. Sources: WeChat's server-API reference
+(developers.weixin.qq.com/miniprogram/dev/OpenApiDoc/): user-login/code2Session,
+mp-access-token/getAccessToken, mp-access-token/getStableAccessToken,
+user-info/basic-info/checkSessionKey, user-info/phone-number/getPhoneNumber.
+"""
+
+JSCODE2SESSION_PATH = "/sns/jscode2session"
+TOKEN_PATH = "/cgi-bin/token"  # noqa: S105 (a URL path)
+STABLE_TOKEN_PATH = "/cgi-bin/stable_token"  # noqa: S105 (a URL path)
+CHECK_SESSION_PATH = "/wxa/checksession"
+PHONE_NUMBER_PATH = "/wxa/business/getuserphonenumber"
