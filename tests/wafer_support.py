@@ -4,7 +4,8 @@ WeChat encrypts ``wx.getUserInfo``'s data under the session_key that jscode2sess
 returns for the login's code, so the mini-program sends data it cannot read and the server
 decrypts it with the key it has just received. The fake WeChat makes a random session_key per
 login and tells nobody in advance, so :func:`pin_session_key` plays WeChat's part: it decides
-the key every login of the test gets, and the test encrypts the user info under it.
+the key every login of the test gets (through ``FakeWeChat.session_key_factory``), and the test
+encrypts the user info under it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 import pytest
 
-from wxmiddleware import testing
+from wxmiddleware.testing import FakeWeChat
 
 USER_INFO: Dict[str, Any] = {
     "nickName": "Band",
@@ -30,9 +31,10 @@ USER_INFO: Dict[str, Any] = {
 
 
 def pin_session_key(monkeypatch: pytest.MonkeyPatch) -> str:
-    """Make the fake WeChat give every login this (random) session_key; return it."""
+    """Make every fake WeChat of the test give every login this (random) session_key."""
     key = base64.b64encode(os.urandom(16)).decode()
-    monkeypatch.setattr(testing, "_new_session_key", lambda: key)
+    # On the class, so that it reaches fakes that fixtures started before this call.
+    monkeypatch.setattr(FakeWeChat, "session_key_factory", staticmethod(lambda: key))
     return key
 
 
