@@ -39,16 +39,14 @@ class RecordingApp:
         return [json.dumps({"openid": environ.get("wxmiddleware.openid")}).encode()]
 
 
-def wsgi_request(
-    app: Callable[..., Any],
-    recorder: RecordingApp,
+def wsgi_environ(
     method: str,
     raw_path: str,
     headers: Headers = (),
     body: bytes = b"",
     chunked: bool = False,
-) -> Answer:
-    """Call a WSGI app the way gunicorn would: repeated headers joined with commas."""
+) -> Dict[str, Any]:
+    """The environ gunicorn would build: repeated headers joined with commas."""
     path, _, query = raw_path.partition("?")
     environ: Dict[str, Any] = {
         "REQUEST_METHOD": method,
@@ -82,6 +80,20 @@ def wsgi_request(
             continue
         key = "HTTP_" + key
         environ[key] = f"{environ[key]},{value}" if key in environ else value
+    return environ
+
+
+def wsgi_request(
+    app: Callable[..., Any],
+    recorder: RecordingApp,
+    method: str,
+    raw_path: str,
+    headers: Headers = (),
+    body: bytes = b"",
+    chunked: bool = False,
+) -> Answer:
+    """Call a WSGI app the way gunicorn would: repeated headers joined with commas."""
+    environ = wsgi_environ(method, raw_path, headers, body, chunked)
     status_holder: List[str] = []
     header_holder: List[Tuple[str, str]] = []
 
@@ -121,16 +133,14 @@ class RecordingASGIApp:
         await send({"type": "http.response.body", "body": body})
 
 
-def asgi_request(
-    app: Callable[..., Awaitable[None]],
-    recorder: RecordingASGIApp,
+def asgi_scope(
     method: str,
     raw_path: str,
     headers: Headers = (),
     body: bytes = b"",
     chunked: bool = False,
-) -> Answer:
-    """Call an ASGI app the way uvicorn would: each header as sent, the body in messages."""
+) -> Dict[str, Any]:
+    """The scope uvicorn would build: each header as sent (names lower-cased)."""
     path, _, query = raw_path.partition("?")
     raw_headers = [(name.lower().encode("latin-1"), value.encode()) for name, value in headers]
     names = {name for name, _ in raw_headers}
@@ -150,15 +160,36 @@ def asgi_request(
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 80),
     }
-    # A chunked body arrives in pieces; a sized one in a single message.
+    return scope
+
+
+def asgi_receive(body: bytes, chunked: bool = False) -> Callable[[], Awaitable[Dict[str, Any]]]:
+    """The receive callable of a request: a chunked body in pieces, a sized one in one message;
+    then ``http.disconnect``."""
     pieces = [body[i : i + 1024] for i in range(0, len(body), 1024)] if chunked else [body]
-    sent: List[Dict[str, Any]] = []
 
     async def receive() -> Dict[str, Any]:
         if pieces:
             chunk = pieces.pop(0)
             return {"type": "http.request", "body": chunk, "more_body": bool(pieces)}
         return {"type": "http.disconnect"}
+
+    return receive
+
+
+def asgi_request(
+    app: Callable[..., Awaitable[None]],
+    recorder: RecordingASGIApp,
+    method: str,
+    raw_path: str,
+    headers: Headers = (),
+    body: bytes = b"",
+    chunked: bool = False,
+) -> Answer:
+    """Call an ASGI app the way uvicorn would: each header as sent, the body in messages."""
+    scope = asgi_scope(method, raw_path, headers, body, chunked)
+    receive = asgi_receive(body, chunked)
+    sent: List[Dict[str, Any]] = []
 
     async def send(message: Dict[str, Any]) -> None:
         sent.append(message)

@@ -1,0 +1,71 @@
+"""Every store the middleware tests build, per adapter, in one place.
+
+Two store contracts are about to change; each is one edit here:
+
+1. ``claim_code`` returns a :class:`wxmiddleware.session.CodeClaim` instead of
+   ``None`` / ``PENDING`` / a sealed token: change :data:`Claim` below (the stubs raise, so
+   only their signature names the result).
+2. Async stores close with ``await store.aclose()`` instead of ``await store.close()``: change
+   :func:`close_store`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+from wxmiddleware import AsyncMemoryStore, AsyncSQLiteStore, MemoryStore, SQLiteStore
+from wxmiddleware.errors import StoreUnavailable
+from wxmiddleware.session import WxSession
+
+#: What ``claim_code`` returns.  CONTRACT FLIP (1): ``Claim = CodeClaim``
+#: (``from wxmiddleware.session import CodeClaim``).
+Claim = Optional[str]
+
+WSGI = "wsgi"
+ASGI = "asgi"
+
+
+def memory_store(adapter: str) -> Any:
+    """The store a test app uses unless it asks for another."""
+    return MemoryStore() if adapter == WSGI else AsyncMemoryStore()
+
+
+def sqlite_store(adapter: str, path: Path) -> Any:
+    return SQLiteStore(path) if adapter == WSGI else AsyncSQLiteStore(path)
+
+
+def live_memory_store(adapter: str, token: str, session: WxSession, ttl: int) -> Any:
+    """A memory store that already holds ``session`` under ``token``."""
+    store = MemoryStore()
+    store.save(token, session, ttl)
+    return store if adapter == WSGI else AsyncMemoryStore(store)
+
+
+class DownStore(MemoryStore):
+    """A store whose server is down: reading a session or claiming a code fails."""
+
+    def get(self, token: str, idle_ttl: int) -> Optional[WxSession]:
+        raise StoreUnavailable()
+
+    def claim_code(self, code_key: str, ttl: int) -> Claim:
+        raise StoreUnavailable()
+
+
+class AsyncDownStore(AsyncMemoryStore):
+    """The async twin of :class:`DownStore`."""
+
+    async def get(self, token: str, idle_ttl: int) -> Optional[WxSession]:
+        raise StoreUnavailable()
+
+    async def claim_code(self, code_key: str, ttl: int) -> Claim:
+        raise StoreUnavailable()
+
+
+def down_store(adapter: str) -> Any:
+    return DownStore() if adapter == WSGI else AsyncDownStore()
+
+
+async def aclose_store(store: Any) -> None:
+    """Close an async store.  CONTRACT FLIP (2): ``await store.aclose()``."""
+    await store.close()
