@@ -7,7 +7,7 @@
   app (WebTest, Flask's test client, httpx, Starlette's TestClient) against ``fake_wechat``.
 
 pytest loads this module for every test run in an environment where wxmiddleware is installed,
-so the server module is imported only when a test asks for a fixture.
+so ``wxmiddleware.testing`` (the fake WeChat) is imported only when a test asks for a fixture.
 """
 
 from __future__ import annotations

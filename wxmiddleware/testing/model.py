@@ -86,6 +86,7 @@ class WeChatModel:
     RATE_LIMIT = 100
     """Logins per user allowed within :attr:`RATE_WINDOW` seconds."""
     RATE_WINDOW = 60.0
+    """Seconds of the sliding window in which :attr:`RATE_LIMIT` applies."""
     DEFAULT_APPID = "wx0123456789abcdef"
     DEFAULT_SECRET = "fake-secret-0123456789"  # noqa: S105 (the fake's own secret)
     ACCESS_TOKEN_TTL = 7200
