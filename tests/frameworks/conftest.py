@@ -6,7 +6,7 @@ import importlib
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Callable
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -28,3 +28,23 @@ def load_example(
         return importlib.import_module(module_name)
 
     return load
+
+
+@pytest.fixture
+def example(
+    request: pytest.FixtureRequest,
+    load_example: Callable[[str], ModuleType],
+    monkeypatch: pytest.MonkeyPatch,
+) -> ModuleType:
+    """The example named by the test module's ``EXAMPLE``, with ``/feed`` an optional path."""
+    monkeypatch.setenv("WX_OPTIONAL_PATHS", "/feed")
+    return load_example(request.module.EXAMPLE)
+
+
+@pytest.fixture
+def client(example: ModuleType) -> Iterator[Any]:
+    """A Starlette ``TestClient`` (lifespan running) on ``example.app``."""
+    from starlette.testclient import TestClient
+
+    with TestClient(example.app) as client:
+        yield client

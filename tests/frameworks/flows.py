@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Mapping
+from typing import Any, Callable, Dict, Iterable, Mapping, Tuple
 
 from wxmiddleware.testing import FakeWeChat
 
@@ -64,3 +64,48 @@ def check_wafer(call: Call, fake: FakeWeChat, session_key: str) -> None:
     assert call("POST", "/wx/logout", None, {"X-WX-Skey": skey})[0] == 204
     status, body = call("GET", "/api/me", None, {"X-WX-Skey": skey})
     assert status == 401 and (body["code"], body["error"]) == (-1, "invalid_session")
+
+
+# Starlette's TestClient (Starlette and FastAPI apps, and the bare ASGI middleware)
+
+
+def starlette_call(client: Any) -> Call:
+    """A :data:`Call` through a Starlette ``TestClient``."""
+
+    def call(method: str, path: str, body: Any, headers: Mapping[str, str]) -> Tuple[int, Any]:
+        response = client.request(method, path, json=body, headers=dict(headers))
+        return response.status_code, response.json() if response.content else None
+
+    return call
+
+
+def starlette_log_in(client: Any, fake: FakeWeChat, user: str = "alice") -> str:
+    """Log ``user`` in through a Starlette ``TestClient``; the token."""
+    response = client.post("/wx/login", json={"code": fake.issue_code(user)})
+    assert response.status_code == 200, response.text
+    token: str = response.json()["3rd_session"]
+    return token
+
+
+def check_websocket_refused(
+    client: Any, header_sets: Iterable[Mapping[str, str]], code: int = 4401
+) -> None:
+    """Each websocket connection to ``/ws`` with these headers is closed with ``code``."""
+    import pytest
+    from starlette.websockets import WebSocketDisconnect
+
+    for headers in header_sets:
+        with (
+            pytest.raises(WebSocketDisconnect) as refused,
+            client.websocket_connect("/ws", headers=dict(headers)),
+        ):
+            pass
+        assert refused.value.code == code
+
+
+def check_websocket_echo(client: Any, fake: FakeWeChat, header: str, text: str) -> None:
+    """After a login, a websocket to ``/ws`` with the token in ``header`` echoes ``text``."""
+    token = starlette_log_in(client, fake)
+    with client.websocket_connect("/ws", headers={header: token}) as websocket:
+        websocket.send_text(text)
+        assert websocket.receive_text() == text

@@ -203,3 +203,44 @@ def asgi_request(
         body=b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body"),
         app_ran=len(recorder.calls) > before,
     )
+
+
+Send = Callable[[str, str, Headers, bytes, bool], Answer]
+
+
+def raw_client(
+    adapter: str, appid: str, secret: str, api_base: str, store: Any = None, **fields: Any
+) -> Send:
+    """``send(method, raw_path, headers, body, chunked)`` to a freshly wrapped recording app
+    (``/health`` public); ``store`` defaults to a memory store of the adapter's kind."""
+    from wxmiddleware import WxConfig
+
+    from ..middleware.stubs import memory_store
+
+    config = WxConfig(
+        appid=appid, secret=secret, api_base=api_base, public_paths=("/health",), **fields
+    )
+    store = store if store is not None else memory_store(adapter)
+    if adapter == "wsgi":
+        from wxmiddleware import WxMiddleware
+
+        recorder = RecordingApp()
+        middleware = WxMiddleware(recorder, config=config, store=store)
+
+        def send(
+            method: str, raw_path: str, headers: Headers, body: bytes, chunked: bool = False
+        ) -> Answer:
+            return wsgi_request(middleware, recorder, method, raw_path, headers, body, chunked)
+
+        return send
+    from wxmiddleware import WxASGIMiddleware
+
+    asgi_recorder = RecordingASGIApp()
+    wrapped = WxASGIMiddleware(asgi_recorder, config=config, store=store)
+
+    def send_asgi(
+        method: str, raw_path: str, headers: Headers, body: bytes, chunked: bool = False
+    ) -> Answer:
+        return asgi_request(wrapped, asgi_recorder, method, raw_path, headers, body, chunked)
+
+    return send_asgi

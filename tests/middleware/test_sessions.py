@@ -9,7 +9,7 @@ import pytest
 
 from wxmiddleware.testing import FakeWeChat
 
-from .drivers import Driver, assert_error
+from .drivers import Driver, app_config, assert_error
 from .stubs import sqlite_store
 
 TOKEN_HEADERS = ["3rd-session", "3rd_session", "X-WX-Skey", "3RD-SESSION", "x_wx_skey"]
@@ -84,6 +84,17 @@ def test_public_and_optional_paths(app: Driver, fake_wechat: FakeWeChat) -> None
     assert feed is not None and feed.openid == fake_wechat.openid_for("alice")
     assert app.get("/health/../api/me").status == 401
     assert app.get("/health%2F..%2Fapi").status == 401
+
+
+@pytest.mark.parametrize("raw_path", ["/static/a%2Fb", "/static/a%2fb", "/static/a%5Cb"])
+def test_encoded_separator_below_a_public_prefix_is_protected(
+    make_app: Callable[..., Driver], fake_wechat: FakeWeChat, raw_path: str
+) -> None:
+    # The decoded path is clean and below /static/; only the raw path shows the encoding.
+    app = make_app(config=app_config(fake_wechat, public_paths=("/static/*",)))
+    assert app.raw("GET", "/static/a/b").status == 200
+    assert_error(app.raw("GET", raw_path), 401, "invalid_session")
+    assert len(app.inner.requests) == 1
 
 
 def test_sqlite_store(

@@ -1,0 +1,25 @@
+"""Every malformed request gets a 4xx JSON answer, never a 5xx or the app: WSGI and ASGI."""
+
+from __future__ import annotations
+
+import pytest
+
+from wxmiddleware.testing import FakeWeChat
+
+from .cases import MALFORMED, Case
+from .drivers import raw_client
+
+
+@pytest.mark.parametrize("adapter", ["wsgi", "asgi"])
+@pytest.mark.parametrize("case", MALFORMED, ids=[case.id for case in MALFORMED])
+def test_malformed_request(case: Case, adapter: str, fake_wechat: FakeWeChat) -> None:
+    if adapter == "asgi":
+        pytest.importorskip("httpx")
+    send = raw_client(adapter, fake_wechat.appid, fake_wechat.secret, fake_wechat.url)
+    answer = send(case.method, case.path, case.headers, case.body, case.chunked)
+    assert answer.status == case.status, answer.body
+    assert not answer.app_ran
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.json()["error"]
+    assert answer.json().get("code") == (-1 if case.wafer else None)
+    assert fake_wechat.jscode2session_calls == 0
