@@ -1,9 +1,16 @@
-"""The session record, its tokens, and the sealed record that makes login idempotent.
+"""The session record, its lifetime, its tokens, and the sealed record that makes login
+idempotent.
 
 Nothing here does I/O. Persistent stores key sessions by :func:`token_key` so that a dump of
 the store holds no usable token, and remember a login code only as :func:`code_key` plus the
 token sealed under a key derived from the code (:func:`seal_token`): only a holder of the code
 can get the token back.
+
+A session's lifetime is decided here, once, for every store: it ends at its absolute expiry
+(:func:`absolute_expiry`) or when it has not been used for ``idle_ttl`` seconds, whichever
+comes first (:func:`is_live`); each use moves the idle deadline (:func:`idle_deadline`), and
+a store writes that move only when it is larger than a slide granularity
+(:func:`slid_idle_deadline`). Stores only persist the deadlines and expire what is past them.
 """
 
 from __future__ import annotations
@@ -20,6 +27,9 @@ from typing import Any, Dict, Optional
 TOKEN_BYTES = 32
 # token_urlsafe(32) gives 43 characters; anything far longer is not one of ours.
 MAX_TOKEN_LENGTH = 128
+#: Seconds: the most a stored idle deadline may lag behind the last use (see
+#: :func:`slid_idle_deadline`).
+MAX_SLIDE_GRANULARITY = 60.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,50 @@ class WxSession:
             created_at=float(data["created_at"]),
             expires_at=float(data["expires_at"]),
         )
+
+
+def absolute_expiry(created_at: float, max_age: float) -> float:
+    """When a session created at ``created_at`` (epoch seconds) ends however often it is used:
+    ``max_age`` seconds later (epoch seconds)."""
+    return created_at + max_age
+
+
+def idle_deadline(expires_at: float, idle_ttl: float, now: float) -> float:
+    """The idle deadline (epoch seconds) of a session used at ``now``: ``idle_ttl`` seconds
+    later, but never past its absolute expiry ``expires_at``."""
+    deadline = now + idle_ttl
+    # A conditional, not min(): this runs on every authenticated request, and min() costs
+    # several times more.
+    return deadline if deadline < expires_at else expires_at
+
+
+def is_live(idle_until: float, expires_at: float, now: float) -> bool:
+    """Whether a session whose idle deadline is ``idle_until`` and whose absolute expiry is
+    ``expires_at`` (both epoch seconds) may still be used at ``now``."""
+    return now < idle_until and now < expires_at
+
+
+def slid_idle_deadline(
+    idle_until: float, expires_at: float, idle_ttl: float, now: float
+) -> Optional[float]:
+    """The idle deadline (epoch seconds) a store must write after a use at ``now``, or
+    ``None`` when the stored ``idle_until`` is close enough to it.
+
+    The one slide rule of every store: a move is written only when it is larger than the
+    slide granularity, ``idle_ttl / 10`` seconds but at most :data:`MAX_SLIDE_GRANULARITY`
+    (60 s for the usual 7200 s). Most uses then cost a store a read and no write, and a
+    session may end up to that many seconds before ``idle_ttl`` has passed since its last
+    use, never later. A store whose read rewrites the deadline at no extra cost (Redis's
+    ``GETEX``) may write every move.
+    """
+    # idle_deadline(), spelled out: this runs on every authenticated request of every store.
+    deadline = now + idle_ttl
+    if deadline > expires_at:
+        deadline = expires_at
+    granularity = idle_ttl / 10
+    if granularity > MAX_SLIDE_GRANULARITY:
+        granularity = MAX_SLIDE_GRANULARITY
+    return deadline if deadline - idle_until > granularity else None
 
 
 def new_token() -> str:

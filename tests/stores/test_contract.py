@@ -1,25 +1,59 @@
-"""The SessionStore contract, run against every synchronous store.
+"""The store contract, written once and run against every store, sync and async.
 
-Time is a fake clock (``time.time`` patched), so expiry is tested without sleeping.
+Memory and SQLite stores run on a fake clock (``time.time`` patched), so expiry is tested
+without sleeping; Redis keeps time itself, so its stores run the same tests with short TTLs
+and real sleeps (each test names both sets of figures). Asynchronous stores are driven
+through :class:`tests.stores.support.Blocking`. Where a Redis store can also show what it
+wrote (``backend.redis``), the test checks that too.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
-import os
 import time
 from pathlib import Path
-from typing import Any, Iterator, List
+from typing import Any, Iterator, List, NamedTuple, Optional
 
 import pytest
 
-from wxmiddleware.errors import StoreUnavailable
-from wxmiddleware.session import WxSession, code_key, new_token, seal_token, short_hash, token_key
-from wxmiddleware.stores import PENDING, MemoryStore, SessionInfo, SessionStore, SQLiteStore
+from tests.stores.support import IDLE, Blocking, make_session
+from wxmiddleware.session import ClaimState, code_key, new_token, seal_token, short_hash, token_key
+from wxmiddleware.stores import (
+    AsyncSessionStore,
+    MemoryStore,
+    SessionInfo,
+    SessionStore,
+    SQLiteStore,
+)
+from wxmiddleware.stores.aio import AsyncMemoryStore, AsyncSQLiteStore
 from wxmiddleware.stores.base import PURGE_BATCH
 
-IDLE = 7200
+STORES = ["memory", "sqlite", "redis", "async-memory", "async-sqlite", "async-redis"]
+
+
+class RedisView:
+    """The shared Redis database and the key prefix of the store under test."""
+
+    def __init__(self, client: Any, prefix: str) -> None:
+        self.client = client
+        self.prefix = prefix
+
+    def pttl(self, kind: str, name: str) -> int:
+        return int(self.client.pttl(f"{self.prefix}{kind}:{name}"))
+
+    def session_pttl(self, token: str) -> int:
+        return self.pttl("s", token_key(token))
+
+    def index(self, openid: str) -> str:
+        return f"{self.prefix}o:{token_key(openid)}"
+
+
+class Backend(NamedTuple):
+    store: Any  # a SessionStore, or an AsyncSessionStore behind Blocking
+    protocol: type
+    advance: Any  # advance(seconds): the fake clock moves, or the test sleeps
+    redis: Optional[RedisView]
+    ordered: bool  # sessions_for lists the oldest first
 
 
 class Clock:
@@ -33,102 +67,191 @@ class Clock:
         self.now += seconds
 
 
+def _redis_backend(request: pytest.FixtureRequest, kind: str) -> Iterator[Backend]:
+    from tests.redis_support import SHARED_URL, delete_prefixed, shared_client, unique_prefix
+    from wxmiddleware.stores.redis import AsyncRedisStore, RedisStore
+
+    client = shared_client()
+    prefix = unique_prefix()
+    opened: Any
+    if kind == "redis":
+        opened = RedisStore.from_url(SHARED_URL, key_prefix=prefix)
+    else:
+        opened = Blocking(AsyncRedisStore.from_url(SHARED_URL, key_prefix=prefix))
+    protocol = SessionStore if kind == "redis" else AsyncSessionStore
+    try:
+        yield Backend(opened, protocol, time.sleep, RedisView(client, prefix), True)
+    finally:
+        opened.close()
+        delete_prefixed(client, prefix)
+        client.close()
+
+
+@pytest.fixture(params=STORES)
+def backend(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Backend]:
+    kind: str = request.param
+    if kind.endswith("redis"):
+        yield from _redis_backend(request, kind)
+        return
+    clock = Clock(time.time())
+    monkeypatch.setattr(time, "time", clock)
+    path = tmp_path / "s.sqlite3"
+    opened: Any = {
+        "memory": lambda: MemoryStore(),
+        "sqlite": lambda: SQLiteStore(path),
+        "async-memory": lambda: Blocking(AsyncMemoryStore()),
+        "async-sqlite": lambda: Blocking(AsyncSQLiteStore(path)),
+    }[kind]()
+    protocol = AsyncSessionStore if kind.startswith("async") else SessionStore
+    try:
+        yield Backend(opened, protocol, clock.advance, None, ordered=kind.endswith("sqlite"))
+    finally:
+        opened.close()
+
+
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock(time.time())
-    monkeypatch.setattr(time, "time", fake)
-    return fake
+def store(backend: Backend) -> Any:
+    return backend.store
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SessionStore]:
-    opened: SessionStore = (
-        MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "s.sqlite3")
-    )
-    yield opened
-    opened.close()
+def fake_clock_only(backend: Backend) -> None:
+    if backend.redis is not None:
+        pytest.skip("needs a fake clock; Redis keeps its own time (see test_redis.py)")
 
 
-def make_session(
-    clock: Clock, openid: str = "o-alice", max_age: float = 30 * 86400, **extra: str
-) -> WxSession:
-    return WxSession(
-        openid=openid,
-        session_key=extra.get("session_key", "sk-" + new_token()),
-        unionid=extra.get("unionid"),
-        created_at=clock.now,
-        expires_at=clock.now + max_age,
-    )
+def test_store_satisfies_protocol(backend: Backend) -> None:
+    inner = backend.store.store if isinstance(backend.store, Blocking) else backend.store
+    assert isinstance(inner, backend.protocol)
 
 
-def test_store_satisfies_protocol(store: SessionStore) -> None:
-    assert isinstance(store, SessionStore)
-
-
-def test_save_get_round_trip(store: SessionStore, clock: Clock) -> None:
+def test_save_get_round_trip(store: Any) -> None:
     token = new_token()
-    session = make_session(clock, unionid="u-1")
+    session = make_session(unionid="u-1")
     store.save(token, session, IDLE)
     assert store.get(token, IDLE) == session
 
 
-def test_unknown_token_is_none(store: SessionStore, clock: Clock) -> None:
-    store.save(new_token(), make_session(clock), IDLE)
+def test_unknown_token_is_none(store: Any) -> None:
+    store.save(new_token(), make_session(), IDLE)
     assert store.get(new_token(), IDLE) is None
 
 
-def test_idle_timeout_slides_then_expires(store: SessionStore, clock: Clock) -> None:
-    token = new_token()
-    store.save(token, make_session(clock), 100)
-    clock.advance(50)
-    assert store.get(token, 100) is not None
-    clock.advance(90)  # 140 s after login, but only 90 s after the last use
-    assert store.get(token, 100) is not None
-    clock.advance(101)
-    assert store.get(token, 100) is None
+def test_sessions_lifecycle(store: Any) -> None:
+    token, other = new_token(), new_token()
+    session = make_session(unionid="u-1")
+    store.save(token, session, IDLE)
+    store.save(other, make_session(), IDLE)
+    store.save(new_token(), make_session("o-bob"), IDLE)
+    assert store.get(token, IDLE) == session
+    assert store.get(new_token(), IDLE) is None
+    infos = store.sessions_for("o-alice")
+    assert sorted(info.key_hash for info in infos) == sorted(
+        short_hash(token_key(t)) for t in (token, other)
+    )
+    assert store.delete(token) is True
+    assert store.delete(token) is False
+    assert store.get(token, IDLE) is None
+    assert store.revoke_all("o-alice") == 1
+    assert store.get(other, IDLE) is None
+    assert len(store.sessions_for("o-bob")) == 1
 
 
-def test_absolute_expiry(store: SessionStore, clock: Clock) -> None:
+def test_idle_timeout_slides_then_expires(backend: Backend) -> None:
+    store = backend.store
+    # (idle_ttl, uses after it): 90 s (0.6 s) after the last use is within the idle timeout,
+    # 140 s (1.2 s) after the login is not.
+    idle, first, second, last = (1, 0.6, 0.6, 1.2) if backend.redis else (100, 50, 90, 101)
     token = new_token()
-    store.save(token, make_session(clock, max_age=30), IDLE)
-    clock.advance(20)
+    store.save(token, make_session(), idle)
+    backend.advance(first)
+    assert store.get(token, idle) is not None  # slides the idle timeout
+    backend.advance(second)
+    assert store.get(token, idle) is not None
+    backend.advance(last)
+    assert store.get(token, idle) is None
+    if backend.redis:
+        assert backend.redis.session_pttl(token) == -2  # Redis itself dropped the key
+
+
+def test_idle_deadline_slides_with_granularity(backend: Backend) -> None:
+    # Redis's GETEX slides on every read, at no extra cost (test_redis.py).
+    fake_clock_only(backend)
+    store = backend.store
+    token = new_token()
+    store.save(token, make_session(), IDLE)
+    saved = time.time()
+
+    def idle_until() -> float:
+        idle_until: float = store.sessions_for("o-alice")[0].idle_until
+        return idle_until
+
+    backend.advance(30)  # within min(60, 7200 / 10): no write
     assert store.get(token, IDLE) is not None
-    clock.advance(11)
-    assert store.get(token, IDLE) is None
+    assert idle_until() == saved + IDLE
+    backend.advance(31)
+    assert store.get(token, IDLE) is not None
+    assert idle_until() == time.time() + IDLE
+    backend.advance(0.5)  # granularity min(60, 10 / 10) = 1 s for a short idle_ttl
+    store.get(token, 10)
+    assert idle_until() == time.time() + IDLE - 0.5
 
 
-def test_session_already_past_its_expiry_is_none(store: SessionStore, clock: Clock) -> None:
+def test_absolute_expiry(backend: Backend) -> None:
+    store, redis = backend.store, backend.redis
+    max_age, live, over = (1.5, 0.5, 1.1) if redis else (30, 20, 11)
     token = new_token()
-    store.save(token, make_session(clock, max_age=-1), IDLE)
+    store.save(token, make_session(max_age=max_age), IDLE)
+    if redis:
+        assert 0 < redis.session_pttl(token) <= 1500  # capped at the expiry
+    backend.advance(live)
+    assert store.get(token, IDLE) is not None
+    if redis:
+        # GETEX set the TTL to IDLE; the cap brought it back to the absolute expiry.
+        assert 0 < redis.session_pttl(token) <= 1000
+    backend.advance(over)
+    assert store.get(token, IDLE) is None
+    if redis:
+        assert redis.session_pttl(token) == -2
+
+
+def test_session_already_past_its_expiry_is_none(store: Any) -> None:
+    token = new_token()
+    store.save(token, make_session(max_age=-1), IDLE)
     assert store.get(token, IDLE) is None
 
 
-def test_several_sessions_per_openid(store: SessionStore, clock: Clock) -> None:
+def test_several_sessions_per_openid(backend: Backend) -> None:
+    store = backend.store
     tokens = [new_token() for _ in range(3)]
     sessions = []
     for token in tokens:
-        session = make_session(clock)
+        session = make_session()
         sessions.append(session)
         store.save(token, session, IDLE)
-        clock.advance(1)
-    store.save(new_token(), make_session(clock, openid="o-bob"), IDLE)
+        backend.advance(0.01 if backend.redis else 1)
+    store.save(new_token(), make_session(openid="o-bob"), IDLE)
 
     for token, session in zip(tokens, sessions):
         assert store.get(token, IDLE) == session
     infos = store.sessions_for("o-alice")
-    assert sorted(info.key_hash for info in infos) == sorted(
-        short_hash(token_key(token)) for token in tokens
-    )
+    hashes = [short_hash(token_key(token)) for token in tokens]
+    assert sorted(info.key_hash for info in infos) == sorted(hashes)
+    if backend.ordered:
+        assert [info.key_hash for info in infos] == hashes  # oldest first
     assert {info.openid for info in infos} == {"o-alice"}
     assert len(store.sessions_for("o-bob")) == 1
     assert store.sessions_for("o-nobody") == []
 
 
-def test_sessions_for_never_exposes_token_or_session_key(store: SessionStore, clock: Clock) -> None:
+def test_sessions_for_never_exposes_token_or_session_key(backend: Backend) -> None:
+    store = backend.store
     token = new_token()
-    session = make_session(clock, session_key="sk-secret-value", unionid="u-1")
+    session = make_session(session_key="sk-secret-value", unionid="u-1")
     store.save(token, session, IDLE)
     [info] = store.sessions_for("o-alice")
+    assert isinstance(info, SessionInfo)
     assert [f.name for f in dataclasses.fields(SessionInfo)] == [
         "key_hash",
         "openid",
@@ -144,109 +267,144 @@ def test_sessions_for_never_exposes_token_or_session_key(store: SessionStore, cl
     assert info.unionid == "u-1"
     assert info.created_at == session.created_at
     assert info.expires_at == session.expires_at
-    assert session.created_at < info.idle_until <= session.created_at + IDLE
+    assert time.time() < info.idle_until <= time.time() + IDLE
+    if not backend.redis:
+        assert session.created_at < info.idle_until <= session.created_at + IDLE
 
 
-def test_sessions_for_skips_expired(store: SessionStore, clock: Clock) -> None:
-    store.save(new_token(), make_session(clock), 10)
+def test_sessions_for_skips_expired(backend: Backend) -> None:
+    store = backend.store
+    idle, later = (1, 1.1) if backend.redis else (10, 11)
+    store.save(new_token(), make_session(), idle)
     live = new_token()
-    store.save(live, make_session(clock), IDLE)
-    clock.advance(11)
+    store.save(live, make_session(), IDLE)
+    backend.advance(later)
     assert [info.key_hash for info in store.sessions_for("o-alice")] == [
         short_hash(token_key(live))
     ]
 
 
-def test_delete(store: SessionStore, clock: Clock) -> None:
+def test_delete(backend: Backend) -> None:
+    store = backend.store
     token, other = new_token(), new_token()
-    store.save(token, make_session(clock), IDLE)
-    store.save(other, make_session(clock), IDLE)
+    store.save(token, make_session(), IDLE)
+    store.save(other, make_session(), IDLE)
     assert store.delete(token) is True
     assert store.get(token, IDLE) is None
     assert store.delete(token) is False
     assert store.delete(new_token()) is False
     assert store.get(other, IDLE) is not None
+    if backend.redis:
+        # The index keeps only the session that is left.
+        index = backend.redis.index("o-alice")
+        assert [m.decode() for m in backend.redis.client.zrange(index, 0, -1)] == [token_key(other)]
 
 
-def test_revoke_all_ends_only_that_openid(store: SessionStore, clock: Clock) -> None:
+def test_revoke_all_ends_only_that_openid(backend: Backend) -> None:
+    store = backend.store
     alice: List[str] = [new_token() for _ in range(3)]
     for token in alice:
-        store.save(token, make_session(clock), IDLE)
+        store.save(token, make_session(), IDLE)
     bob = new_token()
-    store.save(bob, make_session(clock, openid="o-bob"), IDLE)
+    store.save(bob, make_session(openid="o-bob"), IDLE)
 
     assert store.revoke_all("o-alice") == 3
     assert all(store.get(token, IDLE) is None for token in alice)
     assert store.sessions_for("o-alice") == []
+    if backend.redis:
+        assert not backend.redis.client.exists(backend.redis.index("o-alice"))
     assert store.get(bob, IDLE) is not None
     assert store.revoke_all("o-alice") == 0
     assert store.revoke_all("o-nobody") == 0
 
 
-def test_claim_code_pending_then_sealed(store: SessionStore, clock: Clock) -> None:
+def test_claim_code_pending_then_sealed(store: Any) -> None:
     code = "code-1"
     key = code_key(code)
-    assert store.claim_code(key, 300) is None
-    assert store.claim_code(key, 300) == PENDING
-    assert store.claim_code(key, 300) == PENDING
+    assert store.claim_code(key, 300).state is ClaimState.OWNER
+    assert store.claim_code(key, 300).state is ClaimState.PENDING
+    assert store.claim_code(key, 300).state is ClaimState.PENDING
 
     token = new_token()
     sealed = seal_token(code, token)
-    store.save(token, make_session(clock), IDLE, code_key=key, sealed_token=sealed)
-    assert store.claim_code(key, 300) == sealed
-    assert store.claim_code(code_key("code-2"), 300) is None
+    store.save(token, make_session(), IDLE, code_key=key, sealed_token=sealed)
+    claim = store.claim_code(key, 300)
+    assert (claim.state, claim.sealed_token) == (ClaimState.USED, sealed)
+    assert store.claim_code(code_key("code-2"), 300).state is ClaimState.OWNER
 
 
-def test_release_code(store: SessionStore, clock: Clock) -> None:
+def test_claims_name_no_token_outside_a_used_claim(store: Any) -> None:
     key = code_key("code-1")
-    assert store.claim_code(key, 300) is None
+    owner, pending = store.claim_code(key, 300), store.claim_code(key, 300)
+    assert (owner.sealed_token, pending.sealed_token) == (None, None)
+
+
+def test_release_code(store: Any) -> None:
+    key = code_key("code-1")
+    assert store.claim_code(key, 300).state is ClaimState.OWNER
     store.release_code(key)
-    assert store.claim_code(key, 300) is None
-    assert store.claim_code(key, 300) == PENDING
+    assert store.claim_code(key, 300).state is ClaimState.OWNER
+    assert store.claim_code(key, 300).state is ClaimState.PENDING
     store.release_code(code_key("never-claimed"))
 
 
-def test_release_code_keeps_a_completed_record(store: SessionStore, clock: Clock) -> None:
+def test_release_code_keeps_a_completed_record(store: Any) -> None:
     code = "code-1"
     key = code_key(code)
-    assert store.claim_code(key, 300) is None
+    assert store.claim_code(key, 300).state is ClaimState.OWNER
     token = new_token()
     sealed = seal_token(code, token)
-    store.save(token, make_session(clock), IDLE, code_key=key, sealed_token=sealed)
+    store.save(token, make_session(), IDLE, code_key=key, sealed_token=sealed)
     store.release_code(key)
-    assert store.claim_code(key, 300) == sealed
+    claim = store.claim_code(key, 300)
+    assert (claim.state, claim.sealed_token) == (ClaimState.USED, sealed)
 
 
-def test_expired_claim_can_be_claimed_afresh(store: SessionStore, clock: Clock) -> None:
+def test_expired_claim_can_be_claimed_afresh(backend: Backend) -> None:
+    store = backend.store
+    ttl, later = (1, 1.1) if backend.redis else (10, 11)
     key = code_key("code-1")
-    assert store.claim_code(key, 10) is None
-    clock.advance(11)
-    assert store.claim_code(key, 10) is None
-    assert store.claim_code(key, 10) == PENDING
+    assert store.claim_code(key, ttl).state is ClaimState.OWNER
+    backend.advance(later)
+    assert store.claim_code(key, ttl).state is ClaimState.OWNER
+    assert store.claim_code(key, ttl).state is ClaimState.PENDING
 
 
-def test_purge_expired(store: SessionStore, clock: Clock) -> None:
+def test_purge_expired(backend: Backend) -> None:
+    fake_clock_only(backend)
+    store = backend.store
     short, absolute, live = new_token(), new_token(), new_token()
-    store.save(short, make_session(clock), 10)
-    store.save(absolute, make_session(clock, max_age=15), IDLE)
-    store.save(live, make_session(clock), IDLE)
-    assert store.claim_code(code_key("old"), 5) is None
-    clock.advance(20)
+    store.save(short, make_session(), 10)
+    store.save(absolute, make_session(max_age=15), IDLE)
+    store.save(live, make_session(), IDLE)
+    assert store.claim_code(code_key("old"), 5).state is ClaimState.OWNER
+    backend.advance(20)
 
     assert store.purge_expired() == 2
     assert store.get(live, IDLE) is not None
     assert store.delete(short) is False
     assert store.delete(absolute) is False
-    assert store.claim_code(code_key("old"), 5) is None
+    assert store.claim_code(code_key("old"), 5).state is ClaimState.OWNER
     assert store.purge_expired() == 0
 
 
-def test_revoke_session_by_key_hash(store: SessionStore, clock: Clock) -> None:
+def test_purge_expired_counts_sessions_past_their_expiry(backend: Backend) -> None:
+    fake_clock_only(backend)
+    store = backend.store
+    token = new_token()
+    store.save(token, make_session(max_age=-1), IDLE)
+    store.save(new_token(), make_session(), IDLE)
+    assert store.purge_expired() == 1
+    assert store.get(token, IDLE) is None
+
+
+def test_revoke_session_by_key_hash(backend: Backend) -> None:
+    store = backend.store
     first, second = new_token(), new_token()
-    store.save(first, make_session(clock), IDLE)
-    store.save(second, make_session(clock), IDLE)
+    store.save(first, make_session(), IDLE)
+    store.save(second, make_session(), IDLE)
     bob = new_token()
-    store.save(bob, make_session(clock, openid="o-bob"), IDLE)
+    store.save(bob, make_session(openid="o-bob"), IDLE)
     named = short_hash(token_key(first))
     assert named in {info.key_hash for info in store.sessions_for("o-alice")}
 
@@ -260,16 +418,21 @@ def test_revoke_session_by_key_hash(store: SessionStore, clock: Clock) -> None:
     assert [info.key_hash for info in store.sessions_for("o-alice")] == [
         short_hash(token_key(second))
     ]
+    if backend.redis:
+        index = backend.redis.index("o-alice")
+        assert backend.redis.client.zrange(index, 0, -1) == [token_key(second).encode()]
     assert store.revoke_session("o-alice", named) is False
 
 
-def test_purge_expired_reports_progress_per_batch(store: SessionStore, clock: Clock) -> None:
+def test_purge_expired_reports_progress_per_batch(backend: Backend) -> None:
+    fake_clock_only(backend)
+    store = backend.store
     expired = 2 * PURGE_BATCH + 500
     for index in range(expired):
-        store.save(new_token(), make_session(clock, openid=f"o-{index % 7}"), 10)
+        store.save(new_token(), make_session(openid=f"o-{index % 7}"), 10)
     live = new_token()
-    store.save(live, make_session(clock), IDLE)
-    clock.advance(11)
+    store.save(live, make_session(), IDLE)
+    backend.advance(11)
 
     reported: List[int] = []
     assert store.purge_expired(reported.append) == expired
@@ -280,9 +443,12 @@ def test_purge_expired_reports_progress_per_batch(store: SessionStore, clock: Cl
     assert store.purge_expired(reported.append) == 0
 
 
-def test_shared_values(store: SessionStore, clock: Clock) -> None:
+def test_shared_values(backend: Backend) -> None:
+    store = backend.store
     assert store.get_value("access_token:wx1") is None
     store.set_value("access_token:wx1", "first", 100)
+    if backend.redis:
+        assert 99_000 < backend.redis.pttl("v", "access_token:wx1") <= 100_000
     store.set_value("access_token:wx2", "other", 100)
     assert store.get_value("access_token:wx1") == "first"
     store.set_value("access_token:wx1", "second", 100)
@@ -293,11 +459,13 @@ def test_shared_values(store: SessionStore, clock: Clock) -> None:
     assert store.get_value("access_token:wx2") == "other"
 
 
-def test_shared_value_expires(store: SessionStore, clock: Clock) -> None:
-    store.set_value("v", "x" * 512, 10)
-    clock.advance(9)
+def test_shared_value_expires(backend: Backend) -> None:
+    store = backend.store
+    ttl, before, after = (0.2, 0.1, 0.2) if backend.redis else (10, 9, 2)
+    store.set_value("v", "x" * 512, ttl)
+    backend.advance(before)
     assert store.get_value("v") == "x" * 512
-    clock.advance(2)
+    backend.advance(after)
     assert store.get_value("v") is None
     assert store.delete_value("v") is False
     store.purge_expired()
@@ -305,9 +473,12 @@ def test_shared_value_expires(store: SessionStore, clock: Clock) -> None:
     assert store.get_value("v") == "again"
 
 
-def test_lock_has_one_owner(store: SessionStore, clock: Clock) -> None:
+def test_lock_has_one_owner(backend: Backend) -> None:
+    store = backend.store
     owner = store.acquire_lock("refresh", 30)
     assert owner
+    if backend.redis:
+        assert backend.redis.client.get(f"{backend.redis.prefix}l:refresh") == owner.encode()
     assert store.acquire_lock("refresh", 30) is None
     assert store.acquire_lock("other", 30) is not None  # locks are independent
     assert store.release_lock("refresh", "not-the-owner") is False
@@ -318,101 +489,26 @@ def test_lock_has_one_owner(store: SessionStore, clock: Clock) -> None:
     assert again and again != owner
 
 
-def test_lock_expires(store: SessionStore, clock: Clock) -> None:
-    owner = store.acquire_lock("refresh", 5)
+def test_lock_expires(backend: Backend) -> None:
+    store = backend.store
+    ttl, held, gone = (0.2, 0.1, 0.2) if backend.redis else (5, 4, 2)
+    owner = store.acquire_lock("refresh", ttl)
     assert owner is not None
-    clock.advance(4)
-    assert store.acquire_lock("refresh", 5) is None
-    clock.advance(2)  # the holder died without releasing: the lock frees itself
-    successor = store.acquire_lock("refresh", 5)
+    backend.advance(held)
+    assert store.acquire_lock("refresh", ttl) is None
+    backend.advance(gone)  # the holder died without releasing: the lock frees itself
+    successor = store.acquire_lock("refresh", ttl)
     assert successor is not None
     assert store.release_lock("refresh", owner) is False  # too late: it is not its lock
-    assert store.acquire_lock("refresh", 5) is None
+    assert store.acquire_lock("refresh", ttl) is None
     assert store.release_lock("refresh", successor) is True
 
 
-def test_lock_past_its_ttl_is_not_released_by_its_old_owner(
-    store: SessionStore, clock: Clock
-) -> None:
-    owner = store.acquire_lock("refresh", 5)
+def test_lock_past_its_ttl_is_not_released_by_its_old_owner(backend: Backend) -> None:
+    store = backend.store
+    ttl, later = (0.2, 0.3) if backend.redis else (5, 6)
+    owner = store.acquire_lock("refresh", ttl)
     assert owner is not None
-    clock.advance(6)
+    backend.advance(later)
     assert store.release_lock("refresh", owner) is False
-    assert store.acquire_lock("refresh", 5) is not None
-
-
-# --- locks across processes (SQLite: every process on the machine) ---
-
-
-def _child_take_lock(path: str, barrier: Any, hold: float, queue: Any) -> None:
-    store = SQLiteStore(path)
-    barrier.wait()
-    owner = store.acquire_lock("refresh", 30)
-    queue.put(owner is not None)
-    if owner is not None:
-        time.sleep(hold)  # the others try while it is held
-        store.release_lock("refresh", owner)
-    store.close()
-
-
-def _child_take_lock_and_die(path: str, ttl: float, queue: Any) -> None:
-    store = SQLiteStore(path)
-    queue.put(store.acquire_lock("refresh", ttl))
-    queue.close()
-    queue.join_thread()  # the answer is on its way before the process dies
-    os._exit(0)  # no release, no cleanup: a crashed worker
-
-
-def test_sqlite_lock_is_exclusive_across_processes(tmp_path: Path) -> None:
-    ctx = multiprocessing.get_context("spawn")
-    queue = ctx.Queue()
-    barrier = ctx.Barrier(6)
-    path = str(tmp_path / "s.sqlite3")  # a fresh file: the processes race to create it too
-    processes = [
-        ctx.Process(target=_child_take_lock, args=(path, barrier, 1.0, queue)) for _ in range(6)
-    ]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(60)
-        assert process.exitcode == 0
-    assert sorted(queue.get(timeout=5) for _ in processes) == [False] * 5 + [True]
-    store = SQLiteStore(path)
-    owner = store.acquire_lock("refresh", 30)  # released by its holder
-    assert owner is not None
-    store.close()
-
-
-def test_sqlite_lock_of_a_dead_process_expires(tmp_path: Path) -> None:
-    ctx = multiprocessing.get_context("spawn")
-    queue = ctx.Queue()
-    path = str(tmp_path / "s.sqlite3")
-    child = ctx.Process(target=_child_take_lock_and_die, args=(path, 1.0, queue))
-    child.start()
-    child.join(60)
-    assert queue.get(timeout=5) is not None
-    store = SQLiteStore(path)
-    assert store.acquire_lock("refresh", 30) is None
-    deadline = time.monotonic() + 5
-    while store.acquire_lock("refresh", 30) is None:
-        assert time.monotonic() < deadline, "the dead process's lock never expired"
-        time.sleep(0.05)
-    store.close()
-
-
-def test_sqlite_failures_are_store_unavailable(tmp_path: Path) -> None:
-    blocker = tmp_path / "not-a-directory"
-    blocker.write_text("")
-    store = SQLiteStore(blocker / "s.sqlite3")
-    for call in (
-        lambda: store.revoke_session("o-alice", "0123456789ab"),
-        lambda: store.purge_expired(),
-        lambda: store.get_value("v"),
-        lambda: store.set_value("v", "x", 60),
-        lambda: store.delete_value("v"),
-        lambda: store.acquire_lock("l", 60),
-        lambda: store.release_lock("l", "owner"),
-    ):
-        with pytest.raises(StoreUnavailable) as info:
-            call()
-        assert info.value.status == 503 and str(blocker) in (info.value.detail or "")
+    assert store.acquire_lock("refresh", ttl) is not None

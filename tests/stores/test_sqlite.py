@@ -1,4 +1,5 @@
-"""SQLiteStore beyond the contract: files, processes, failures, and open_store."""
+"""SQLiteStore beyond the contract: files, processes, locks across processes, failures, and
+open_store."""
 
 from __future__ import annotations
 
@@ -12,14 +13,9 @@ from typing import Any, Iterator
 import pytest
 
 from wxmiddleware.errors import ConfigError, StoreUnavailable
-from wxmiddleware.session import WxSession, code_key, new_token, short_hash, token_key
-from wxmiddleware.stores import (
-    PENDING,
-    MemoryStore,
-    SQLiteStore,
-    default_sqlite_path,
-    open_store,
-)
+from wxmiddleware.session import ClaimState, WxSession, code_key, new_token, short_hash, token_key
+from wxmiddleware.stores import MemoryStore, SQLiteStore, default_sqlite_path, open_store
+from wxmiddleware.stores import _sqlite_db as sqlite_db
 from wxmiddleware.stores import sqlite as sqlite_module
 from wxmiddleware.stores.sqlite import SQLiteBusy
 
@@ -62,7 +58,7 @@ def _child_share(path: str, token: str, queue: Any) -> None:
 def _child_claim(path: str, key: str, barrier: Any, queue: Any) -> None:
     store = SQLiteStore(path)
     barrier.wait()
-    queue.put(store.claim_code(key, 300))
+    queue.put(store.claim_code(key, 300).state.value)
 
 
 def _child_after_fork(store: SQLiteStore, token: str, queue: Any) -> None:
@@ -121,29 +117,6 @@ def test_database_holds_no_token_in_clear(store: SQLiteStore, db: Path) -> None:
     check(database_bytes(db))  # checkpointed into the main file
 
 
-def test_idle_deadline_slides_with_granularity(
-    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    now = [time.time()]
-    monkeypatch.setattr(time, "time", lambda: now[0])
-    token = new_token()
-    store.save(token, make_session(), IDLE)
-    saved = now[0]
-
-    def idle_until() -> float:
-        return store.sessions_for("o-alice")[0].idle_until
-
-    now[0] += 30  # within min(60, 7200 / 10): no write
-    assert store.get(token, IDLE) is not None
-    assert idle_until() == saved + IDLE
-    now[0] += 31
-    assert store.get(token, IDLE) is not None
-    assert idle_until() == now[0] + IDLE
-    now[0] += 0.5  # granularity min(60, 10 / 10) = 1 s for a short idle_ttl
-    store.get(token, 10)
-    assert idle_until() == now[0] + IDLE - 0.5
-
-
 def test_save_purges_lazily_once_per_interval(
     store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -195,9 +168,9 @@ def test_claim_code_race_across_processes(db: Path) -> None:
     for process in processes:
         process.join(JOIN_TIMEOUT)
         assert process.exitcode == 0
-    results = [queue.get(timeout=5) for _ in processes]
-    assert results.count(None) == 1
-    assert results.count(PENDING) == 7
+    results = [ClaimState(queue.get(timeout=5)) for _ in processes]
+    assert results.count(ClaimState.OWNER) == 1
+    assert results.count(ClaimState.PENDING) == 7
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
@@ -218,14 +191,91 @@ def test_connection_from_another_process_is_replaced_not_closed(store: SQLiteSto
     # What a fork that bypasses os.register_at_fork hooks leaves behind.
     token = new_token()
     store.save(token, make_session(), IDLE)
-    local: Any = store._local
+    local: Any = store._db.local
     inherited = local.conn
     local.pid = -1
     assert store.get(token, IDLE) is not None
     assert local.conn is not inherited
-    assert sqlite_module._INHERITED[-1] is inherited
-    sqlite_module._INHERITED.remove(inherited)
+    assert sqlite_db.INHERITED[-1] is inherited
+    sqlite_db.INHERITED.remove(inherited)
     inherited.close()
+
+
+# --- locks across processes (every process on the machine) ---
+
+
+def _child_take_lock(path: str, barrier: Any, hold: float, queue: Any) -> None:
+    store = SQLiteStore(path)
+    barrier.wait()
+    owner = store.acquire_lock("refresh", 30)
+    queue.put(owner is not None)
+    if owner is not None:
+        time.sleep(hold)  # the others try while it is held
+        store.release_lock("refresh", owner)
+    store.close()
+
+
+def _child_take_lock_and_die(path: str, ttl: float, queue: Any) -> None:
+    store = SQLiteStore(path)
+    queue.put(store.acquire_lock("refresh", ttl))
+    queue.close()
+    queue.join_thread()  # the answer is on its way before the process dies
+    os._exit(0)  # no release, no cleanup: a crashed worker
+
+
+def test_sqlite_lock_is_exclusive_across_processes(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    barrier = ctx.Barrier(6)
+    path = str(tmp_path / "s.sqlite3")  # a fresh file: the processes race to create it too
+    processes = [
+        ctx.Process(target=_child_take_lock, args=(path, barrier, 1.0, queue)) for _ in range(6)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(60)
+        assert process.exitcode == 0
+    assert sorted(queue.get(timeout=5) for _ in processes) == [False] * 5 + [True]
+    store = SQLiteStore(path)
+    owner = store.acquire_lock("refresh", 30)  # released by its holder
+    assert owner is not None
+    store.close()
+
+
+def test_sqlite_lock_of_a_dead_process_expires(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    path = str(tmp_path / "s.sqlite3")
+    child = ctx.Process(target=_child_take_lock_and_die, args=(path, 1.0, queue))
+    child.start()
+    child.join(60)
+    assert queue.get(timeout=5) is not None
+    store = SQLiteStore(path)
+    assert store.acquire_lock("refresh", 30) is None
+    deadline = time.monotonic() + 5
+    while store.acquire_lock("refresh", 30) is None:
+        assert time.monotonic() < deadline, "the dead process's lock never expired"
+        time.sleep(0.05)
+    store.close()
+
+
+def test_sqlite_failures_are_store_unavailable(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    store = SQLiteStore(blocker / "s.sqlite3")
+    for call in (
+        lambda: store.revoke_session("o-alice", "0123456789ab"),
+        lambda: store.purge_expired(),
+        lambda: store.get_value("v"),
+        lambda: store.set_value("v", "x", 60),
+        lambda: store.delete_value("v"),
+        lambda: store.acquire_lock("l", 60),
+        lambda: store.release_lock("l", "owner"),
+    ):
+        with pytest.raises(StoreUnavailable) as info:
+            call()
+        assert info.value.status == 503 and str(blocker) in (info.value.detail or "")
 
 
 # --- the parsed-session cache ---
@@ -315,7 +365,7 @@ def test_locked_database_is_unavailable(store: SQLiteStore, db: Path) -> None:
         blocker.execute("ROLLBACK")
         blocker.close()
         locked.close()
-    assert locked.claim_code(code_key("c"), 300) is None
+    assert locked.claim_code(code_key("c"), 300).state is ClaimState.OWNER
 
 
 def test_path_under_a_file_is_unavailable(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Optional
 
 from ..errors import ConfigError
-from .base import PENDING, AsyncSessionStore, SessionInfo, SessionStore
+from .base import AsyncSessionStore, SessionInfo, SessionStore
 from .memory import MemoryStore
 from .sqlite import SQLiteStore, default_sqlite_path
 
@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from .redis import AsyncRedisStore, RedisStore
 
 __all__ = [
-    "PENDING",
     "AsyncRedisStore",
     "AsyncSessionStore",
     "MemoryStore",

@@ -18,11 +18,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, List, Optional, TypeVar, Union
 
 from ..errors import ConfigError, StoreUnavailable
-from ..session import WxSession
+from ..session import CodeClaim, WxSession
 from . import _redis_stores, open_store, store_url_scheme
+from ._inline import InlineAsync
 from .base import AsyncSessionStore, PurgeProgress, SessionInfo
 from .memory import MemoryStore
-from .sqlite import SQLiteBusy, SQLiteStore
+from .sqlite import SQLiteBusy, SQLiteStore, _InlineSQLiteStore
 
 __all__ = ["AsyncMemoryStore", "AsyncSQLiteStore", "open_async_store"]
 
@@ -34,7 +35,8 @@ MAINTAIN_EVERY = 100
 
 
 class AsyncMemoryStore:
-    """An :class:`~wxmiddleware.stores.base.AsyncSessionStore` over a :class:`MemoryStore`.
+    """An :class:`~wxmiddleware.stores.base.AsyncSessionStore` over a :class:`MemoryStore`,
+    whose every call runs inline: a :class:`MemoryStore` never waits.
 
     ``sync`` is the wrapped store (a new one unless ``store`` is given), for code that
     shares it with synchronous callers.
@@ -43,71 +45,23 @@ class AsyncMemoryStore:
     def __init__(self, store: Optional[MemoryStore] = None) -> None:
         self.sync = store if store is not None else MemoryStore()
 
-    async def get(self, token: str, idle_ttl: int) -> Optional[WxSession]:
-        """See :meth:`SessionStore.get`."""
-        return self.sync.get(token, idle_ttl)
+    get = InlineAsync(MemoryStore.get)
+    save = InlineAsync(MemoryStore.save)
+    delete = InlineAsync(MemoryStore.delete)
+    revoke_all = InlineAsync(MemoryStore.revoke_all)
+    sessions_for = InlineAsync(MemoryStore.sessions_for)
+    claim_code = InlineAsync(MemoryStore.claim_code)
+    release_code = InlineAsync(MemoryStore.release_code)
+    revoke_session = InlineAsync(MemoryStore.revoke_session)
+    purge_expired = InlineAsync(MemoryStore.purge_expired)
+    get_value = InlineAsync(MemoryStore.get_value)
+    set_value = InlineAsync(MemoryStore.set_value)
+    delete_value = InlineAsync(MemoryStore.delete_value)
+    acquire_lock = InlineAsync(MemoryStore.acquire_lock)
+    release_lock = InlineAsync(MemoryStore.release_lock)
 
-    async def save(
-        self,
-        token: str,
-        session: WxSession,
-        idle_ttl: int,
-        code_key: Optional[str] = None,
-        sealed_token: Optional[str] = None,
-    ) -> None:
-        """See :meth:`SessionStore.save`."""
-        self.sync.save(token, session, idle_ttl, code_key, sealed_token)
-
-    async def delete(self, token: str) -> bool:
-        """See :meth:`SessionStore.delete`."""
-        return self.sync.delete(token)
-
-    async def revoke_all(self, openid: str) -> int:
-        """See :meth:`SessionStore.revoke_all`."""
-        return self.sync.revoke_all(openid)
-
-    async def sessions_for(self, openid: str) -> List[SessionInfo]:
-        """See :meth:`SessionStore.sessions_for`."""
-        return self.sync.sessions_for(openid)
-
-    async def claim_code(self, code_key: str, ttl: int) -> Optional[str]:
-        """See :meth:`SessionStore.claim_code`."""
-        return self.sync.claim_code(code_key, ttl)
-
-    async def release_code(self, code_key: str) -> None:
-        """See :meth:`SessionStore.release_code`."""
-        self.sync.release_code(code_key)
-
-    async def revoke_session(self, openid: str, key_hash: str) -> bool:
-        """See :meth:`SessionStore.revoke_session`."""
-        return self.sync.revoke_session(openid, key_hash)
-
-    async def purge_expired(self, progress: Optional[PurgeProgress] = None) -> int:
-        """See :meth:`SessionStore.purge_expired`."""
-        return self.sync.purge_expired(progress)
-
-    async def get_value(self, name: str) -> Optional[str]:
-        """See :meth:`SessionStore.get_value`."""
-        return self.sync.get_value(name)
-
-    async def set_value(self, name: str, value: str, ttl: float) -> None:
-        """See :meth:`SessionStore.set_value`."""
-        self.sync.set_value(name, value, ttl)
-
-    async def delete_value(self, name: str) -> bool:
-        """See :meth:`SessionStore.delete_value`."""
-        return self.sync.delete_value(name)
-
-    async def acquire_lock(self, name: str, ttl: float) -> Optional[str]:
-        """See :meth:`SessionStore.acquire_lock`."""
-        return self.sync.acquire_lock(name, ttl)
-
-    async def release_lock(self, name: str, owner: str) -> bool:
-        """See :meth:`SessionStore.release_lock`."""
-        return self.sync.release_lock(name, owner)
-
-    async def close(self) -> None:
-        """See :meth:`SessionStore.close`."""
+    async def aclose(self) -> None:
+        """Close the wrapped store (it holds nothing to release)."""
         self.sync.close()
 
 
@@ -129,7 +83,7 @@ class AsyncSQLiteStore:
 
     def __init__(self, store: Union[SQLiteStore, str, os.PathLike[str]]) -> None:
         self.sync = store if isinstance(store, SQLiteStore) else SQLiteStore(store)
-        self._inline = SQLiteStore(self.sync.path, timeout=0.0, maintenance=False)
+        self._inline = _InlineSQLiteStore(self.sync.path, timeout=0.0)
         self._inline_writes = 0
         self._maintenance: Optional[asyncio.Future[None]] = None
         self._writer: Optional[ThreadPoolExecutor] = None
@@ -171,20 +125,20 @@ class AsyncSQLiteStore:
 
     async def _maintain(self) -> None:
         try:
-            await self._in_writer(self.sync.maintain)
+            await self._in_writer(self.sync._maintain)
         except StoreUnavailable as error:  # the next round tries again
             logger.warning("SQLite maintenance failed: %s", error.detail)
 
     async def get(self, token: str, idle_ttl: int) -> Optional[WxSession]:
         """See :meth:`SessionStore.get`."""
         if self._opened:
-            found = self.sync.lookup(token, idle_ttl)
+            found = self.sync._lookup(token, idle_ttl)
         else:
-            found = await self._in_writer(self.sync.lookup, token, idle_ttl)
+            found = await self._in_writer(self.sync._lookup, token, idle_ttl)
         if found is None:
             return None
         if found.slide_to is not None:
-            await self._write(self._inline.slide, self.sync.slide, found)
+            await self._write(self._inline._slide, self.sync._slide, found)
         return found.session
 
     async def save(
@@ -212,7 +166,7 @@ class AsyncSQLiteStore:
         """See :meth:`SessionStore.sessions_for`."""
         return await self._in_writer(self.sync.sessions_for, openid)
 
-    async def claim_code(self, code_key: str, ttl: int) -> Optional[str]:
+    async def claim_code(self, code_key: str, ttl: int) -> CodeClaim:
         """See :meth:`SessionStore.claim_code`."""
         return await self._write(self._inline.claim_code, self.sync.claim_code, code_key, ttl)
 
@@ -257,7 +211,7 @@ class AsyncSQLiteStore:
         """See :meth:`SessionStore.release_lock`."""
         return await self._in_writer(self.sync.release_lock, name, owner)
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Close the writer thread's and this thread's connections; stop the writer thread."""
         if self._maintenance is not None and not self._maintenance.done():
             await self._maintenance

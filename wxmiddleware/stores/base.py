@@ -1,5 +1,8 @@
 """The store protocol: one synchronous interface and its asynchronous twin.
 
+Synchronous stores close with ``close()``, asynchronous ones with ``await aclose()`` (the
+convention of httpx and redis-py).
+
 Stores receive tokens and hash them where they persist anything (see
 :func:`wxmiddleware.session.token_key`). Login codes reach a store only as
 :func:`wxmiddleware.session.code_key` plus the token sealed under the code.
@@ -17,11 +20,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Protocol, runtime_checkable
 
-from ..session import WxSession
-
-#: What :meth:`SessionStore.claim_code` returns while another request is logging in
-#: with the same code.
-PENDING = ""
+from ..session import CodeClaim, WxSession
 
 #: How many sessions (or index entries) :meth:`SessionStore.purge_expired` handles between
 #: two calls of its ``progress`` callback.
@@ -55,7 +54,11 @@ class SessionStore(Protocol):
     """A synchronous session store (used by :class:`wxmiddleware.WxMiddleware`)."""
 
     def get(self, token: str, idle_ttl: int) -> Optional[WxSession]:
-        """Return the live session for ``token`` and slide its idle timeout, or ``None``."""
+        """Return the live session for ``token`` and slide its idle timeout, or ``None``.
+
+        ``idle_ttl`` is in seconds; liveness and the slide follow
+        :func:`wxmiddleware.session.is_live` and :func:`wxmiddleware.session.slid_idle_deadline`.
+        """
 
     def save(
         self,
@@ -65,7 +68,12 @@ class SessionStore(Protocol):
         code_key: Optional[str] = None,
         sealed_token: Optional[str] = None,
     ) -> None:
-        """Store a new session, index it under its openid, and complete a code claim."""
+        """Store a new session, index it under its openid, and complete a code claim.
+
+        The session lives until :func:`wxmiddleware.session.idle_deadline` (``idle_ttl`` in
+        seconds) unless used. With ``code_key`` and ``sealed_token``, a claim of that code
+        made by :meth:`claim_code` is completed: later claims find it used.
+        """
 
     def delete(self, token: str) -> bool:
         """End one session; ``True`` if it existed."""
@@ -76,12 +84,14 @@ class SessionStore(Protocol):
     def sessions_for(self, openid: str) -> List[SessionInfo]:
         """Describe the live sessions of ``openid``."""
 
-    def claim_code(self, code_key: str, ttl: int) -> Optional[str]:
-        """Claim a login code for ``ttl`` seconds.
+    def claim_code(self, code_key: str, ttl: int) -> CodeClaim:
+        """Claim a login code for ``ttl`` seconds, atomically across every user of the store.
 
-        Returns ``None`` when the caller now owns the code (and must call WeChat, then
-        :meth:`save` with ``code_key`` or :meth:`release_code`), :data:`PENDING` while another
-        request owns it, or the sealed token of the session an earlier login made from it.
+        Returns a :class:`~wxmiddleware.session.CodeClaim` whose ``state`` is ``OWNER`` when
+        the caller now owns the code (and must call WeChat, then :meth:`save` with
+        ``code_key`` or :meth:`release_code`), ``PENDING`` while another request owns it, or
+        ``USED`` with the ``sealed_token`` of the session an earlier login made from it. A
+        record whose ``ttl`` has passed is claimed afresh.
         """
 
     def release_code(self, code_key: str) -> None:
@@ -150,7 +160,7 @@ class AsyncSessionStore(Protocol):
     async def sessions_for(self, openid: str) -> List[SessionInfo]:
         """See :meth:`SessionStore.sessions_for`."""
 
-    async def claim_code(self, code_key: str, ttl: int) -> Optional[str]:
+    async def claim_code(self, code_key: str, ttl: int) -> CodeClaim:
         """See :meth:`SessionStore.claim_code`."""
 
     async def release_code(self, code_key: str) -> None:
@@ -177,5 +187,5 @@ class AsyncSessionStore(Protocol):
     async def release_lock(self, name: str, owner: str) -> bool:
         """See :meth:`SessionStore.release_lock`."""
 
-    async def close(self) -> None:
-        """See :meth:`SessionStore.close`."""
+    async def aclose(self) -> None:
+        """Release connections (what :meth:`SessionStore.close` does for a sync store)."""

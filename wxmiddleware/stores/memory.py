@@ -10,16 +10,30 @@ import threading
 import time
 from typing import Dict, List, Optional, Set, Tuple
 
-from ..session import WxSession, short_hash, token_key
-from .base import PENDING, PURGE_BATCH, PurgeProgress, SessionInfo, new_lock_owner
+from ..session import (
+    CLAIM_OWNER,
+    CLAIM_PENDING,
+    ClaimState,
+    CodeClaim,
+    WxSession,
+    claim_used,
+    idle_deadline,
+    is_live,
+    short_hash,
+    slid_idle_deadline,
+    token_key,
+)
+from .base import PURGE_BATCH, PurgeProgress, SessionInfo, new_lock_owner
 
 
 class _Entry:
-    __slots__ = ("idle_until", "session")
+    # expires_at copies session.expires_at: a slot reads faster than the dataclass field.
+    __slots__ = ("expires_at", "idle_until", "session")
 
     def __init__(self, session: WxSession, idle_until: float) -> None:
         self.session = session
         self.idle_until = idle_until
+        self.expires_at = session.expires_at
 
 
 class MemoryStore:
@@ -29,8 +43,8 @@ class MemoryStore:
         self._lock = threading.Lock()
         self._sessions: Dict[str, _Entry] = {}
         self._by_openid: Dict[str, Set[str]] = {}
-        # code_key -> (sealed token or PENDING, expires_at)
-        self._codes: Dict[str, Tuple[str, float]] = {}
+        # code_key -> (what claim_code answers, expires_at)
+        self._codes: Dict[str, Tuple[CodeClaim, float]] = {}
         # name -> (value, expires_at) and name -> (owner, expires_at)
         self._values: Dict[str, Tuple[str, float]] = {}
         self._locks: Dict[str, Tuple[str, float]] = {}
@@ -40,13 +54,16 @@ class MemoryStore:
         entry = self._sessions.get(token)
         if entry is None:
             return None
-        session = entry.session
         now = time.time()
-        if now >= entry.idle_until or now >= session.expires_at:
+        idle_until = entry.idle_until
+        expires_at = entry.expires_at
+        if not is_live(idle_until, expires_at, now):
             self.delete(token)
             return None
-        entry.idle_until = min(now + idle_ttl, session.expires_at)
-        return session
+        slid = slid_idle_deadline(idle_until, expires_at, idle_ttl, now)
+        if slid is not None:
+            entry.idle_until = slid
+        return entry.session
 
     def save(
         self,
@@ -57,13 +74,13 @@ class MemoryStore:
         sealed_token: Optional[str] = None,
     ) -> None:
         """See :meth:`SessionStore.save`."""
-        idle_until = min(time.time() + idle_ttl, session.expires_at)
+        idle_until = idle_deadline(session.expires_at, idle_ttl, time.time())
         with self._lock:
             self._sessions[token] = _Entry(session, idle_until)
             self._by_openid.setdefault(session.openid, set()).add(token)
             if code_key is not None and sealed_token is not None:
-                expires = self._codes.get(code_key, (PENDING, time.time()))[1]
-                self._codes[code_key] = (sealed_token, expires)
+                expires = self._codes.get(code_key, (CLAIM_PENDING, time.time()))[1]
+                self._codes[code_key] = (claim_used(sealed_token), expires)
 
     def delete(self, token: str) -> bool:
         """See :meth:`SessionStore.delete`."""
@@ -102,24 +119,24 @@ class MemoryStore:
                 idle_until=entry.idle_until,
             )
             for token, entry in entries
-            if entry.idle_until > now and entry.session.expires_at > now
+            if is_live(entry.idle_until, entry.session.expires_at, now)
         ]
 
-    def claim_code(self, code_key: str, ttl: int) -> Optional[str]:
+    def claim_code(self, code_key: str, ttl: int) -> CodeClaim:
         """See :meth:`SessionStore.claim_code`."""
         now = time.time()
         with self._lock:
             record = self._codes.get(code_key)
             if record is not None and record[1] > now:
                 return record[0]
-            self._codes[code_key] = (PENDING, now + ttl)
-            return None
+            self._codes[code_key] = (CLAIM_PENDING, now + ttl)
+            return CLAIM_OWNER
 
     def release_code(self, code_key: str) -> None:
         """See :meth:`SessionStore.release_code`."""
         with self._lock:
             record = self._codes.get(code_key)
-            if record is not None and record[0] == PENDING:
+            if record is not None and record[0].state is ClaimState.PENDING:
                 del self._codes[code_key]
 
     def revoke_session(self, openid: str, key_hash: str) -> bool:
@@ -138,7 +155,7 @@ class MemoryStore:
             dead = [
                 token
                 for token, entry in self._sessions.items()
-                if entry.idle_until <= now or entry.session.expires_at <= now
+                if not is_live(entry.idle_until, entry.session.expires_at, now)
             ]
             self._codes = {k: v for k, v in self._codes.items() if v[1] > now}
             self._values = {k: v for k, v in self._values.items() if v[1] > now}

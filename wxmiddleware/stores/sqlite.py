@@ -15,46 +15,33 @@ import os
 import pathlib
 import re
 import sqlite3
-import threading
 import time
-import weakref
-from contextlib import contextmanager, suppress
-from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
+from contextlib import suppress
+from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 
-from ..errors import StoreUnavailable
-from ..session import WxSession, short_hash, token_key
-from .base import PENDING, PURGE_BATCH, PurgeProgress, SessionInfo, new_lock_owner
+from ..session import (
+    CLAIM_OWNER,
+    CLAIM_PENDING,
+    CodeClaim,
+    WxSession,
+    claim_used,
+    idle_deadline,
+    is_live,
+    short_hash,
+    slid_idle_deadline,
+    token_key,
+)
+from ._sqlite_db import Database, SQLiteBusy, transaction
+from ._sqlite_values import SharedValues
+from .base import PURGE_BATCH, PurgeProgress, SessionInfo
+
+__all__ = ["SQLiteBusy", "SQLiteStore", "default_sqlite_path"]
 
 #: How often (seconds) one process's writes also delete expired rows.
 PURGE_INTERVAL = 60.0
 #: How many recently parsed sessions a store keeps per process (about 0.5 KB each).
 RECENT_SESSIONS = 1024
 
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS wx_sessions (
-        key TEXT PRIMARY KEY NOT NULL,
-        openid TEXT NOT NULL,
-        value TEXT NOT NULL,
-        idle_until REAL NOT NULL,
-        expires_at REAL NOT NULL
-    ) WITHOUT ROWID""",
-    "CREATE INDEX IF NOT EXISTS wx_sessions_openid ON wx_sessions (openid)",
-    """CREATE TABLE IF NOT EXISTS wx_codes (
-        key TEXT PRIMARY KEY NOT NULL,
-        sealed TEXT NOT NULL,
-        expires_at REAL NOT NULL
-    ) WITHOUT ROWID""",
-    """CREATE TABLE IF NOT EXISTS wx_values (
-        name TEXT PRIMARY KEY NOT NULL,
-        value TEXT NOT NULL,
-        expires_at REAL NOT NULL
-    ) WITHOUT ROWID""",
-    """CREATE TABLE IF NOT EXISTS wx_locks (
-        name TEXT PRIMARY KEY NOT NULL,
-        owner TEXT NOT NULL,
-        expires_at REAL NOT NULL
-    ) WITHOUT ROWID""",
-)
 _GET = "SELECT value, idle_until, expires_at FROM wx_sessions WHERE key = ?"
 # The guard keeps a slow writer from moving a deadline that another process slid further.
 _SLIDE = "UPDATE wx_sessions SET idle_until = ?1 WHERE key = ?2 AND idle_until < ?1"
@@ -63,6 +50,8 @@ _INSERT = (
     " VALUES (?, ?, ?, ?, ?)"
 )
 _LIVE_CODE = "SELECT sealed FROM wx_codes WHERE key = ? AND expires_at > ?"
+# The sealed column of a code record that a login still owns (sealed tokens are never empty).
+_PENDING = ""
 # One batch of purge_expired's walk over the sessions, in key order.
 _SESSION_BATCH = (
     "SELECT key, idle_until, expires_at FROM wx_sessions WHERE key > ? ORDER BY key LIMIT ?"
@@ -79,8 +68,8 @@ _EXPIRED_RECORDS = (
 )
 
 
-class Lookup(NamedTuple):
-    """What :meth:`SQLiteStore.lookup` found: the session and the idle deadline to write."""
+class _Lookup(NamedTuple):
+    """What :meth:`SQLiteStore._lookup` found: the session and the idle deadline to write."""
 
     session: WxSession
     key: str
@@ -88,50 +77,7 @@ class Lookup(NamedTuple):
     slide_to: Optional[float]
 
 
-class _Local(threading.local):
-    conn: Optional[sqlite3.Connection] = None
-    # Set with conn, and only read after _conn(): the cursor of conn, reused by every lookup.
-    cursor: sqlite3.Cursor
-    pid: int = 0
-
-
-# Connections opened by a parent process and found in a child. SQLite must not close them
-# there (its cleanup could delete the parent's WAL), so they are kept, unused, for good.
-_INHERITED: List[sqlite3.Connection] = []
-_LIVE_STORES: weakref.WeakSet[SQLiteStore] = weakref.WeakSet()
-
-
-def _close_before_fork() -> None:
-    # A connection that crosses fork() leaves SQLite's per-process lock bookkeeping in the
-    # child believing it holds locks it does not; closing the forking thread's connections
-    # first lets both processes reopen cleanly.
-    for store in list(_LIVE_STORES):
-        store.close()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_close_before_fork)
-
-
-@contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    # IMMEDIATE takes the write lock up front, so a read-then-write cannot interleave with
-    # another process's and never fails half-way with SQLITE_BUSY_SNAPSHOT.
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-
-
-class SQLiteBusy(StoreUnavailable):
-    """A write found SQLite's write lock taken for its whole ``timeout``: nothing was written."""
-
-
-class SQLiteStore:
+class SQLiteStore(SharedValues):
     """A :class:`~wxmiddleware.stores.base.SessionStore` in one SQLite file.
 
     Every process and thread that uses the store opens its own connection on first use (a
@@ -146,77 +92,61 @@ class SQLiteStore:
     client) names the cause, naming a session only by a short hash of its key; a write that
     found the lock taken raises the subclass :class:`SQLiteBusy`.
 
-    With ``maintenance=False`` the store's writes never checkpoint the WAL (which may
-    ``fsync``) nor purge expired rows: another store on the same file must call
-    :meth:`maintain` now and then (:class:`~wxmiddleware.AsyncSQLiteStore` does, so that
-    the writes it runs on the event loop stay short).
+    Sessions live by the rules of :mod:`wxmiddleware.session`; a use writes the idle
+    deadline only when it moves by more than the slide granularity
+    (:func:`~wxmiddleware.session.slid_idle_deadline`),
+    so most authenticated requests cost one indexed SELECT and no write.
     """
 
-    def __init__(
-        self,
-        path: Union[str, os.PathLike[str]],
-        *,
-        timeout: float = 2.0,
-        maintenance: bool = True,
-    ) -> None:
-        self._path = pathlib.Path(os.path.abspath(path))
-        self._timeout = timeout
-        self._maintenance = maintenance
-        self._local = _Local()
-        self._schema_ready = False
+    # Whether writes also checkpoint the WAL and purge expired rows now and then (see
+    # _InlineSQLiteStore for the store whose writes do not).
+    _maintenance = True
+
+    def __init__(self, path: Union[str, os.PathLike[str]], *, timeout: float = 2.0) -> None:
+        self._db = Database(pathlib.Path(os.path.abspath(path)), timeout, self._maintenance)
         self._next_purge = 0.0
         # token -> (key, stored JSON, parsed session): a lookup whose row still holds that
         # JSON skips hashing the token and parsing the JSON. The SELECT always runs, so
         # expiry, logout and revocation in any process take effect at once.
         self._recent: Dict[str, Tuple[str, str, WxSession]] = {}
-        _LIVE_STORES.add(self)
 
     def __repr__(self) -> str:
-        return f"SQLiteStore({str(self._path)!r})"
+        return f"SQLiteStore({str(self.path)!r})"
 
     @property
     def path(self) -> pathlib.Path:
         """The absolute path of the database file."""
-        return self._path
+        return self._db.path
 
     def get(self, token: str, idle_ttl: int) -> Optional[WxSession]:
-        """Return the live session for ``token`` and slide its idle timeout, or ``None``.
-
-        The idle timeout slides with a granularity of ``min(60, idle_ttl / 10)`` seconds: the
-        new deadline is written only when it would move by more than that, so most calls cost
-        one indexed SELECT and no write. A session may therefore end up to that many seconds
-        before ``idle_ttl`` has passed since its last use.
-        """
-        found = self.lookup(token, idle_ttl)
+        """Return the live session for ``token`` and slide its idle timeout, or ``None``."""
+        found = self._lookup(token, idle_ttl)
         if found is None:
             return None
         if found.slide_to is not None:
-            self.slide(found)
+            self._slide(found)
         return found.session
 
-    def lookup(self, token: str, idle_ttl: int) -> Optional[Lookup]:
-        """The read step of :meth:`get`: it never waits for a writer (WAL mode).
-
-        Returns the live session and, when its idle deadline should move, the new deadline
-        for :meth:`slide`.
-        """
+    def _lookup(self, token: str, idle_ttl: int) -> Optional[_Lookup]:
+        # The read step of get: it never waits for a writer (WAL mode). Returns the live
+        # session and, when its idle deadline should move, the new deadline for _slide.
         recent = self._recent
         cached = recent.get(token)
         key = token_key(token) if cached is None else cached[0]
         try:
-            self._conn()
+            self._db.connection()
             # fetchall() steps the statement to its end, which closes the read transaction
             # before the optional UPDATE (an open one could fail with SQLITE_BUSY_SNAPSHOT).
-            rows = self._local.cursor.execute(_GET, (key,)).fetchall()
+            rows = self._db.local.cursor.execute(_GET, (key,)).fetchall()
         except sqlite3.Error as exc:
-            raise self._fail(exc, "get", "session", key) from exc
+            raise self._db.failure(exc, "get", "session", key) from exc
         if not rows:
             if cached is not None:
                 recent.pop(token, None)
             return None
         value, idle_until, expires_at = rows[0]
         now = time.time()
-        if now >= idle_until or now >= expires_at:
+        if not is_live(idle_until, expires_at, now):
             return None
         if cached is not None and cached[1] == value:
             session = cached[2]
@@ -227,16 +157,14 @@ class SQLiteStore:
                 with suppress(StopIteration, KeyError, RuntimeError):
                     del recent[next(iter(recent))]
             recent[token] = (key, value, session)
-        new_idle_until = min(now + idle_ttl, expires_at)
-        moved = new_idle_until - idle_until > min(60.0, idle_ttl / 10)
-        return Lookup(session, key, new_idle_until if moved else None)
+        return _Lookup(session, key, slid_idle_deadline(idle_until, expires_at, idle_ttl, now))
 
-    def slide(self, found: Lookup) -> None:
-        """The write step of :meth:`get`: move the idle deadline (it may wait for a writer)."""
+    def _slide(self, found: _Lookup) -> None:
+        # The write step of get: move the idle deadline (it may wait for a writer).
         try:
-            self._conn().execute(_SLIDE, (found.slide_to, found.key))
+            self._db.connection().execute(_SLIDE, (found.slide_to, found.key))
         except sqlite3.Error as exc:
-            raise self._fail(exc, "get", "session", found.key) from exc
+            raise self._db.failure(exc, "get", "session", found.key) from exc
 
     def save(
         self,
@@ -253,12 +181,12 @@ class SQLiteStore:
         """
         key = token_key(token)
         try:
-            conn = self._conn()
-            with _transaction(conn):
+            conn = self._db.connection()
+            with transaction(conn):
                 now = time.time()
                 if self._maintenance and now >= self._next_purge:
                     self._purge(conn, now)
-                idle_until = min(now + idle_ttl, session.expires_at)
+                idle_until = idle_deadline(session.expires_at, idle_ttl, now)
                 conn.execute(
                     _INSERT,
                     (key, session.openid, session.to_json(), idle_until, session.expires_at),
@@ -268,30 +196,32 @@ class SQLiteStore:
                         "UPDATE wx_codes SET sealed = ? WHERE key = ?", (sealed_token, code_key)
                     )
         except sqlite3.Error as exc:
-            raise self._fail(exc, "save", "session", key) from exc
+            raise self._db.failure(exc, "save", "session", key) from exc
 
     def delete(self, token: str) -> bool:
         """End one session; ``True`` if it existed."""
         key = token_key(token)
         try:
-            cursor = self._conn().execute("DELETE FROM wx_sessions WHERE key = ?", (key,))
+            cursor = self._db.connection().execute("DELETE FROM wx_sessions WHERE key = ?", (key,))
         except sqlite3.Error as exc:
-            raise self._fail(exc, "delete", "session", key) from exc
+            raise self._db.failure(exc, "delete", "session", key) from exc
         return cursor.rowcount > 0
 
     def revoke_all(self, openid: str) -> int:
         """End every session of ``openid``; return how many ended."""
         try:
-            cursor = self._conn().execute("DELETE FROM wx_sessions WHERE openid = ?", (openid,))
+            cursor = self._db.connection().execute(
+                "DELETE FROM wx_sessions WHERE openid = ?", (openid,)
+            )
         except sqlite3.Error as exc:
-            raise self._fail(exc, "revoke_all") from exc
+            raise self._db.failure(exc, "revoke_all") from exc
         return cursor.rowcount
 
     def sessions_for(self, openid: str) -> List[SessionInfo]:
         """Describe the live sessions of ``openid``, oldest first."""
         try:
             rows = (
-                self._conn()
+                self._db.connection()
                 .execute(
                     "SELECT key, value, idle_until FROM wx_sessions"
                     " WHERE openid = ?1 AND idle_until > ?2 AND expires_at > ?2",
@@ -300,7 +230,7 @@ class SQLiteStore:
                 .fetchall()
             )
         except sqlite3.Error as exc:
-            raise self._fail(exc, "sessions_for") from exc
+            raise self._db.failure(exc, "sessions_for") from exc
         infos = []
         for key, value, idle_until in rows:
             session = WxSession.from_json(value)
@@ -317,52 +247,48 @@ class SQLiteStore:
         infos.sort(key=lambda info: info.created_at)
         return infos
 
-    def claim_code(self, code_key: str, ttl: int) -> Optional[str]:
-        """Claim a login code for ``ttl`` seconds, atomically across processes.
-
-        Returns ``None`` to exactly one of many concurrent claimers, :data:`PENDING` to the
-        others until :meth:`save` stores the sealed token, then the sealed token. A record
-        whose ``ttl`` has passed is claimed afresh.
-        """
+    def claim_code(self, code_key: str, ttl: int) -> CodeClaim:
+        """Claim a login code for ``ttl`` seconds, atomically across processes (an
+        ``IMMEDIATE`` transaction): see :meth:`SessionStore.claim_code`."""
         try:
-            conn = self._conn()
+            conn = self._db.connection()
             # Retries of a known code only read, without queueing for the write lock.
             rows = conn.execute(_LIVE_CODE, (code_key, time.time())).fetchall()
             if rows:
-                return str(rows[0][0])
-            with _transaction(conn):
+                return _claim_of(rows[0][0])
+            with transaction(conn):
                 now = time.time()
                 rows = conn.execute(_LIVE_CODE, (code_key, now)).fetchall()
                 if rows:
-                    return str(rows[0][0])
+                    return _claim_of(rows[0][0])
                 conn.execute(
                     "INSERT OR REPLACE INTO wx_codes (key, sealed, expires_at) VALUES (?, ?, ?)",
-                    (code_key, PENDING, now + ttl),
+                    (code_key, _PENDING, now + ttl),
                 )
-                return None
+                return CLAIM_OWNER
         except sqlite3.Error as exc:
-            raise self._fail(exc, "claim_code", "code", code_key) from exc
+            raise self._db.failure(exc, "claim_code", "code", code_key) from exc
 
     def release_code(self, code_key: str) -> None:
         """Delete a still-pending claim, so that a retry may try again."""
         try:
-            self._conn().execute(
-                "DELETE FROM wx_codes WHERE key = ? AND sealed = ?", (code_key, PENDING)
+            self._db.connection().execute(
+                "DELETE FROM wx_codes WHERE key = ? AND sealed = ?", (code_key, _PENDING)
             )
         except sqlite3.Error as exc:
-            raise self._fail(exc, "release_code", "code", code_key) from exc
+            raise self._db.failure(exc, "release_code", "code", code_key) from exc
 
     def revoke_session(self, openid: str, key_hash: str) -> bool:
         """End the session of ``openid`` that ``key_hash`` (its :class:`SessionInfo`) names."""
         try:
-            conn = self._conn()
+            conn = self._db.connection()
             rows = conn.execute("SELECT key FROM wx_sessions WHERE openid = ?", (openid,))
             keys = [(key,) for (key,) in rows.fetchall() if short_hash(key) == key_hash]
             if not keys:
                 return False
             cursor = conn.executemany("DELETE FROM wx_sessions WHERE key = ?", keys)
         except sqlite3.Error as exc:
-            raise self._fail(exc, "revoke_session") from exc
+            raise self._db.failure(exc, "revoke_session") from exc
         return cursor.rowcount > 0
 
     def purge_expired(self, progress: Optional[PurgeProgress] = None) -> int:
@@ -376,160 +302,39 @@ class SQLiteStore:
         purged = 0
         last_key = ""
         try:
-            conn = self._conn()
+            conn = self._db.connection()
             while True:
                 rows = conn.execute(_SESSION_BATCH, (last_key, PURGE_BATCH)).fetchall()
                 if not rows:
                     break
                 last_key = rows[-1][0]
                 now = time.time()
-                expired = [(key, now) for key, idle, expires in rows if min(idle, expires) <= now]
+                expired = [(key, now) for key, idle, exp in rows if not is_live(idle, exp, now)]
                 if expired:
-                    with _transaction(conn):
+                    with transaction(conn):
                         purged += conn.executemany(_DELETE_EXPIRED_SESSION, expired).rowcount
                 if progress is not None:
                     progress(purged)
-            with _transaction(conn):
+            with transaction(conn):
                 self._purge_records(conn, time.time())
         except sqlite3.Error as exc:
-            raise self._fail(exc, "purge_expired") from exc
+            raise self._db.failure(exc, "purge_expired") from exc
         return purged
 
-    def maintain(self) -> None:
-        """Checkpoint the WAL (``PASSIVE``: it never waits) and purge expired rows when due.
-
-        What every write of a store with ``maintenance=True`` does as it goes, for the stores
-        on the same file whose writes do not.
-        """
+    def _maintain(self) -> None:
+        # Checkpoint the WAL (PASSIVE: it never waits) and purge expired rows when due: what
+        # this store's writes do as they go, for an _InlineSQLiteStore on the same file.
         try:
-            conn = self._conn()
+            conn = self._db.connection()
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         except sqlite3.Error as exc:
-            raise self._fail(exc, "checkpoint") from exc
+            raise self._db.failure(exc, "checkpoint") from exc
         if time.time() >= self._next_purge:
             self.purge_expired()
 
-    def get_value(self, name: str) -> Optional[str]:
-        """The value stored under ``name``, or ``None`` (one indexed SELECT, never waits)."""
-        try:
-            rows = (
-                self._conn()
-                .execute(
-                    "SELECT value FROM wx_values WHERE name = ? AND expires_at > ?",
-                    (name, time.time()),
-                )
-                .fetchall()
-            )
-        except sqlite3.Error as exc:
-            raise self._fail(exc, f"get_value {name}") from exc
-        return str(rows[0][0]) if rows else None
-
-    def set_value(self, name: str, value: str, ttl: float) -> None:
-        """Store ``value`` under ``name`` for ``ttl`` seconds."""
-        try:
-            self._conn().execute(
-                "INSERT OR REPLACE INTO wx_values (name, value, expires_at) VALUES (?, ?, ?)",
-                (name, value, time.time() + ttl),
-            )
-        except sqlite3.Error as exc:
-            raise self._fail(exc, f"set_value {name}") from exc
-
-    def delete_value(self, name: str) -> bool:
-        """Delete the value under ``name``; ``True`` if a live one existed."""
-        try:
-            cursor = self._conn().execute(
-                "DELETE FROM wx_values WHERE name = ? AND expires_at > ?", (name, time.time())
-            )
-        except sqlite3.Error as exc:
-            raise self._fail(exc, f"delete_value {name}") from exc
-        return cursor.rowcount > 0
-
-    def acquire_lock(self, name: str, ttl: float) -> Optional[str]:
-        """Take the lock ``name`` for ``ttl`` seconds: a row with an expiry, written in an
-        ``IMMEDIATE`` transaction, so exactly one of many processes gets it."""
-        owner = new_lock_owner()
-        try:
-            conn = self._conn()
-            with _transaction(conn):
-                now = time.time()
-                held = conn.execute(
-                    "SELECT 1 FROM wx_locks WHERE name = ? AND expires_at > ?", (name, now)
-                ).fetchall()
-                if held:
-                    return None
-                conn.execute(
-                    "INSERT OR REPLACE INTO wx_locks (name, owner, expires_at) VALUES (?, ?, ?)",
-                    (name, owner, now + ttl),
-                )
-        except sqlite3.Error as exc:
-            raise self._fail(exc, f"acquire_lock {name}") from exc
-        return owner
-
-    def release_lock(self, name: str, owner: str) -> bool:
-        """Release the lock ``name`` if ``owner`` still holds it."""
-        try:
-            cursor = self._conn().execute(
-                "DELETE FROM wx_locks WHERE name = ? AND owner = ? AND expires_at > ?",
-                (name, owner, time.time()),
-            )
-        except sqlite3.Error as exc:
-            raise self._fail(exc, f"release_lock {name}") from exc
-        return cursor.rowcount > 0
-
     def close(self) -> None:
         """Close this thread's connection; the next call opens a new one."""
-        local = self._local
-        conn = local.conn
-        if conn is None:
-            return
-        local.conn = None
-        if local.pid == os.getpid():
-            conn.close()
-        else:
-            _INHERITED.append(conn)
-
-    def _conn(self) -> sqlite3.Connection:
-        local = self._local
-        conn = local.conn
-        if conn is not None and local.pid == os.getpid():
-            return conn
-        self.close()
-        try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise self._fail(exc, "open") from exc
-        conn = sqlite3.connect(self._path, timeout=self._timeout, isolation_level=None)
-        try:
-            self._enable_wal(conn)
-            conn.execute("PRAGMA synchronous=NORMAL")
-            if not self._maintenance:
-                conn.execute("PRAGMA wal_autocheckpoint=0")
-            if not self._schema_ready:
-                # Each statement is atomic and idempotent, and one that finds its object
-                # already there takes no write lock: opening never waits for a writer.
-                for statement in _SCHEMA:
-                    conn.execute(statement)
-                self._schema_ready = True
-        except BaseException:
-            conn.close()
-            raise
-        local.conn = conn
-        local.cursor = conn.cursor()
-        local.pid = os.getpid()
-        return conn
-
-    def _enable_wal(self, conn: sqlite3.Connection) -> None:
-        # Switching a new file to WAL needs it to itself, and SQLite reports "locked" at once
-        # instead of waiting, so processes that create the file together take turns here.
-        deadline = time.monotonic() + self._timeout
-        while True:
-            try:
-                conn.execute("PRAGMA journal_mode=WAL")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() >= deadline:
-                    raise
-            time.sleep(0.005)
+        self._db.close()
 
     def _purge(self, conn: sqlite3.Connection, now: float) -> int:
         gone = conn.execute(
@@ -543,16 +348,19 @@ class SQLiteStore:
         for statement in _EXPIRED_RECORDS:
             conn.execute(statement, (now,))
 
-    def _fail(
-        self, exc: BaseException, action: str, kind: str = "", key: str = ""
-    ) -> StoreUnavailable:
-        # sqlite3 messages never contain bound parameters, so the cause is safe to log.
-        subject = f" for {kind} {short_hash(key)}" if key else ""
-        detail = f"SQLite {self._path}: {action}{subject}: {type(exc).__name__}: {exc}"
-        # SQLITE_BUSY and SQLITE_LOCKED: "database is locked", "database table is locked".
-        if isinstance(exc, sqlite3.OperationalError) and "is locked" in str(exc):
-            return SQLiteBusy(detail=detail)
-        return StoreUnavailable(detail=detail)
+
+class _InlineSQLiteStore(SQLiteStore):
+    """A store for writes on an event loop: it never waits for SQLite's write lock (created
+    with ``timeout=0.0``, a taken lock is :class:`SQLiteBusy` at once), and its writes never
+    checkpoint the WAL (which may ``fsync``) nor purge expired rows; another store on the
+    same file must call ``_maintain`` now and then (:class:`~wxmiddleware.AsyncSQLiteStore`
+    does, in its writer thread)."""
+
+    _maintenance = False
+
+
+def _claim_of(sealed: str) -> CodeClaim:
+    return CLAIM_PENDING if sealed == _PENDING else claim_used(str(sealed))
 
 
 def default_sqlite_path(appid: str) -> pathlib.Path:

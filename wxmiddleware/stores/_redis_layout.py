@@ -1,0 +1,229 @@
+"""What the Redis stores keep where, and the commands and scripts they send.
+
+See :mod:`wxmiddleware.stores.redis` for the key layout, and
+:mod:`wxmiddleware.stores._redis_ops` for the operations that send these.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from contextlib import contextmanager
+from typing import (
+    Any,
+    Generator,
+    Iterator,
+    List,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+    Union,
+)
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ..errors import ConfigError, StoreUnavailable
+from ..session import CLAIM_OWNER, CLAIM_PENDING, CodeClaim, WxSession, claim_used, short_hash
+from .base import SessionInfo
+
+_T = TypeVar("_T")
+
+#: One command, a tuple of its words as redis-py's ``execute_command`` takes them.
+Command = Tuple[Union[str, int, float], ...]
+
+
+class Batch(NamedTuple):
+    """Commands sent in one round trip; the operation receives the list of their replies.
+
+    With ``transaction``, wrapped in ``MULTI``/``EXEC``; one command alone is sent as it is.
+    """
+
+    commands: Sequence[Command]
+    transaction: bool = False
+
+
+class _NextIndex:
+    """The request for the next index key a ``SCAN`` finds (``None`` after the last one)."""
+
+
+NEXT_INDEX = _NextIndex()
+
+#: What an operation yields, receives and returns.
+Operation = Generator[Union[Batch, _NextIndex], Any, _T]
+
+#: The exceptions of a redis-py client that mean the store is unavailable.
+REDIS_ERRORS = (RedisError, RedisClusterException, OSError)
+
+# Marks a code record that a login still owns (RELEASE_SCRIPT spells it out too). Sealed
+# tokens are URL-safe base64, which has no ":".
+PENDING_PREFIX = "p:"
+# Adds a session to its openid's index, drops entries past their absolute expiry, and keeps
+# the index alive as long as its longest-lived session. The TTL goes out through %d, so that
+# PEXPIRE gets an integer however this Redis version prints Lua numbers.
+_INDEX_SCRIPT = """
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if last[2] then
+  local ttl = math.ceil((tonumber(last[2]) - tonumber(ARGV[3])) * 1000)
+  redis.call('PEXPIRE', KEYS[1], string.format('%d', ttl))
+end
+return 0
+"""
+# Deletes a code record only while a login still owns it (never a completed one).
+RELEASE_SCRIPT = """
+local value = redis.call('GET', KEYS[1])
+if value and string.sub(value, 1, 2) == 'p:' then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+# Deletes a lock only for the owner that holds it.
+RELEASE_LOCK_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+_GLOB_SPECIAL = re.compile(r"([\\*?\[\]])")
+
+
+class Keys:
+    """Where each record lives (see :mod:`wxmiddleware.stores.redis`)."""
+
+    __slots__ = ("prefix",)
+
+    def __init__(self, prefix: str) -> None:
+        if not isinstance(prefix, str):
+            raise ConfigError(f"key_prefix must be a string, got {prefix!r}")
+        self.prefix = prefix
+
+    def session(self, hashed_token: str) -> str:
+        return f"{self.prefix}s:{hashed_token}"
+
+    def index(self, openid: str) -> str:
+        return f"{self.prefix}o:{hashlib.sha256(openid.encode('utf-8')).hexdigest()}"
+
+    def code(self, code_key: str) -> str:
+        return f"{self.prefix}c:{code_key}"
+
+    def value(self, name: str) -> str:
+        return f"{self.prefix}v:{name}"
+
+    def lock(self, name: str) -> str:
+        return f"{self.prefix}l:{name}"
+
+    def index_pattern(self) -> str:
+        """The ``SCAN MATCH`` pattern of every index key (the prefix's glob characters escaped)."""
+        return _GLOB_SPECIAL.sub(r"\\\1", self.prefix) + "o:*"
+
+
+def claim_commands(keys: Keys, code_key: str, marker: str, ttl: int) -> List[Command]:
+    """``SET NX EX`` of ``marker`` and ``GET``: whoever finds its own marker owns the code.
+
+    Comparing markers (instead of trusting SET's reply) keeps a retried ``SET NX`` from
+    locking its sender out of its own claim.
+    """
+    key = keys.code(code_key)
+    return [("SET", key, marker, "NX", "EX", ttl), ("GET", key)]
+
+
+def claim_result(results: Sequence[Any], marker: str) -> CodeClaim:
+    """The claim that the replies of :func:`claim_commands` with ``marker`` mean."""
+    raw = results[-1]
+    if raw is None:  # released or expired between the two commands: look again
+        return CLAIM_PENDING
+    value = text(raw)
+    if value == marker:
+        return CLAIM_OWNER
+    return CLAIM_PENDING if value.startswith(PENDING_PREFIX) else claim_used(value)
+
+
+def lock_commands(keys: Keys, name: str, owner: str, ttl: float) -> List[Command]:
+    """``SET NX PX`` and ``GET``: as with :func:`claim_commands`, whoever finds its own
+    ``owner`` token holds the lock."""
+    key = keys.lock(name)
+    return [("SET", key, owner, "NX", "PX", ttl_ms(ttl)), ("GET", key)]
+
+
+def lock_result(results: Sequence[Any], owner: str) -> Optional[str]:
+    """``owner`` if the replies of :func:`lock_commands` say it holds the lock, else ``None``."""
+    raw = results[-1]
+    return owner if raw is not None and text(raw) == owner else None
+
+
+def text(value: Union[bytes, str]) -> str:
+    # A client may or may not have decode_responses set.
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+def ttl_ms(ttl: float) -> int:
+    # PX takes whole, positive milliseconds.
+    return max(1, math.ceil(ttl * 1000))
+
+
+def parse_session(raw: Union[bytes, str], hashed_token: str) -> WxSession:
+    try:
+        return WxSession.from_json(raw)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StoreUnavailable(
+            detail=f"Redis: undecodable session {short_hash(hashed_token)}: {type(exc).__name__}"
+        ) from None
+
+
+def index_command(index: str, hashed_token: str, session: WxSession, now: float) -> Command:
+    return ("EVAL", _INDEX_SCRIPT, 1, index, hashed_token, repr(session.expires_at), repr(now))
+
+
+def describe(
+    members: Sequence[str], results: Sequence[Any], now: float
+) -> Tuple[List[SessionInfo], List[str]]:
+    """``SessionInfo`` of the live sessions, oldest first, and the index entries gone stale."""
+    infos: List[SessionInfo] = []
+    stale: List[str] = []
+    for member, raw, pttl in zip(members, results[0::2], results[1::2]):
+        if raw is None:
+            stale.append(member)
+            continue
+        try:
+            session = WxSession.from_json(raw)
+        except (ValueError, KeyError, TypeError):
+            continue
+        if session.expires_at <= now or pttl <= 0:
+            continue
+        infos.append(
+            SessionInfo(
+                key_hash=short_hash(member),
+                openid=session.openid,
+                unionid=session.unionid,
+                created_at=session.created_at,
+                expires_at=session.expires_at,
+                idle_until=now + pttl / 1000,
+            )
+        )
+    infos.sort(key=lambda info: info.created_at)
+    return infos, stale
+
+
+@contextmanager
+def failures(action: str, kind: str = "", key: str = "") -> Iterator[None]:
+    """Turn every redis-py error into :class:`StoreUnavailable` (the middleware's 503)."""
+    try:
+        yield
+    except REDIS_ERRORS as exc:
+        subject = f" for {kind} {short_hash(key)}" if key else ""
+        raise StoreUnavailable(detail=f"Redis: {action}{subject}: {cause(exc)}") from exc
+
+
+def cause(exc: BaseException) -> str:
+    # Connection and timeout messages come from redis-py and name only the host and port.
+    # A server's error message may echo a command's arguments, so only its code is kept.
+    if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
+        return f"{type(exc).__name__}: {exc}"
+    code = str(exc).split(" ", 1)[0]
+    return f"{type(exc).__name__} ({code})" if code.isupper() else type(exc).__name__

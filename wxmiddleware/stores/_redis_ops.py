@@ -1,0 +1,312 @@
+"""Every operation of the Redis stores, written once, as a generator of round trips.
+
+An operation yields :class:`~wxmiddleware.stores._redis_layout.Batch` es (commands to send
+in one round trip) or ``NEXT_INDEX`` (asking for the next openid index key that ``SCAN``
+finds), receives what each returned, and returns its result. :class:`RedisStore` and
+:class:`AsyncRedisStore` declare each store method once (:class:`RedisStoreMethods`) and
+run the operations with a small runner each, the only code that differs between the two; a
+redis-py error is thrown into the operation, which turns it into
+:class:`~wxmiddleware.errors.StoreUnavailable`.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import secrets
+import time
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Coroutine,
+    Generic,
+    List,
+    Optional,
+    Sequence,
+    TypeVar,
+    overload,
+)
+
+from ..session import CodeClaim, WxSession, idle_deadline, is_live, short_hash, token_key
+from ._redis_layout import (
+    NEXT_INDEX,
+    PENDING_PREFIX,
+    RELEASE_LOCK_SCRIPT,
+    RELEASE_SCRIPT,
+    Batch,
+    Command,
+    Keys,
+    Operation,
+    claim_commands,
+    claim_result,
+    describe,
+    failures,
+    index_command,
+    lock_commands,
+    lock_result,
+    parse_session,
+    text,
+    ttl_ms,
+)
+from .base import PURGE_BATCH, PurgeProgress, SessionInfo, new_lock_owner
+
+if TYPE_CHECKING:
+    from typing import Concatenate, ParamSpec
+
+    from .redis import AsyncRedisStore, RedisStore
+
+    _P = ParamSpec("_P")
+else:
+    # Python 3.9 has no ParamSpec; only type checkers read _P.
+    _P = TypeVar("_P")
+
+_T = TypeVar("_T")
+
+
+class RedisOperations:
+    """The store protocol's operations over ``keys``, each one generator of round trips.
+
+    ``cluster`` says the client is a Cluster client, where a login's keys live in different
+    slots and no transaction can cover them. Results, arguments and errors are those of
+    :class:`~wxmiddleware.stores.base.SessionStore`.
+    """
+
+    def __init__(self, keys: Keys, cluster: bool) -> None:
+        self.keys = keys
+        self.cluster = cluster
+
+    def get(self, token: str, idle_ttl: int) -> Operation[Optional[WxSession]]:
+        """One ``GETEX key EX idle_ttl``: the session, its idle timeout slid. Only in the last
+        ``idle_ttl`` seconds of a session's absolute lifetime does a ``PEXPIRE`` follow, to cap
+        the key's TTL at that expiry (a cap of zero or less deletes a session that is over)."""
+        hashed = token_key(token)
+        key = self.keys.session(hashed)
+        with failures("get", "session", hashed):
+            (raw,) = yield Batch((("GETEX", key, "EX", idle_ttl),))
+            if raw is None:
+                return None
+            session = parse_session(raw, hashed)
+            now = time.time()
+            deadline = idle_deadline(session.expires_at, idle_ttl, now)
+            left_ms = math.ceil((deadline - now) * 1000)
+            if left_ms < idle_ttl * 1000:
+                yield Batch((("PEXPIRE", key, left_ms),))
+        return session if is_live(deadline, session.expires_at, now) else None
+
+    def save(
+        self,
+        token: str,
+        session: WxSession,
+        idle_ttl: int,
+        code_key: Optional[str] = None,
+        sealed_token: Optional[str] = None,
+    ) -> Operation[None]:
+        """The openid index entry (a one-key script), the session and, when a claim is being
+        completed, its code record (its TTL kept): one ``MULTI``/``EXEC``, or on a Cluster the
+        index entry first, so that a failure leaves no session ``revoke_all`` cannot find."""
+        hashed = token_key(token)
+        now = time.time()
+        index = index_command(self.keys.index(session.openid), hashed, session, now)
+        # At least 1 ms: a session already past its expiry is written to vanish at once.
+        ttl_ms = max(1, math.ceil((idle_deadline(session.expires_at, idle_ttl, now) - now) * 1000))
+        rest: List[Command] = [("SET", self.keys.session(hashed), session.to_json(), "PX", ttl_ms)]
+        if code_key is not None and sealed_token is not None:
+            rest.append(("SET", self.keys.code(code_key), sealed_token, "XX", "KEEPTTL"))
+        with failures("save", "session", hashed):
+            if self.cluster:
+                yield Batch((index,))
+                yield Batch(rest)
+            else:
+                yield Batch((index, *rest), transaction=True)
+
+    def delete(self, token: str) -> Operation[bool]:
+        """``GETDEL`` of the session, then ``ZREM`` of its index entry."""
+        hashed = token_key(token)
+        with failures("delete", "session", hashed):
+            (raw,) = yield Batch((("GETDEL", self.keys.session(hashed)),))
+            if raw is None:
+                return False
+            try:
+                openid = WxSession.from_json(raw).openid
+            except (ValueError, KeyError, TypeError):
+                return True  # not ours to index; the session key is gone either way
+            yield Batch((("ZREM", self.keys.index(openid), hashed),))
+        return True
+
+    def revoke_all(self, openid: str) -> Operation[int]:
+        """The openid's index, then its sessions and entries deleted in one round trip."""
+        with failures("revoke_all"):
+            members = yield from self._index_members(openid)
+            if not members:
+                return 0
+            results = yield Batch(self._revoke_commands(openid, members))
+        return sum(1 for deleted in results[:-1] if deleted)
+
+    def sessions_for(self, openid: str) -> Operation[List[SessionInfo]]:
+        """The openid's index, then ``GET`` and ``PTTL`` of each session (oldest first); index
+        entries whose session Redis has expired are removed."""
+        with failures("sessions_for"):
+            members = yield from self._index_members(openid)
+            if not members:
+                return []
+            commands: List[Command] = []
+            for member in members:
+                commands += [
+                    ("GET", self.keys.session(member)),
+                    ("PTTL", self.keys.session(member)),
+                ]
+            results = yield Batch(commands)
+            infos, stale = describe(members, results, time.time())
+            if stale:
+                yield Batch((("ZREM", self.keys.index(openid), *stale),))
+        return infos
+
+    def claim_code(self, code_key: str, ttl: int) -> Operation[CodeClaim]:
+        """``SET NX EX`` of a fresh marker and ``GET``, one round trip."""
+        marker = PENDING_PREFIX + secrets.token_hex(8)
+        with failures("claim_code", "code", code_key):
+            results = yield Batch(claim_commands(self.keys, code_key, marker, ttl))
+        return claim_result(results, marker)
+
+    def release_code(self, code_key: str) -> Operation[None]:
+        """Deletes a still-pending claim (a one-key script)."""
+        with failures("release_code", "code", code_key):
+            yield Batch((("EVAL", RELEASE_SCRIPT, 1, self.keys.code(code_key)),))
+
+    def revoke_session(self, openid: str, key_hash: str) -> Operation[bool]:
+        """The openid's index, then the session ``key_hash`` names and its entry deleted."""
+        with failures("revoke_session"):
+            members = yield from self._index_members(openid)
+            named = [member for member in members if short_hash(member) == key_hash]
+            if not named:
+                return False
+            results = yield Batch(self._revoke_commands(openid, named))
+        return any(results[:-1])
+
+    def purge_expired(self, progress: Optional[PurgeProgress] = None) -> Operation[int]:
+        """Removes index entries of sessions Redis has expired; returns how many went.
+
+        Redis deletes sessions and records itself, by their TTLs, and ``sessions_for``,
+        ``revoke_all`` and the next login of an openid tidy its index; this walks every index
+        with ``SCAN`` (three round trips per :data:`PURGE_BATCH` indexes) for the users who
+        never come back. ``progress`` is called after each batch.
+        """
+        purged = 0
+        chunk: List[str] = []
+        with failures("purge_expired"):
+            while True:
+                found = yield NEXT_INDEX
+                if found is not None:
+                    chunk.append(text(found))
+                if chunk and (found is None or len(chunk) == PURGE_BATCH):
+                    purged += yield from self._unindex_gone(chunk)
+                    chunk = []
+                    if progress is not None:
+                        progress(purged)
+                if found is None:
+                    return purged
+
+    def get_value(self, name: str) -> Operation[Optional[str]]:
+        """``GET``."""
+        with failures(f"get_value {name}"):
+            (raw,) = yield Batch((("GET", self.keys.value(name)),))
+        return None if raw is None else text(raw)
+
+    def set_value(self, name: str, value: str, ttl: float) -> Operation[None]:
+        """``SET PX``."""
+        with failures(f"set_value {name}"):
+            yield Batch((("SET", self.keys.value(name), value, "PX", ttl_ms(ttl)),))
+
+    def delete_value(self, name: str) -> Operation[bool]:
+        """``DEL``."""
+        with failures(f"delete_value {name}"):
+            (deleted,) = yield Batch((("DEL", self.keys.value(name)),))
+        return bool(deleted)
+
+    def acquire_lock(self, name: str, ttl: float) -> Operation[Optional[str]]:
+        """``SET NX PX`` of a fresh owner token and ``GET``, one round trip."""
+        owner = new_lock_owner()
+        with failures(f"acquire_lock {name}"):
+            results = yield Batch(lock_commands(self.keys, name, owner, ttl))
+        return lock_result(results, owner)
+
+    def release_lock(self, name: str, owner: str) -> Operation[bool]:
+        """A compare-and-delete script."""
+        with failures(f"release_lock {name}"):
+            command = ("EVAL", RELEASE_LOCK_SCRIPT, 1, self.keys.lock(name), owner)
+            (released,) = yield Batch((command,))
+        return bool(released)
+
+    def _index_members(self, openid: str) -> Operation[List[str]]:
+        (raw,) = yield Batch((("ZRANGE", self.keys.index(openid), 0, -1),))
+        return [text(member) for member in raw]
+
+    def _revoke_commands(self, openid: str, members: Sequence[str]) -> List[Command]:
+        # Removes only the entries read, so that a session saved meanwhile stays indexed.
+        commands: List[Command] = [("DEL", self.keys.session(member)) for member in members]
+        commands.append(("ZREM", self.keys.index(openid), *members))
+        return commands
+
+    def _unindex_gone(self, indexes: List[str]) -> Operation[int]:
+        # A removed entry cannot come back meanwhile: a new session has a new token, so a new
+        # hash.
+        ranges = yield Batch([("ZRANGE", index, 0, -1) for index in indexes])
+        memberships = [[text(member) for member in raw] for raw in ranges]
+        exists = iter(
+            (yield Batch([("EXISTS", self.keys.session(m)) for ms in memberships for m in ms]))
+        )
+        removals: List[Command] = []
+        for index, members in zip(indexes, memberships):
+            gone = [member for member in members if not next(exists)]
+            if gone:
+                removals.append(("ZREM", index, *gone))
+        if not removals:
+            return 0
+        return sum((yield Batch(removals)))
+
+
+class _Operation(Generic[_P, _T]):
+    """A store method declared once: bound to a store, it starts the operation of the same
+    name (a generator of :class:`RedisOperations`) and hands it to the store's runner, whose
+    answer it returns: :class:`RedisStore`'s the result, :class:`AsyncRedisStore`'s a
+    coroutine of it."""
+
+    def __init__(self, operation: Callable[Concatenate[RedisOperations, _P], Operation[_T]]):
+        self._operation = operation
+        self.__doc__ = operation.__doc__
+
+    @overload
+    def __get__(self, store: None, owner: Any) -> _Operation[_P, _T]: ...
+
+    @overload
+    def __get__(self, store: RedisStore, owner: Any) -> Callable[_P, _T]: ...
+
+    @overload
+    def __get__(
+        self, store: AsyncRedisStore, owner: Any
+    ) -> Callable[_P, Coroutine[Any, Any, _T]]: ...
+
+    def __get__(self, store: Any, owner: Any) -> Any:
+        if store is None:
+            return self
+        return functools.partial(store._run, self._operation)
+
+
+class RedisStoreMethods:
+    """The store protocol's methods; see :class:`RedisOperations` for what each sends."""
+
+    get = _Operation(RedisOperations.get)
+    save = _Operation(RedisOperations.save)
+    delete = _Operation(RedisOperations.delete)
+    revoke_all = _Operation(RedisOperations.revoke_all)
+    sessions_for = _Operation(RedisOperations.sessions_for)
+    claim_code = _Operation(RedisOperations.claim_code)
+    release_code = _Operation(RedisOperations.release_code)
+    revoke_session = _Operation(RedisOperations.revoke_session)
+    purge_expired = _Operation(RedisOperations.purge_expired)
+    get_value = _Operation(RedisOperations.get_value)
+    set_value = _Operation(RedisOperations.set_value)
+    delete_value = _Operation(RedisOperations.delete_value)
+    acquire_lock = _Operation(RedisOperations.acquire_lock)
+    release_lock = _Operation(RedisOperations.release_lock)

@@ -1,0 +1,183 @@
+"""The SQLite file under :class:`~wxmiddleware.stores.sqlite.SQLiteStore`: its schema, and
+connections opened per thread and per process.
+
+Opening a connection creates the parent directory and the schema, and switches the file to
+WAL mode; a connection that crossed ``fork()`` is never used (nor closed) in the child.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import sqlite3
+import threading
+import time
+import weakref
+from contextlib import contextmanager
+from typing import Iterator, List, Optional
+
+from ..errors import StoreUnavailable
+from ..session import short_hash
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS wx_sessions (
+        key TEXT PRIMARY KEY NOT NULL,
+        openid TEXT NOT NULL,
+        value TEXT NOT NULL,
+        idle_until REAL NOT NULL,
+        expires_at REAL NOT NULL
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS wx_sessions_openid ON wx_sessions (openid)",
+    """CREATE TABLE IF NOT EXISTS wx_codes (
+        key TEXT PRIMARY KEY NOT NULL,
+        sealed TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS wx_values (
+        name TEXT PRIMARY KEY NOT NULL,
+        value TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS wx_locks (
+        name TEXT PRIMARY KEY NOT NULL,
+        owner TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    ) WITHOUT ROWID""",
+)
+
+
+class SQLiteBusy(StoreUnavailable):
+    """A write found SQLite's write lock taken for its whole ``timeout``: nothing was written."""
+
+
+class _Local(threading.local):
+    conn: Optional[sqlite3.Connection] = None
+    # Set with conn, and only read after connection(): the cursor of conn, reused by reads.
+    cursor: sqlite3.Cursor
+    pid: int = 0
+
+
+# Connections opened by a parent process and found in a child. SQLite must not close them
+# there (its cleanup could delete the parent's WAL), so they are kept, unused, for good.
+INHERITED: List[sqlite3.Connection] = []
+_OPEN: weakref.WeakSet[Database] = weakref.WeakSet()
+
+
+def _close_before_fork() -> None:
+    # A connection that crosses fork() leaves SQLite's per-process lock bookkeeping in the
+    # child believing it holds locks it does not; closing the forking thread's connections
+    # first lets both processes reopen cleanly.
+    for database in list(_OPEN):
+        database.close()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_close_before_fork)
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on any exception."""
+    # IMMEDIATE takes the write lock up front, so a read-then-write cannot interleave with
+    # another process's and never fails half-way with SQLITE_BUSY_SNAPSHOT.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+class Database:
+    """Connections to one SQLite file, one per thread and process, opened on first use.
+
+    ``timeout`` (seconds) is how long a statement waits for another writer's lock.
+    ``autocheckpoint=False`` turns off SQLite's automatic WAL checkpoints on this
+    connection's commits (someone else checkpoints).
+    """
+
+    def __init__(self, path: pathlib.Path, timeout: float, autocheckpoint: bool) -> None:
+        self.path = path
+        self.timeout = timeout
+        self._autocheckpoint = autocheckpoint
+        self.local = _Local()
+        self._schema_ready = False
+        _OPEN.add(self)
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection, opened now if this thread or process has none.
+
+        Raises :class:`StoreUnavailable` when the directory cannot be made, and
+        :class:`sqlite3.Error` when SQLite cannot open the file.
+        """
+        local = self.local
+        conn = local.conn
+        if conn is not None and local.pid == os.getpid():
+            return conn
+        self.close()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise self.failure(exc, "open") from exc
+        conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+        try:
+            self._enable_wal(conn)
+            conn.execute("PRAGMA synchronous=NORMAL")
+            if not self._autocheckpoint:
+                conn.execute("PRAGMA wal_autocheckpoint=0")
+            if not self._schema_ready:
+                # Each statement is atomic and idempotent, and one that finds its object
+                # already there takes no write lock: opening never waits for a writer.
+                for statement in SCHEMA:
+                    conn.execute(statement)
+                self._schema_ready = True
+        except BaseException:
+            conn.close()
+            raise
+        local.conn = conn
+        local.cursor = conn.cursor()
+        local.pid = os.getpid()
+        return conn
+
+    def close(self) -> None:
+        """Close this thread's connection; the next call opens a new one."""
+        local = self.local
+        conn = local.conn
+        if conn is None:
+            return
+        local.conn = None
+        if local.pid == os.getpid():
+            conn.close()
+        else:
+            INHERITED.append(conn)
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> None:
+        # Switching a new file to WAL needs it to itself, and SQLite reports "locked" at once
+        # instead of waiting, so processes that create the file together take turns here.
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(0.005)
+
+    def failure(
+        self, exc: BaseException, action: str, kind: str = "", key: str = ""
+    ) -> StoreUnavailable:
+        """The :class:`StoreUnavailable` (or :class:`SQLiteBusy`) to raise for ``exc``.
+
+        Its ``detail`` names the file, ``action`` and the cause, and a record only by a short
+        hash of its ``key``.
+        """
+        # sqlite3 messages never contain bound parameters, so the cause is safe to log.
+        subject = f" for {kind} {short_hash(key)}" if key else ""
+        detail = f"SQLite {self.path}: {action}{subject}: {type(exc).__name__}: {exc}"
+        # SQLITE_BUSY and SQLITE_LOCKED: "database is locked", "database table is locked".
+        if isinstance(exc, sqlite3.OperationalError) and "is locked" in str(exc):
+            return SQLiteBusy(detail=detail)
+        return StoreUnavailable(detail=detail)
