@@ -1,4 +1,5 @@
-"""The asynchronous stores: the contract through their wrappers, and SQLite off the event loop."""
+"""The asynchronous stores beyond the contract (test_contract.py runs that on them): progress
+reports, the wrapped memory store, SQLite off the event loop, and open_async_store."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from typing import AsyncIterator, Callable, List, Tuple, Union
 import pytest
 
 from wxmiddleware.errors import ConfigError, StoreUnavailable
-from wxmiddleware.session import WxSession, code_key, new_token, seal_token, short_hash, token_key
-from wxmiddleware.stores import PENDING, AsyncSessionStore, MemoryStore, SQLiteStore
+from wxmiddleware.session import ClaimState, WxSession, code_key, new_token, token_key
+from wxmiddleware.stores import MemoryStore, SQLiteStore
 from wxmiddleware.stores import aio as aio_module
 from wxmiddleware.stores.aio import AsyncMemoryStore, AsyncSQLiteStore, open_async_store
 from wxmiddleware.stores.base import PURGE_BATCH
@@ -35,67 +36,12 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         AsyncMemoryStore() if request.param == "memory" else AsyncSQLiteStore(tmp_path / "s.db")
     )
     yield opened
-    await opened.close()
+    await opened.aclose()
 
 
 def make_session(openid: str = "o-alice", max_age: float = 86400) -> WxSession:
     now = time.time()
     return WxSession(openid, "sk-" + new_token(), "u-1", now, now + max_age)
-
-
-async def test_satisfies_the_protocol(store: AsyncStore) -> None:
-    assert isinstance(store, AsyncSessionStore)
-
-
-async def test_sessions(store: AsyncStore) -> None:
-    token, other = new_token(), new_token()
-    session = make_session()
-    await store.save(token, session, IDLE)
-    await store.save(other, make_session(), IDLE)
-    await store.save(new_token(), make_session("o-bob"), IDLE)
-    assert await store.get(token, IDLE) == session
-    assert await store.get(new_token(), IDLE) is None
-    infos = await store.sessions_for("o-alice")
-    assert sorted(info.key_hash for info in infos) == sorted(
-        short_hash(token_key(t)) for t in (token, other)
-    )
-    assert await store.delete(token) is True
-    assert await store.delete(token) is False
-    assert await store.get(token, IDLE) is None
-    assert await store.revoke_all("o-alice") == 1
-    assert await store.get(other, IDLE) is None
-    assert len(await store.sessions_for("o-bob")) == 1
-
-
-async def test_expired_sessions(store: AsyncStore) -> None:
-    token = new_token()
-    await store.save(token, make_session(max_age=-1), IDLE)
-    await store.save(new_token(), make_session(), IDLE)
-    assert await store.purge_expired() == 1
-    assert await store.get(token, IDLE) is None
-
-
-async def test_code_claims(store: AsyncStore) -> None:
-    code = "code-1"
-    key = code_key(code)
-    assert await store.claim_code(key, 300) is None
-    assert await store.claim_code(key, 300) == PENDING
-    await store.release_code(key)
-    assert await store.claim_code(key, 300) is None
-    token = new_token()
-    sealed = seal_token(code, token)
-    await store.save(token, make_session(), IDLE, code_key=key, sealed_token=sealed)
-    assert await store.claim_code(key, 300) == sealed
-
-
-async def test_revoke_session(store: AsyncStore) -> None:
-    token, other = new_token(), new_token()
-    await store.save(token, make_session(), IDLE)
-    await store.save(other, make_session(), IDLE)
-    assert await store.revoke_session("o-alice", short_hash(token_key(token))) is True
-    assert await store.revoke_session("o-alice", short_hash(token_key(token))) is False
-    assert await store.get(token, IDLE) is None
-    assert await store.get(other, IDLE) is not None
 
 
 async def test_purge_reports_progress_in_the_loop_thread(store: AsyncStore) -> None:
@@ -113,28 +59,6 @@ async def test_purge_reports_progress_in_the_loop_thread(store: AsyncStore) -> N
     assert {thread for _, thread in reports} == {loop_thread}
 
 
-async def test_shared_values_and_locks(store: AsyncStore) -> None:
-    assert await store.get_value("v") is None
-    await store.set_value("v", "one", 60)
-    assert await store.get_value("v") == "one"
-    assert await store.delete_value("v") is True
-    assert await store.get_value("v") is None
-    await store.set_value("short", "gone", 0.05)
-    await asyncio.sleep(0.1)
-    assert await store.get_value("short") is None
-
-    owner = await store.acquire_lock("refresh", 60)
-    assert owner is not None
-    assert await store.acquire_lock("refresh", 60) is None
-    assert await store.release_lock("refresh", "someone-else") is False
-    assert await store.release_lock("refresh", owner) is True
-    brief = await store.acquire_lock("refresh", 0.05)
-    assert brief is not None
-    await asyncio.sleep(0.1)
-    assert await store.acquire_lock("refresh", 60) is not None  # the brief one expired
-    assert await store.release_lock("refresh", brief) is False
-
-
 async def test_memory_store_wraps_the_one_given() -> None:
     shared = MemoryStore()
     token = new_token()
@@ -147,7 +71,7 @@ class TestSQLiteOffTheLoop:
     async def sqlite_store(self, tmp_path: Path) -> AsyncIterator[AsyncSQLiteStore]:
         opened = AsyncSQLiteStore(SQLiteStore(tmp_path / "s.db", timeout=5.0))
         yield opened
-        await opened.close()
+        await opened.aclose()
 
     async def test_writes_run_on_the_loop_while_the_write_lock_is_free(
         self, sqlite_store: AsyncSQLiteStore, monkeypatch: pytest.MonkeyPatch
@@ -155,7 +79,7 @@ class TestSQLiteOffTheLoop:
         calls: List[str] = []
         stores = {"sync": sqlite_store.sync, "inline": sqlite_store._inline}
         for label, store in stores.items():
-            for name in ("lookup", "slide", "save", "claim_code"):
+            for name in ("_lookup", "_slide", "save", "claim_code"):
                 method = getattr(store, name)
 
                 def recording(
@@ -169,18 +93,18 @@ class TestSQLiteOffTheLoop:
                 monkeypatch.setattr(store, name, recording)
         token = new_token()
         assert await sqlite_store.get(token, IDLE) is None  # opens the file: in the writer
-        assert await sqlite_store.claim_code(code_key("c"), 300) is None
+        assert (await sqlite_store.claim_code(code_key("c"), 300)).state is ClaimState.OWNER
         await sqlite_store.save(token, make_session(), IDLE)
         assert await sqlite_store.get(token, IDLE) is not None
         assert await sqlite_store.get(token, 2 * IDLE) is not None  # slides the idle deadline
         loop = threading.current_thread().name
-        assert calls[0].startswith("sync.lookup wxmiddleware-sqlite")
+        assert calls[0].startswith("sync._lookup wxmiddleware-sqlite")
         assert calls[1:] == [
             f"inline.claim_code {loop}",
             f"inline.save {loop}",
-            f"sync.lookup {loop}",
-            f"sync.lookup {loop}",
-            f"inline.slide {loop}",
+            f"sync._lookup {loop}",
+            f"sync._lookup {loop}",
+            f"inline._slide {loop}",
         ]
 
     async def test_the_writer_thread_checkpoints_and_purges_for_the_inline_writes(
@@ -192,17 +116,17 @@ class TestSQLiteOffTheLoop:
         other.save(expired, make_session(max_age=-1), IDLE)  # already expired
         other.close()
         threads: List[str] = []
-        maintain = sqlite_store.sync.maintain
+        maintain = sqlite_store.sync._maintain
 
         def recording() -> None:
             threads.append(threading.current_thread().name)
             maintain()
 
-        monkeypatch.setattr(sqlite_store.sync, "maintain", recording)
+        monkeypatch.setattr(sqlite_store.sync, "_maintain", recording)
         await sqlite_store.get(new_token(), IDLE)  # opens the file
         for _ in range(3):
             await sqlite_store.save(new_token(), make_session(), IDLE)
-        await sqlite_store.close()  # waits for the maintenance under way
+        await sqlite_store.aclose()  # waits for the maintenance under way
         assert len(threads) == 1 and threads[0].startswith("wxmiddleware-sqlite")
         with sqlite3.connect(sqlite_store.sync.path) as conn:
             keys = {row[0] for row in conn.execute("SELECT key FROM wx_sessions")}
@@ -258,7 +182,7 @@ class TestSQLiteOffTheLoop:
         finally:
             blocker.close()
         results = await asyncio.gather(*writes)
-        assert results[1] is None and results[2] == session
+        assert results[1].state is ClaimState.OWNER and results[2] == session
 
     async def test_a_lock_held_too_long_is_store_unavailable(self, tmp_path: Path) -> None:
         store = AsyncSQLiteStore(SQLiteStore(tmp_path / "s.db", timeout=0.05))
@@ -270,12 +194,12 @@ class TestSQLiteOffTheLoop:
                 await store.save(new_token(), make_session(), IDLE)
         finally:
             blocker.close()
-            await store.close()
+            await store.aclose()
 
     async def test_close_and_reuse(self, sqlite_store: AsyncSQLiteStore) -> None:
         token = new_token()
         await sqlite_store.save(token, make_session(), IDLE)
-        await sqlite_store.close()
+        await sqlite_store.aclose()
         assert await sqlite_store.get(token, IDLE) is not None
         await sqlite_store.delete(token)
         assert await sqlite_store.get(token, IDLE) is None

@@ -1,19 +1,19 @@
-"""RedisStore and AsyncRedisStore against real Redis servers.
+"""RedisStore and AsyncRedisStore against real Redis servers, beyond the store contract
+(test_contract.py runs that on both).
 
-The store contract runs on both stores against the shared test server (TTLs are Redis's own,
-so expiry is tested with short TTLs and real sleeps). Command counting, failure and recovery
-run on private servers that the tests start, kill and restart.
+Keys, TTLs and indexes run on both stores against the shared test server (TTLs are Redis's
+own, so expiry is tested with short TTLs and real sleeps). Command counting, failure and
+recovery run on private servers that the tests start, kill and restart.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -30,24 +30,23 @@ from tests.redis_support import (  # noqa: E402
     shared_client,
     unique_prefix,
 )
+from tests.stores.support import Blocking, make_session  # noqa: E402
 from tests.tls_support import write_tls_files  # noqa: E402
 from wxmiddleware import WxConfig, WxMiddleware  # noqa: E402
 from wxmiddleware.errors import ConfigError, StoreUnavailable  # noqa: E402
 from wxmiddleware.session import (  # noqa: E402
+    ClaimState,
+    CodeClaim,
     WxSession,
+    claim_used,
     code_key,
     new_token,
     seal_token,
     short_hash,
     token_key,
 )
-from wxmiddleware.stores import (  # noqa: E402
-    PENDING,
-    AsyncSessionStore,
-    SessionInfo,
-    SessionStore,
-    open_store,
-)
+from wxmiddleware.stores import _redis_layout as redis_layout  # noqa: E402
+from wxmiddleware.stores import open_store  # noqa: E402
 from wxmiddleware.stores import redis as redis_stores  # noqa: E402
 from wxmiddleware.stores.base import PURGE_BATCH  # noqa: E402
 from wxmiddleware.stores.redis import AsyncRedisStore, RedisStore  # noqa: E402
@@ -75,22 +74,6 @@ def prefix(shared: Any) -> Iterator[str]:
     delete_prefixed(shared, chosen)
 
 
-class BlockingAsyncStore:
-    """Drives an AsyncRedisStore from synchronous test code, in one event loop of its own."""
-
-    def __init__(self, store: AsyncRedisStore) -> None:
-        self.store = store
-        self.loop = asyncio.new_event_loop()
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        method = getattr(self.store, name)
-        return lambda *args, **kwargs: self.loop.run_until_complete(method(*args, **kwargs))
-
-    def close(self) -> None:
-        self.loop.run_until_complete(self.store.close())
-        self.loop.close()
-
-
 @pytest.fixture(params=["sync", "async"])
 def store(request: pytest.FixtureRequest, prefix: str) -> Iterator[Any]:
     """A RedisStore, or an AsyncRedisStore driven synchronously: one contract for both."""
@@ -98,58 +81,16 @@ def store(request: pytest.FixtureRequest, prefix: str) -> Iterator[Any]:
     if request.param == "sync":
         opened = RedisStore.from_url(SHARED_URL, key_prefix=prefix)
     else:
-        opened = BlockingAsyncStore(AsyncRedisStore.from_url(SHARED_URL, key_prefix=prefix))
+        opened = Blocking(AsyncRedisStore.from_url(SHARED_URL, key_prefix=prefix))
     yield opened
     opened.close()
-
-
-def make_session(openid: str = "o-alice", max_age: float = 30 * 86400, **extra: str) -> WxSession:
-    now = time.time()
-    return WxSession(
-        openid=openid,
-        session_key=extra.get("session_key", "sk-" + new_token()),
-        unionid=extra.get("unionid"),
-        created_at=now,
-        expires_at=now + max_age,
-    )
 
 
 def session_ttl_ms(client: Any, prefix: str, token: str) -> int:
     return int(client.pttl(f"{prefix}s:{token_key(token)}"))
 
 
-# --- the store contract, on both stores ---
-
-
-def test_stores_satisfy_their_protocols() -> None:
-    sync = RedisStore.from_url(SHARED_URL)
-    assert isinstance(sync, SessionStore)
-    assert isinstance(AsyncRedisStore.from_url(SHARED_URL), AsyncSessionStore)
-    sync.close()
-
-
-def test_save_get_round_trip(store: Any) -> None:
-    token = new_token()
-    session = make_session(unionid="u-1")
-    store.save(token, session, IDLE)
-    assert store.get(token, IDLE) == session
-
-
-def test_unknown_token_is_none(store: Any) -> None:
-    store.save(new_token(), make_session(), IDLE)
-    assert store.get(new_token(), IDLE) is None
-
-
-def test_idle_timeout_slides_then_expires(store: Any, shared: Any, prefix: str) -> None:
-    token = new_token()
-    store.save(token, make_session(), 1)
-    time.sleep(0.6)
-    assert store.get(token, 1) is not None  # slides the 1 s idle timeout
-    time.sleep(0.6)  # 1.2 s after login, 0.6 s after the last use
-    assert store.get(token, 1) is not None
-    time.sleep(1.2)
-    assert store.get(token, 1) is None
-    assert session_ttl_ms(shared, prefix, token) == -2  # Redis itself dropped the key
+# --- what each store writes in Redis (the contract itself is in test_contract.py) ---
 
 
 def test_get_slides_the_ttl_to_idle_ttl(store: Any, shared: Any, prefix: str) -> None:
@@ -160,19 +101,6 @@ def test_get_slides_the_ttl_to_idle_ttl(store: Any, shared: Any, prefix: str) ->
     assert 599_000 < session_ttl_ms(shared, prefix, token) <= 600_000
 
 
-def test_absolute_expiry(store: Any, shared: Any, prefix: str) -> None:
-    token = new_token()
-    store.save(token, make_session(max_age=1.5), IDLE)
-    assert 0 < session_ttl_ms(shared, prefix, token) <= 1500  # capped at the expiry
-    time.sleep(0.5)
-    assert store.get(token, IDLE) is not None
-    # GETEX set the TTL to IDLE; the cap brought it back to the absolute expiry.
-    assert 0 < session_ttl_ms(shared, prefix, token) <= 1000
-    time.sleep(1.1)
-    assert store.get(token, IDLE) is None
-    assert session_ttl_ms(shared, prefix, token) == -2
-
-
 def test_value_past_its_expiry_is_none_and_dropped(store: Any, shared: Any, prefix: str) -> None:
     # A value whose absolute expiry passed while its key lived on (clock skew between app
     # servers): refused, and the key deleted.
@@ -181,47 +109,6 @@ def test_value_past_its_expiry_is_none_and_dropped(store: Any, shared: Any, pref
     shared.set(key, make_session(max_age=-5).to_json(), ex=60)
     assert store.get(token, IDLE) is None
     assert not shared.exists(key)
-
-
-def test_session_already_past_its_expiry_is_none(store: Any) -> None:
-    token = new_token()
-    store.save(token, make_session(max_age=-1), IDLE)
-    assert store.get(token, IDLE) is None
-
-
-def test_several_sessions_per_openid(store: Any) -> None:
-    tokens = [new_token() for _ in range(3)]
-    sessions = []
-    for token in tokens:
-        session = make_session()
-        sessions.append(session)
-        store.save(token, session, IDLE)
-        time.sleep(0.01)
-    store.save(new_token(), make_session(openid="o-bob"), IDLE)
-
-    for token, session in zip(tokens, sessions):
-        assert store.get(token, IDLE) == session
-    infos = store.sessions_for("o-alice")
-    assert [info.key_hash for info in infos] == [short_hash(token_key(t)) for t in tokens]
-    assert {info.openid for info in infos} == {"o-alice"}
-    assert len(store.sessions_for("o-bob")) == 1
-    assert store.sessions_for("o-nobody") == []
-
-
-def test_sessions_for_never_exposes_token_or_session_key(store: Any) -> None:
-    token = new_token()
-    session = make_session(session_key="sk-secret-value", unionid="u-1")
-    store.save(token, session, IDLE)
-    [info] = store.sessions_for("o-alice")
-    assert isinstance(info, SessionInfo)
-    shown = repr(info) + repr(dataclasses.asdict(info))
-    assert token not in shown
-    assert token_key(token) not in shown
-    assert "sk-secret-value" not in shown
-    assert info.unionid == "u-1"
-    assert info.created_at == session.created_at
-    assert info.expires_at == session.expires_at
-    assert time.time() < info.idle_until <= time.time() + IDLE
 
 
 def test_sessions_for_skips_and_unindexes_expired(store: Any, shared: Any, prefix: str) -> None:
@@ -236,36 +123,6 @@ def test_sessions_for_skips_and_unindexes_expired(store: Any, shared: Any, prefi
         short_hash(token_key(live))
     ]
     assert shared.zcard(index) == 1
-
-
-def test_delete(store: Any, shared: Any, prefix: str) -> None:
-    token, other = new_token(), new_token()
-    store.save(token, make_session(), IDLE)
-    store.save(other, make_session(), IDLE)
-    assert store.delete(token) is True
-    assert store.get(token, IDLE) is None
-    assert store.delete(token) is False
-    assert store.delete(new_token()) is False
-    assert store.get(other, IDLE) is not None
-    # The index keeps only the session that is left.
-    index = f"{prefix}o:{token_key('o-alice')}"
-    assert [m.decode() for m in shared.zrange(index, 0, -1)] == [token_key(other)]
-
-
-def test_revoke_all_ends_only_that_openid(store: Any, shared: Any, prefix: str) -> None:
-    alice: List[str] = [new_token() for _ in range(3)]
-    for token in alice:
-        store.save(token, make_session(), IDLE)
-    bob = new_token()
-    store.save(bob, make_session(openid="o-bob"), IDLE)
-
-    assert store.revoke_all("o-alice") == 3
-    assert all(store.get(token, IDLE) is None for token in alice)
-    assert store.sessions_for("o-alice") == []
-    assert not shared.exists(f"{prefix}o:{token_key('o-alice')}")
-    assert store.get(bob, IDLE) is not None
-    assert store.revoke_all("o-alice") == 0
-    assert store.revoke_all("o-nobody") == 0
 
 
 def test_revoke_all_counts_only_live_sessions(store: Any, shared: Any, prefix: str) -> None:
@@ -297,24 +154,10 @@ def test_index_drops_entries_past_their_absolute_expiry(
     assert [m.decode() for m in shared.zrange(index, 0, -1)] == [token_key(live)]
 
 
-def test_claim_code_pending_then_sealed(store: Any) -> None:
-    code = "code-1"
-    key = code_key(code)
-    assert store.claim_code(key, 300) is None
-    assert store.claim_code(key, 300) == PENDING
-    assert store.claim_code(key, 300) == PENDING
-
-    token = new_token()
-    sealed = seal_token(code, token)
-    store.save(token, make_session(), IDLE, code_key=key, sealed_token=sealed)
-    assert store.claim_code(key, 300) == sealed
-    assert store.claim_code(code_key("code-2"), 300) is None
-
-
 def test_completing_a_claim_keeps_its_ttl(store: Any, shared: Any, prefix: str) -> None:
     code = "code-1"
     key = code_key(code)
-    assert store.claim_code(key, 300) is None
+    assert store.claim_code(key, 300).state is ClaimState.OWNER
     token = new_token()
     store.save(token, make_session(), IDLE, code_key=key, sealed_token=seal_token(code, token))
     assert 290 < shared.ttl(f"{prefix}c:{key}") <= 300
@@ -322,40 +165,14 @@ def test_completing_a_claim_keeps_its_ttl(store: Any, shared: Any, prefix: str) 
 
 def test_completing_an_expired_claim_writes_no_record(store: Any, shared: Any, prefix: str) -> None:
     key = code_key("code-1")
-    assert store.claim_code(key, 300) is None
+    assert store.claim_code(key, 300).state is ClaimState.OWNER
     shared.delete(f"{prefix}c:{key}")  # as Redis does when code_ttl ends
     token = new_token()
     store.save(token, make_session(), IDLE, code_key=key, sealed_token=seal_token("code-1", token))
     assert store.get(token, IDLE) is not None
-    assert store.claim_code(key, 300) is None  # no record without a TTL was left behind
-
-
-def test_release_code(store: Any) -> None:
-    key = code_key("code-1")
-    assert store.claim_code(key, 300) is None
-    store.release_code(key)
-    assert store.claim_code(key, 300) is None
-    assert store.claim_code(key, 300) == PENDING
-    store.release_code(code_key("never-claimed"))
-
-
-def test_release_code_keeps_a_completed_record(store: Any) -> None:
-    code = "code-1"
-    key = code_key(code)
-    assert store.claim_code(key, 300) is None
-    token = new_token()
-    sealed = seal_token(code, token)
-    store.save(token, make_session(), IDLE, code_key=key, sealed_token=sealed)
-    store.release_code(key)
-    assert store.claim_code(key, 300) == sealed
-
-
-def test_expired_claim_can_be_claimed_afresh(store: Any) -> None:
-    key = code_key("code-1")
-    assert store.claim_code(key, 1) is None
-    time.sleep(1.1)
-    assert store.claim_code(key, 1) is None
-    assert store.claim_code(key, 1) == PENDING
+    assert (
+        store.claim_code(key, 300).state is ClaimState.OWNER
+    )  # no record without a TTL was left behind
 
 
 def test_purge_expired_unindexes_sessions_redis_expired(
@@ -365,7 +182,7 @@ def test_purge_expired_unindexes_sessions_redis_expired(
     store.save(short, make_session(), 1)
     store.save(live, make_session(), IDLE)
     store.save(new_token(), make_session(openid="o-bob"), 1)
-    assert store.claim_code(code_key("old"), 1) is None
+    assert store.claim_code(code_key("old"), 1).state is ClaimState.OWNER
     time.sleep(1.1)
     index = f"{prefix}o:{token_key('o-alice')}"
     assert shared.zcard(index) == 2  # Redis expired the session, not its index entry
@@ -376,7 +193,7 @@ def test_purge_expired_unindexes_sessions_redis_expired(
     assert shared.zrange(index, 0, -1) == [token_key(live).encode()]
     assert not shared.exists(f"{prefix}o:{token_key('o-bob')}")  # its last entry went
     assert store.delete(short) is False
-    assert store.claim_code(code_key("old"), 1) is None
+    assert store.claim_code(code_key("old"), 1).state is ClaimState.OWNER
     assert store.get(live, IDLE) is not None
     assert store.purge_expired() == 0
 
@@ -404,52 +221,6 @@ def test_purge_expired_stays_within_its_prefix(shared: Any, prefix: str) -> None
     other.close()
 
 
-def test_revoke_session_by_key_hash(store: Any, shared: Any, prefix: str) -> None:
-    first, second = new_token(), new_token()
-    store.save(first, make_session(), IDLE)
-    store.save(second, make_session(), IDLE)
-    named = short_hash(token_key(first))
-    assert store.revoke_session("o-bob", named) is False
-    assert store.revoke_session("o-alice", named) is True
-    assert store.get(first, IDLE) is None
-    assert store.get(second, IDLE) is not None
-    assert shared.zrange(f"{prefix}o:{token_key('o-alice')}", 0, -1) == [token_key(second).encode()]
-    assert store.revoke_session("o-alice", named) is False
-
-
-def test_shared_values(store: Any, shared: Any, prefix: str) -> None:
-    assert store.get_value("access_token:wx1") is None
-    store.set_value("access_token:wx1", "first", 60)
-    assert 59_000 < shared.pttl(f"{prefix}v:access_token:wx1") <= 60_000
-    store.set_value("access_token:wx1", "second", 60)
-    assert store.get_value("access_token:wx1") == "second"
-    assert store.delete_value("access_token:wx1") is True
-    assert store.delete_value("access_token:wx1") is False
-    assert store.get_value("access_token:wx1") is None
-    store.set_value("brief", "gone soon", 0.2)
-    time.sleep(0.3)
-    assert store.get_value("brief") is None
-
-
-def test_lock_has_one_owner_and_expires(store: Any, shared: Any, prefix: str) -> None:
-    owner = store.acquire_lock("refresh", 30)
-    assert owner is not None
-    assert shared.get(f"{prefix}l:refresh") == owner.encode()
-    assert store.acquire_lock("refresh", 30) is None
-    assert store.release_lock("refresh", "someone-else") is False
-    assert store.release_lock("refresh", owner) is True
-    assert store.release_lock("refresh", owner) is False
-
-    brief = store.acquire_lock("refresh", 0.2)
-    assert brief is not None
-    assert store.acquire_lock("refresh", 30) is None
-    time.sleep(0.3)  # its holder died: the lock freed itself
-    successor = store.acquire_lock("refresh", 30)
-    assert successor is not None
-    assert store.release_lock("refresh", brief) is False  # no longer its lock
-    assert store.release_lock("refresh", successor) is True
-
-
 def test_lock_is_exclusive_across_clients(prefix: str) -> None:
     # Eight threads, each with a store (and so a connection pool) of its own, plus an asyncio
     # client in the main thread, all at once: exactly one owner.
@@ -472,7 +243,7 @@ def test_lock_is_exclusive_across_clients(prefix: str) -> None:
             barrier.wait()
             return await async_store.acquire_lock("refresh", 30)
         finally:
-            await async_store.close()
+            await async_store.aclose()
 
     owners.append(asyncio.run(take_async()))
     for thread in threads:
@@ -487,11 +258,11 @@ def test_lock_is_exclusive_across_clients(prefix: str) -> None:
 def test_lock_retried_after_it_landed_still_holds_it(prefix: str) -> None:
     # What a redis-py retry does when the first SET NX reached Redis but its answer was lost.
     store = RedisStore.from_url(SHARED_URL, key_prefix=prefix)
-    commands = redis_stores._lock_commands(store._keys, "refresh", "mine", 30)
-    redis_stores._run(store.client, commands, False)
-    again = redis_stores._run(store.client, commands, False)
-    assert redis_stores._lock_result(again, "mine") == "mine"
-    assert redis_stores._lock_result(again, "theirs") is None
+    commands = redis_layout.lock_commands(redis_layout.Keys(prefix), "refresh", "mine", 30)
+    redis_stores._send(store.client, redis_layout.Batch(commands))
+    again = redis_stores._send(store.client, redis_layout.Batch(commands))
+    assert redis_layout.lock_result(again, "mine") == "mine"
+    assert redis_layout.lock_result(again, "theirs") is None
     store.close()
 
 
@@ -499,7 +270,7 @@ def test_key_layout(store: Any, shared: Any, prefix: str) -> None:
     token = new_token()
     code = "code-layout"
     key = code_key(code)
-    assert store.claim_code(key, 300) is None
+    assert store.claim_code(key, 300).state is ClaimState.OWNER
     session = make_session()
     store.save(token, session, IDLE, code_key=key, sealed_token=seal_token(code, token))
     keys = {k.decode() for k in shared.scan_iter(match=prefix + "*")}
@@ -519,7 +290,7 @@ def test_claim_is_atomic_across_threads(prefix: str) -> None:
     store = RedisStore.from_url(SHARED_URL, key_prefix=prefix)
     key = code_key("contended")
     barrier = threading.Barrier(16)
-    results: List[Optional[str]] = []
+    results: List[CodeClaim] = []
 
     def claim() -> None:
         barrier.wait()
@@ -531,31 +302,42 @@ def test_claim_is_atomic_across_threads(prefix: str) -> None:
     for thread in threads:
         thread.join(10)
     store.close()
-    assert (results.count(None), results.count(PENDING), len(results)) == (1, 15, 16)
+    states = [claim.state for claim in results]
+    assert (states.count(ClaimState.OWNER), states.count(ClaimState.PENDING), len(states)) == (
+        1,
+        15,
+        16,
+    )
 
 
 def test_claim_is_atomic_across_tasks(prefix: str) -> None:
-    async def main() -> List[Optional[str]]:
+    async def main() -> List[CodeClaim]:
         store = AsyncRedisStore.from_url(SHARED_URL, key_prefix=prefix)
         key = code_key("contended")
         try:
             return list(await asyncio.gather(*(store.claim_code(key, 300) for _ in range(16))))
         finally:
-            await store.close()
+            await store.aclose()
 
     results = asyncio.run(main())
-    assert (results.count(None), results.count(PENDING), len(results)) == (1, 15, 16)
+    states = [claim.state for claim in results]
+    assert (states.count(ClaimState.OWNER), states.count(ClaimState.PENDING), len(states)) == (
+        1,
+        15,
+        16,
+    )
 
 
 def test_claim_retried_after_it_landed_still_owns_the_code(prefix: str) -> None:
     # What a redis-py retry does when the first SET NX reached Redis but its answer was lost.
     store = RedisStore.from_url(SHARED_URL, key_prefix=prefix)
-    commands = redis_stores._claim_commands(store._keys, code_key("c"), "p:mine", 300)
-    first = redis_stores._run(store.client, commands, False)
-    again = redis_stores._run(store.client, commands, False)
-    assert redis_stores._claim_result(first, "p:mine") is None
-    assert redis_stores._claim_result(again, "p:mine") is None
-    assert redis_stores._claim_result(again, "p:theirs") == PENDING
+    keys = redis_layout.Keys(prefix)
+    commands = redis_layout.claim_commands(keys, code_key("c"), "p:mine", 300)
+    first = redis_stores._send(store.client, redis_layout.Batch(commands))
+    again = redis_stores._send(store.client, redis_layout.Batch(commands))
+    assert redis_layout.claim_result(first, "p:mine").state is ClaimState.OWNER
+    assert redis_layout.claim_result(again, "p:mine").state is ClaimState.OWNER
+    assert redis_layout.claim_result(again, "p:theirs").state is ClaimState.PENDING
     store.close()
 
 
@@ -614,7 +396,7 @@ def test_memory_per_session(shared: Any, prefix: str) -> None:
     openid, unionid, session_key = "o" + "x" * 27, "u" + "y" * 27, "s" * 24
     code = "c" * 32
     key = code_key(code)
-    assert store.claim_code(key, 300) is None
+    assert store.claim_code(key, 300).state is ClaimState.OWNER
     token = new_token()
     session = make_session(openid=openid, unionid=unionid, session_key=session_key)
     store.save(token, session, IDLE, code_key=key, sealed_token=seal_token(code, token))
@@ -641,11 +423,11 @@ def test_decode_responses_client(prefix: str) -> None:
     store = RedisStore(redis.Redis.from_url(SHARED_URL, decode_responses=True), key_prefix=prefix)
     token = new_token()
     code = "code-str"
-    assert store.claim_code(code_key(code), 300) is None
+    assert store.claim_code(code_key(code), 300).state is ClaimState.OWNER
     session = make_session()
     store.save(token, session, IDLE, code_key(code), seal_token(code, token))
     assert store.get(token, IDLE) == session
-    assert store.claim_code(code_key(code), 300) == seal_token(code, token)
+    assert store.claim_code(code_key(code), 300) == claim_used(seal_token(code, token))
     assert [i.key_hash for i in store.sessions_for("o-alice")] == [short_hash(token_key(token))]
     assert store.revoke_all("o-alice") == 1
     store.client.close()
@@ -740,7 +522,7 @@ def test_async_store_makes_one_client_per_event_loop_lazily(prefix: str) -> None
 
     async def use_and_close() -> None:
         await use()
-        await store.close()
+        await store.aclose()
 
     asyncio.run(use())
     assert len(made) == 1
@@ -757,7 +539,7 @@ def test_async_store_over_a_given_client(prefix: str) -> None:
         token = new_token()
         await store.save(token, make_session(), IDLE)
         assert await store.get(token, IDLE) is not None
-        await store.close()  # the client is the caller's: still usable
+        await store.aclose()  # the client is the caller's: still usable
         assert await store.get(token, IDLE) is not None
         await client.aclose()
 
@@ -777,7 +559,7 @@ def test_wsgi_and_asgi_stores_read_each_other(prefix: str) -> None:
         await store.save(other, make_session(), IDLE)
         assert sync.get(other, IDLE) is not None
         assert await store.delete(token) is True
-        await store.close()
+        await store.aclose()
         return found
 
     assert asyncio.run(main()) == session
@@ -825,7 +607,7 @@ def test_wsgi_and_asgi_middleware_on_one_redis_url(fake_wechat: FakeWeChat) -> N
                 wsgi.get("/api/me", headers={"3rd-session": token}, expect_errors=True).status_int
                 == 401
             )
-        await app.store.close()
+        await app.store.aclose()
 
     asyncio.run(main())
     wsgi_middleware.store.close()
@@ -880,7 +662,7 @@ def test_unreachable_server_is_unavailable_quickly(tmp_path: Path) -> None:
         except StoreUnavailable as error:
             return error
         finally:
-            await async_store.close()
+            await async_store.aclose()
         raise AssertionError("no StoreUnavailable")
 
     assert_unavailable(asyncio.run(main()), token, "hunter2")
@@ -1030,7 +812,7 @@ def test_one_redis_command_per_authenticated_asgi_request(
                 stats.config_resetstat()
                 for _ in range(n):
                     assert (await client.get("/api/me", headers=headers)).status_code == 200
-            await store.close()
+            await store.aclose()
 
         asyncio.run(main())
         assert command_calls(stats) == {"getex": n}
@@ -1195,7 +977,7 @@ def test_async_store_killed_then_recovers_in_the_same_loop(
                 server.start()
                 fresh = {"3rd-session": (await login()).json()["3rd_session"]}
                 assert (await client.get("/api/me", headers=fresh)).status_code == 200
-            await store.close()
+            await store.aclose()
 
         asyncio.run(main())
 
@@ -1224,7 +1006,7 @@ def test_rediss_url(fake_wechat: FakeWeChat, tmp_path: Path) -> None:
             try:
                 return await async_store.get(token, IDLE)
             finally:
-                await async_store.close()
+                await async_store.aclose()
 
         assert asyncio.run(main()) is not None
         store.close()

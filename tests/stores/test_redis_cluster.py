@@ -24,14 +24,15 @@ from webtest import TestApp  # noqa: E402
 from tests.redis_support import RedisServer, redis_cluster, unique_prefix  # noqa: E402
 from wxmiddleware import WxConfig, WxMiddleware  # noqa: E402
 from wxmiddleware.session import (  # noqa: E402
+    ClaimState,
     WxSession,
+    claim_used,
     code_key,
     new_token,
     seal_token,
     short_hash,
     token_key,
 )
-from wxmiddleware.stores import PENDING  # noqa: E402
 from wxmiddleware.stores.redis import AsyncRedisStore, RedisStore  # noqa: E402
 from wxmiddleware.testing import FakeWeChat  # noqa: E402
 
@@ -133,15 +134,15 @@ def test_login_on_one_app_is_resolved_by_another(
 def test_cluster_claims_and_releases_codes(cluster: List[RedisServer], prefix: str) -> None:
     store = RedisStore(cluster_client(cluster), key_prefix=prefix)
     key = code_key("code-1")
-    assert store.claim_code(key, 300) is None
-    assert store.claim_code(key, 300) == PENDING
+    assert store.claim_code(key, 300).state is ClaimState.OWNER
+    assert store.claim_code(key, 300).state is ClaimState.PENDING
     store.release_code(key)
-    assert store.claim_code(key, 300) is None
+    assert store.claim_code(key, 300).state is ClaimState.OWNER
     token = new_token()
     session = WxSession("o-carol", "sk", None, 0.0, 4e9)
     store.save(token, session, IDLE, key, seal_token("code-1", token))
     store.release_code(key)
-    assert store.claim_code(key, 300) == seal_token("code-1", token)
+    assert store.claim_code(key, 300) == claim_used(seal_token("code-1", token))
     assert store.delete(token) is True
     assert store.delete(token) is False
     store.client.close()
@@ -163,11 +164,11 @@ def test_async_cluster_client(
 
         mine = new_token()
         key = code_key("async-code")
-        assert await store.claim_code(key, 300) is None
-        assert await store.claim_code(key, 300) == PENDING
+        assert (await store.claim_code(key, 300)).state is ClaimState.OWNER
+        assert (await store.claim_code(key, 300)).state is ClaimState.PENDING
         session = WxSession(openid, "sk", None, found.created_at, found.expires_at)
         await store.save(mine, session, IDLE, key, seal_token("async-code", mine))
-        assert await store.claim_code(key, 300) == seal_token("async-code", mine)
+        assert await store.claim_code(key, 300) == claim_used(seal_token("async-code", mine))
         assert len(await store.sessions_for(openid)) == 2
         assert sync_store.get(mine, IDLE) == session
 
