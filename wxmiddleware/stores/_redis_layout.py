@@ -47,14 +47,14 @@ class Batch(NamedTuple):
     transaction: bool = False
 
 
-class _NextIndex:
+class NextIndex:
     """The request for the next index key a ``SCAN`` finds (``None`` after the last one)."""
 
 
-NEXT_INDEX = _NextIndex()
+NEXT_INDEX = NextIndex()
 
 #: What an operation yields, receives and returns.
-Operation = Generator[Union[Batch, _NextIndex], Any, _T]
+Operation = Generator[Union[Batch, NextIndex], Any, _T]
 
 #: The exceptions of a redis-py client that mean the store is unavailable.
 REDIS_ERRORS = (RedisError, RedisClusterException, OSError)

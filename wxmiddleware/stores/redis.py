@@ -84,8 +84,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 
 from ..errors import ConfigError
-from ._redis_layout import REDIS_ERRORS, Batch, Keys, Operation
-from ._redis_ops import RedisOperations, RedisStoreMethods
+from ._redis_layout import Batch, Keys, Operation
+from ._redis_ops import RedisOperations, RedisStoreMethods, Steps
 from .base import PURGE_BATCH
 
 __all__ = ["AsyncRedisStore", "RedisStore", "request_path_options"]
@@ -168,6 +168,25 @@ def _send(client: SyncClient, batch: Batch) -> List[Any]:
     return replies
 
 
+class _IndexScan:
+    """The openid index keys that ``SCAN`` finds, one at a time; the scan starts when the
+    first is asked for."""
+
+    def __init__(self, client: SyncClient, keys: Keys) -> None:
+        self._client = client
+        self._keys = keys
+        self._found: Optional[Iterator[Any]] = None
+
+    def next(self) -> Any:
+        """The next index key, or ``None`` after the last."""
+        if self._found is None:
+            pattern = self._keys.index_pattern()
+            self._found = iter(
+                self._client.scan_iter(match=pattern, count=PURGE_BATCH, _type="zset")
+            )
+        return next(self._found, None)
+
+
 class RedisStore(RedisStoreMethods):
     """A :class:`~wxmiddleware.stores.base.SessionStore` in Redis, shared by many machines.
 
@@ -217,30 +236,15 @@ class RedisStore(RedisStoreMethods):
         return self._client
 
     def _run(self, start: Callable[..., Operation[_T]], *args: Any, **kwargs: Any) -> _T:
-        operation = start(self._operations, *args, **kwargs)
         client = self._client
-        indexes: Optional[Iterator[Any]] = None
-        step: Callable[[Any], Any] = operation.send
-        reply: Any = None
-        while True:
-            try:
-                request = step(reply)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-            step = operation.send
-            try:
-                if isinstance(request, Batch):
-                    reply = _send(client, request)
-                else:
-                    if indexes is None:
-                        indexes = iter(self._scan_indexes(client))
-                    reply = next(indexes, None)
-            except REDIS_ERRORS as exc:
-                step, reply = operation.throw, exc
-
-    def _scan_indexes(self, client: SyncClient) -> Iterator[Any]:
-        pattern = self._operations.keys.index_pattern()
-        return client.scan_iter(match=pattern, count=PURGE_BATCH, _type="zset")
+        steps = Steps(start(self._operations, *args, **kwargs))
+        indexes = _IndexScan(client, self._operations.keys)
+        for request in steps:
+            with steps.answering():
+                steps.reply = (
+                    _send(client, request) if isinstance(request, Batch) else indexes.next()
+                )
+        return steps.result
 
     def close(self) -> None:
         """Close the client if :meth:`from_url` made it; a client passed in stays yours."""
@@ -260,6 +264,25 @@ async def _send_async(client: AsyncClient, batch: Batch) -> List[Any]:
         pipe.execute_command(*command)
     replies: List[Any] = await pipe.execute()
     return replies
+
+
+class _AsyncIndexScan:
+    """:class:`_IndexScan` over an asynchronous client."""
+
+    def __init__(self, client: AsyncClient, keys: Keys) -> None:
+        self._client = client
+        self._keys = keys
+        self._found: Optional[AsyncIterator[Any]] = None
+
+    async def next(self) -> Any:
+        """The next index key, or ``None`` after the last."""
+        if self._found is None:
+            pattern = self._keys.index_pattern()
+            self._found = self._client.scan_iter(match=pattern, count=PURGE_BATCH, _type="zset")
+        try:
+            return await self._found.__anext__()
+        except StopAsyncIteration:
+            return None
 
 
 class AsyncRedisStore(RedisStoreMethods):
@@ -329,28 +352,15 @@ class AsyncRedisStore(RedisStoreMethods):
 
     async def _run(self, start: Callable[..., Operation[_T]], *args: Any, **kwargs: Any) -> _T:
         client, operations = self._current()
-        operation = start(operations, *args, **kwargs)
-        indexes: Optional[AsyncIterator[Any]] = None
-        step: Callable[[Any], Any] = operation.send
-        reply: Any = None
-        while True:
-            try:
-                request = step(reply)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-            step = operation.send
-            try:
-                if isinstance(request, Batch):
-                    reply = await _send_async(client, request)
-                    continue
-                if indexes is None:
-                    pattern = operations.keys.index_pattern()
-                    indexes = client.scan_iter(match=pattern, count=PURGE_BATCH, _type="zset")
-                reply = await indexes.__anext__()
-            except StopAsyncIteration:
-                reply = None
-            except REDIS_ERRORS as exc:
-                step, reply = operation.throw, exc
+        steps = Steps(start(operations, *args, **kwargs))
+        indexes = _AsyncIndexScan(client, operations.keys)
+        for request in steps:
+            with steps.answering():
+                reply = (
+                    _send_async(client, request) if isinstance(request, Batch) else indexes.next()
+                )
+                steps.reply = await reply
+        return steps.result
 
     async def aclose(self) -> None:
         """Close the client made for the running loop; a later call makes a new one.
