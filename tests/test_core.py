@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
 from wxmiddleware import core
+from wxmiddleware._perform import AsyncPerformer, SyncPerformer
 from wxmiddleware.config import WxConfig
 from wxmiddleware.core import RequestKind, Router
 from wxmiddleware.errors import (
@@ -21,9 +22,15 @@ from wxmiddleware.errors import (
     UpstreamTimeout,
     WxError,
 )
-from wxmiddleware.session import WxSession, code_key, seal_token
-from wxmiddleware.stores.base import PENDING
-from wxmiddleware.wechat._protocol import CodeSession
+from wxmiddleware.session import (
+    CLAIM_OWNER,
+    CLAIM_PENDING,
+    CodeClaim,
+    WxSession,
+    claim_used,
+    code_key,
+    seal_token,
+)
 
 
 def make_config(**options: Any) -> WxConfig:
@@ -273,117 +280,165 @@ class TestResponses:
         assert core.resolve_config(None, {"appid": "a", "secret": "b"}).appid == "a"
 
 
-class FakeIO:
-    """Performs login effects against dictionaries, recording each one."""
+class Recorder:
+    """The store and the WeChat transport of a login flow, recording each effect.
 
-    def __init__(self, claims: Optional[List[Optional[str]]] = None) -> None:
-        self.effects: List[Any] = []
-        self.claims = claims or [None]
+    The package's own :class:`SyncPerformer` drives the flow against it.
+    """
+
+    def __init__(self, claims: Optional[List[CodeClaim]] = None) -> None:
+        self.effects: List[str] = []
+        self.claims = claims or [CLAIM_OWNER]
         self.sessions: Dict[str, WxSession] = {}
-        self.reply: Any = CodeSession("openid-1", "c2Vzc2lvbmtleQ==", None)
+        self.saved: List[Tuple[Any, ...]] = []
+        self.reply: Any = (200, json.dumps({"openid": "openid-1", "session_key": SESSION_KEY}))
+        self.calls: List[core.HttpCall] = []
 
-    def perform(self, effect: core.Effect) -> Any:
-        self.effects.append(effect)
-        if isinstance(effect, core.ClaimCode):
-            return self.claims.pop(0) if len(self.claims) > 1 else self.claims[0]
-        if isinstance(effect, core.ExchangeCode):
-            if isinstance(self.reply, Exception):
-                raise self.reply
-            return self.reply
-        if isinstance(effect, core.SaveSession):
-            self.sessions[effect.token] = effect.session
-        if isinstance(effect, core.LoadSession):
-            return self.sessions.get(effect.token)
-        return None
+    def claim_code(self, key: str, ttl: int) -> CodeClaim:
+        self.effects.append("claim_code")
+        return self.claims.pop(0) if len(self.claims) > 1 else self.claims[0]
 
-    def kinds(self) -> List[str]:
-        return [type(effect).__name__ for effect in self.effects]
+    def get(self, token: str, idle_ttl: int) -> Optional[WxSession]:
+        self.effects.append("get")
+        return self.sessions.get(token)
+
+    def save(self, token: str, session: WxSession, *rest: Any) -> None:
+        self.effects.append("save")
+        self.sessions[token] = session
+        self.saved.append((token, session, *rest))
+
+    def release_code(self, key: str) -> None:
+        self.effects.append("release_code")
+
+    def request(self, method: str, url: str, params: Any, body: Any) -> Tuple[int, bytes]:
+        self.effects.append("jscode2session")
+        self.calls.append(core.HttpCall(method, url, params, body))
+        if isinstance(self.reply, BaseException):
+            raise self.reply
+        status, text = self.reply
+        return status, text.encode()
+
+    def run(self, flow: core.Flow[Any]) -> Any:
+        return SyncPerformer(self, self).run(flow)
+
+
+SESSION_KEY = "c2Vzc2lvbmtleQ=="
+
+
+def noted(flow: core.Flow[Any], kinds: List[str]) -> core.Flow[Any]:
+    """``flow`` unchanged, noting each effect's kind (a store call by its operation)."""
+    try:
+        effect = next(flow)
+        while True:
+            kinds.append(effect.op if isinstance(effect, core.StoreCall) else type(effect).__name__)
+            effect = flow.send((yield effect))
+    except StopIteration as stop:
+        return stop.value
 
 
 class TestLoginFlow:
     config = make_config(connect_timeout=0.01, read_timeout=0.01)
 
     def test_fresh_code(self) -> None:
-        io = FakeIO()
-        token, session = core.run_login(core.login_flow("code-1", self.config), io.perform)
-        assert io.kinds() == ["ClaimCode", "ExchangeCode", "SaveSession"]
+        io = Recorder()
+        token, session = io.run(core.login_flow("code-1", self.config))
+        assert io.effects == ["claim_code", "jscode2session", "save"]
         assert len(token) >= 43 and session.openid == "openid-1"
-        save = io.effects[-1]
-        assert save.code_key == code_key("code-1") and token not in save.sealed_token
-        assert "code-1" not in repr(io.effects) and "c2Vzc2lvbmtleQ" not in repr(io.effects)
+        _, _, _, key, sealed = io.saved[-1]
+        assert key == code_key("code-1") and token not in sealed
+        call = io.calls[0]
+        assert call.params["js_code"] == "code-1" and call.url.endswith("/sns/jscode2session")
+        assert "code-1" not in repr(call) and "s3cret-value" not in repr(call)
 
     def test_retried_code_returns_the_same_session(self) -> None:
-        io = FakeIO()
-        token, session = core.run_login(core.login_flow("code-1", self.config), io.perform)
-        sealed = io.effects[-1].sealed_token
+        io = Recorder()
+        token, session = io.run(core.login_flow("code-1", self.config))
+        sealed = io.saved[-1][-1]
         io.effects.clear()
-        io.claims = [sealed]
-        again = core.run_login(core.login_flow("code-1", self.config), io.perform)
+        io.claims = [claim_used(sealed)]
+        again = io.run(core.login_flow("code-1", self.config))
         assert again == (token, session)
-        assert io.kinds() == ["ClaimCode", "LoadSession"]
+        assert io.effects == ["claim_code", "get"]
 
     def test_retried_code_after_logout_is_invalid(self) -> None:
-        io = FakeIO(claims=[seal_token("code-1", "T" * 43)])
+        io = Recorder(claims=[claim_used(seal_token("code-1", "T" * 43))])
         with pytest.raises(InvalidCode):
-            core.run_login(core.login_flow("code-1", self.config), io.perform)
+            io.run(core.login_flow("code-1", self.config))
 
     def test_sealed_record_of_another_code_is_invalid(self) -> None:
-        io = FakeIO(claims=[seal_token("other-code", "T" * 43)])
+        io = Recorder(claims=[claim_used(seal_token("other-code", "T" * 43))])
         with pytest.raises(InvalidCode):
-            core.run_login(core.login_flow("code-1", self.config), io.perform)
-        assert io.kinds() == ["ClaimCode"]
+            io.run(core.login_flow("code-1", self.config))
+        assert io.effects == ["claim_code"]
 
     def test_pending_then_done(self) -> None:
-        io = FakeIO()
-        token, _ = core.run_login(core.login_flow("code-1", self.config), io.perform)
-        sealed = io.effects[-1].sealed_token
+        io = Recorder()
+        token, _ = io.run(core.login_flow("code-1", self.config))
+        sealed = io.saved[-1][-1]
         io.effects.clear()
-        io.claims = [PENDING, PENDING, sealed]
-        assert core.run_login(core.login_flow("code-1", self.config), io.perform)[0] == token
-        assert io.kinds() == ["ClaimCode", "Wait", "ClaimCode", "Wait", "ClaimCode", "LoadSession"]
+        io.claims = [CLAIM_PENDING, CLAIM_PENDING, claim_used(sealed)]
+        kinds: List[str] = []
+        assert io.run(noted(core.login_flow("code-1", self.config), kinds))[0] == token
+        assert kinds == ["claim_code", "Sleep", "claim_code", "Sleep", "claim_code", "get"]
 
     def test_pending_forever_times_out(self) -> None:
-        io = FakeIO(claims=[PENDING])
+        io = Recorder(claims=[CLAIM_PENDING])
         with pytest.raises(UpstreamTimeout):
-            core.run_login(core.login_flow("code-1", self.config), io.perform)
+            io.run(core.login_flow("code-1", self.config))
 
-    @pytest.mark.parametrize("error", [UpstreamBusy(), InvalidCode(), RuntimeError("bug")])
+    @pytest.mark.parametrize("error", [InvalidCode(), RuntimeError("bug")])
     def test_failure_releases_the_claim(self, error: Exception) -> None:
-        io = FakeIO()
+        io = Recorder()
         io.reply = error
         with pytest.raises(type(error)):
-            core.run_login(core.login_flow("code-1", self.config), io.perform)
-        assert io.kinds() == ["ClaimCode", "ExchangeCode", "ReleaseCode"]
+            io.run(core.login_flow("code-1", self.config))
+        assert io.effects == ["claim_code", "jscode2session", "release_code"]
+
+    def test_busy_is_retried_once_then_releases_the_claim(self) -> None:
+        io = Recorder()
+        io.reply = UpstreamBusy()
+        with pytest.raises(UpstreamBusy):
+            io.run(core.login_flow("code-1", self.config))
+        assert io.effects == ["claim_code", "jscode2session", "jscode2session", "release_code"]
 
     def test_store_failure_propagates(self) -> None:
-        def perform(effect: core.Effect) -> Any:
-            raise WxError("store down")
+        class DownStore:
+            def claim_code(self, *args: Any) -> CodeClaim:
+                raise WxError("store down")
 
         with pytest.raises(WxError):
-            core.run_login(core.login_flow("code-1", self.config), perform)
+            SyncPerformer(DownStore(), None).run(core.login_flow("code-1", self.config))
 
 
 def test_cancelled_async_login_releases_its_claim() -> None:
     import asyncio
 
-    io = FakeIO()
+    io = Recorder()
 
-    async def perform(effect: core.Effect) -> Any:
-        if isinstance(effect, core.ExchangeCode):
+    class AsyncRecorder:
+        async def claim_code(self, *args: Any) -> CodeClaim:
+            return io.claim_code(*args)
+
+        async def release_code(self, *args: Any) -> None:
+            io.release_code(*args)
+
+        async def request(self, *args: Any) -> Tuple[int, bytes]:
+            io.effects.append("jscode2session")
             raise asyncio.CancelledError
-        return io.perform(effect)
 
     async def run() -> None:
+        recorder = AsyncRecorder()
         flow = core.login_flow("code-1", TestLoginFlow.config)
         with pytest.raises(asyncio.CancelledError):
-            await core.run_login_async(flow, perform)
+            await AsyncPerformer(recorder, recorder).run(flow)
 
     asyncio.run(run())
-    assert io.kinds() == ["ClaimCode", "ReleaseCode"]
+    assert io.effects == ["claim_code", "jscode2session", "release_code"]
 
 
 def test_closed_flow_does_not_yield_again() -> None:
     flow = core.login_flow("code-1", TestLoginFlow.config)
-    assert isinstance(next(flow), core.ClaimCode)
-    assert isinstance(flow.send(None), core.ExchangeCode)
+    first = next(flow)
+    assert isinstance(first, core.StoreCall) and first.op == "claim_code"
+    assert isinstance(flow.send(CLAIM_OWNER), core.HttpCall)
     flow.close()

@@ -30,6 +30,7 @@ from wxmiddleware import (
     WxSession,
     core,
 )
+from wxmiddleware.core import _wafer
 from wxmiddleware.crypto import IllegalBuffer
 from wxmiddleware.errors import InvalidSession, StoreUnavailable
 from wxmiddleware.testing import FakeWeChat
@@ -340,7 +341,7 @@ class TestUndecryptableUserInfo:
         def decrypt_without_cryptography(*args: Any) -> Dict[str, Any]:
             raise ModuleNotFoundError("No module named 'cryptography'")
 
-        monkeypatch.setattr(core, "decrypt_data", decrypt_without_cryptography)
+        monkeypatch.setattr(_wafer, "decrypt_data", decrypt_without_cryptography)
         encrypted = ("QUFBQUFBQUFBQUFBQUFBQQ==", "QUFBQUFBQUFBQUFBQUFBQQ==")
         with caplog.at_level(logging.ERROR, logger="wxmiddleware"):
             answer = await client.request(
@@ -397,30 +398,34 @@ class TestErrors:
 
 class TestCore:
     config = WxConfig(appid="wxappid", secret="s3cret-value")
+    names = core.HeaderNames.for_config(config)
     session = WxSession("openid-1", base64.b64encode(b"k" * 16).decode(), None, 0.0, 1.0)
 
     @staticmethod
-    def lookup(**headers: str) -> core.HeaderLookup:
-        named = {name.replace("_", "-").lower(): value for name, value in headers.items()}
-        return lambda name: named.get(name.lower())
+    def lookup(**headers: str) -> Dict[str, str]:
+        return {name.replace("_", "-").lower(): value for name, value in headers.items()}
 
     def test_not_a_wafer_login(self) -> None:
-        assert core.wafer_login(self.config, self.lookup()) is None
-        assert core.wafer_login(self.config, self.lookup(X_WX_Skey="x")) is None
+        assert core.wafer_login(self.config, self.lookup(), self.names) is None
+        assert core.wafer_login(self.config, self.lookup(X_WX_Skey="x"), self.names) is None
         off = self.config.with_options(wafer_compat=False)
-        assert core.wafer_login(off, self.lookup(X_WX_Code="abc")) is None
+        assert core.wafer_login(off, self.lookup(X_WX_Code="abc"), self.names) is None
 
     def test_wafer_login(self) -> None:
-        login = core.wafer_login(self.config, self.lookup(X_WX_Code="abc"))
+        login = core.wafer_login(self.config, self.lookup(X_WX_Code="abc"), self.names)
         assert login == core.WaferLogin("abc")
         assert "abc" not in repr(login)
         # Empty user info headers count as absent, as the Wafer servers treat them.
         login = core.wafer_login(
-            self.config, self.lookup(X_WX_Code="abc", X_WX_Encrypted_Data="", X_WX_IV="")
+            self.config,
+            self.lookup(X_WX_Code="abc", X_WX_Encrypted_Data="", X_WX_IV=""),
+            self.names,
         )
         assert login == core.WaferLogin("abc")
         login = core.wafer_login(
-            self.config, self.lookup(X_WX_Code="abc", X_WX_Encrypted_Data="ZA==", X_WX_IV="aQ==")
+            self.config,
+            self.lookup(X_WX_Code="abc", X_WX_Encrypted_Data="ZA==", X_WX_IV="aQ=="),
+            self.names,
         )
         assert login == core.WaferLogin("abc", "ZA==", "aQ==")
 
@@ -435,13 +440,14 @@ class TestCore:
         skey = self.lookup(X_WX_Skey="x")
         login = self.lookup(X_WX_Code="x")
         protected, kind_login = core.RequestKind.PROTECTED, core.RequestKind.LOGIN
-        assert core.wafer_error(self.config, protected, InvalidSession(), skey)
-        assert not core.wafer_error(self.config, protected, StoreUnavailable(), skey)
-        assert not core.wafer_error(self.config, protected, InvalidSession(), self.lookup())
-        assert core.wafer_error(self.config, kind_login, StoreUnavailable(), login)
-        assert not core.wafer_error(self.config, kind_login, StoreUnavailable(), skey)
+        assert core.wafer_error(self.config, protected, InvalidSession(), skey, self.names)
+        assert not core.wafer_error(self.config, protected, StoreUnavailable(), skey, self.names)
+        nothing = self.lookup()
+        assert not core.wafer_error(self.config, protected, InvalidSession(), nothing, self.names)
+        assert core.wafer_error(self.config, kind_login, StoreUnavailable(), login, self.names)
+        assert not core.wafer_error(self.config, kind_login, StoreUnavailable(), skey, self.names)
         off = self.config.with_options(wafer_compat=False)
-        assert not core.wafer_error(off, protected, InvalidSession(), skey)
+        assert not core.wafer_error(off, protected, InvalidSession(), skey, self.names)
 
     def test_error_response_leads_with_the_code(self) -> None:
         body = core.error_response(InvalidSession(), wafer=True).body

@@ -65,23 +65,47 @@ class WxConfig:
     must then stay in ``token_headers``.
     """
 
+    #: The mini-program's AppID (``wx…``), from its admin console.
     appid: str
+    #: The AppSecret; never logged, never in a ``repr`` or an error message.
     secret: str = field(repr=False)
+    #: Where WeChat's API lives (scheme and host, no trailing slash); tests point it at the
+    #: fake WeChat.
     api_base: str = DEFAULT_API_BASE
+    #: A store URL (``sqlite:///path``, ``memory://``, ``redis://host:port/db``), or ``None``
+    #: for the embedded SQLite default.
     store: Optional[str] = None
+    #: The path the middleware answers logins on (``POST``, or ``GET`` with ``allow_get_login``).
     login_path: str = "/wx/login"
+    #: The path the middleware answers logouts on (``POST``).
     logout_path: str = "/wx/logout"
+    #: Idle timeout in seconds: a session unused this long ends; every use slides it. Also
+    #: accepted as ``idle_ttl`` (an alias, in ``with_options``, ``from_options`` and the
+    #: middleware's keyword options).
     session_ttl: int = 7200
+    #: Absolute cap in seconds: a session ends this long after its login, used or not.
     session_max_age: int = 30 * 24 * 3600
+    #: Paths that need no session (``/*`` suffix: the prefix and everything below it).
     public_paths: Tuple[str, ...] = ()
+    #: Paths where a valid session is attached when present and not required.
     optional_paths: Tuple[str, ...] = ()
+    #: Header names that carry the token, compared case-insensitively with ``_`` = ``-``.
     token_headers: Tuple[str, ...] = ("3rd-session", WAFER_SKEY_HEADER)
+    #: Also accept ``GET /wx/login?code=…`` (the code then lands in access logs).
     allow_get_login: bool = False
+    #: Put ``openid`` (and ``unionid``) in the login answer.
     expose_openid: bool = False
+    #: The largest login body accepted, in bytes (64 to 1048576).
     max_body_bytes: int = 4096
+    #: Seconds to wait for a connection to WeChat.
     connect_timeout: float = 2.0
+    #: Seconds to wait for WeChat's answer once connected; a whole exchange ends after
+    #: ``connect_timeout + read_timeout`` seconds.
     read_timeout: float = 5.0
+    #: Seconds a login code is remembered, so that a client's retry gets the same session
+    #: (WeChat's codes live five minutes).
     code_ttl: int = 300
+    #: Serve clients of Tencent's Wafer SDK too (see the class docstring).
     wafer_compat: bool = True
 
     def __post_init__(self) -> None:
@@ -138,9 +162,20 @@ class WxConfig:
         if "?" in path or "#" in path or "%" in path:
             raise ConfigError(f"{name}: {path!r} must be a plain path without query or escapes")
 
+    @property
+    def idle_ttl(self) -> int:
+        """The idle timeout in seconds: :attr:`session_ttl` under its alias."""
+        return self.session_ttl
+
+    @classmethod
+    def from_options(cls, **options: Any) -> WxConfig:
+        """Build the configuration from keyword options, accepting ``idle_ttl`` for
+        ``session_ttl``; raises :class:`ConfigError` for an invalid value."""
+        return cls(**_canonical(options))
+
     def with_options(self, **changes: Any) -> WxConfig:
-        """Return a copy with some fields changed (validated again)."""
-        return replace(self, **changes)
+        """Return a copy with some fields changed (validated again; ``idle_ttl`` accepted)."""
+        return replace(self, **_canonical(changes))
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None, **overrides: Any) -> WxConfig:
@@ -163,13 +198,24 @@ class WxConfig:
                 continue
             kind = _FIELD_KINDS.get(spec.name, "str")
             values[spec.name] = converters[kind](env[variable], variable)
-        values.update(overrides)
+        values.update(_canonical(overrides))
         for name in ("appid", "secret"):
             if not str(values.get(name) or "").strip():
                 raise ConfigError(
                     f"{_ENV_VARIABLES[name]} is not set: the WeChat {name} is required"
                 )
         return cls(**values)
+
+
+def _canonical(options: Mapping[str, Any]) -> Dict[str, Any]:
+    """``options`` with the alias ``idle_ttl`` renamed to ``session_ttl``."""
+    values = dict(options)
+    if "idle_ttl" in values:
+        idle_ttl = values.pop("idle_ttl")
+        if "session_ttl" in values and values["session_ttl"] != idle_ttl:
+            raise ConfigError("idle_ttl is an alias of session_ttl: give one of them")
+        values["session_ttl"] = idle_ttl
+    return values
 
 
 _ENV_VARIABLES = {

@@ -1,13 +1,4 @@
-"""Every store the middleware tests build, per adapter, in one place.
-
-Two store contracts are about to change; each is one edit here:
-
-1. ``claim_code`` returns a :class:`wxmiddleware.session.CodeClaim` instead of
-   ``None`` / ``PENDING`` / a sealed token: change :data:`Claim` below (the stubs raise, so
-   only their signature names the result).
-2. Async stores close with ``await store.aclose()`` instead of ``await store.close()``: change
-   :func:`close_store`.
-"""
+"""Every store the middleware tests build, per adapter, in one place."""
 
 from __future__ import annotations
 
@@ -16,11 +7,7 @@ from typing import Any, Optional
 
 from wxmiddleware import AsyncMemoryStore, AsyncSQLiteStore, MemoryStore, SQLiteStore
 from wxmiddleware.errors import StoreUnavailable
-from wxmiddleware.session import WxSession
-
-#: What ``claim_code`` returns.  CONTRACT FLIP (1): ``Claim = CodeClaim``
-#: (``from wxmiddleware.session import CodeClaim``).
-Claim = Optional[str]
+from wxmiddleware.session import CodeClaim, WxSession
 
 WSGI = "wsgi"
 ASGI = "asgi"
@@ -48,7 +35,7 @@ class DownStore(MemoryStore):
     def get(self, token: str, idle_ttl: int) -> Optional[WxSession]:
         raise StoreUnavailable()
 
-    def claim_code(self, code_key: str, ttl: int) -> Claim:
+    def claim_code(self, code_key: str, ttl: int) -> CodeClaim:
         raise StoreUnavailable()
 
 
@@ -58,7 +45,7 @@ class AsyncDownStore(AsyncMemoryStore):
     async def get(self, token: str, idle_ttl: int) -> Optional[WxSession]:
         raise StoreUnavailable()
 
-    async def claim_code(self, code_key: str, ttl: int) -> Claim:
+    async def claim_code(self, code_key: str, ttl: int) -> CodeClaim:
         raise StoreUnavailable()
 
 
@@ -67,5 +54,5 @@ def down_store(adapter: str) -> Any:
 
 
 async def aclose_store(store: Any) -> None:
-    """Close an async store.  CONTRACT FLIP (2): ``await store.aclose()``."""
-    await store.close()
+    """Close an async store."""
+    await store.aclose()

@@ -220,7 +220,7 @@ def test_async_tasks_share_one_fetch(fake_wechat: FakeWeChat, tmp_path: Path) ->
         finally:
             for manager in managers:
                 await manager.aclose()
-            await store.close()
+            await store.aclose()
 
     for store in (AsyncMemoryStore(), AsyncSQLiteStore(tmp_path / "s.sqlite3")):
         calls = fake_wechat.token_calls
@@ -367,7 +367,7 @@ def test_async_redis_store_shares_the_token(
         finally:
             for manager in managers:
                 await manager.aclose()
-            await store.close()
+            await store.aclose()
 
     tokens = asyncio.run(main())
     assert len(set(tokens)) == 1 and fake_wechat.token_calls == 1

@@ -22,8 +22,7 @@ from wxmiddleware.errors import (
 from wxmiddleware.wechat._protocol import (
     CodeSession,
     ReplyCollector,
-    jscode2session_params,
-    jscode2session_url,
+    jscode2session_request,
     parse_jscode2session,
     retry_delay,
 )
@@ -32,8 +31,10 @@ CONFIG = WxConfig(appid="wxappid", secret="s3cret-value", api_base="http://127.0
 
 
 def test_request() -> None:
-    assert jscode2session_url(CONFIG) == "http://127.0.0.1:9/base/sns/jscode2session"
-    assert jscode2session_params(CONFIG, "x&appid=other") == {
+    request = jscode2session_request(CONFIG, "x&appid=other")
+    assert request.url(CONFIG) == "http://127.0.0.1:9/base/sns/jscode2session"
+    assert request.method == "GET" and not request.with_token
+    assert request.query(None) == {
         "appid": "wxappid",
         "secret": "s3cret-value",
         "js_code": "x&appid=other",

@@ -12,8 +12,9 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Type
 
 import pytest
 
-from wxmiddleware._flows import run_flow
+from wxmiddleware._perform import SyncPerformer
 from wxmiddleware.config import WxConfig
+from wxmiddleware.core import Effect, Flow, HttpCall, Sleep, StoreCall
 from wxmiddleware.crypto import session_signature
 from wxmiddleware.errors import (
     BadRequest,
@@ -35,15 +36,8 @@ from wxmiddleware.wechat._server_api import (
     AccessToken,
     AccessTokenRejected,
     ApiRequest,
-    DeleteShared,
-    Effect,
-    ReadShared,
-    ReleaseLock,
-    Send,
-    TakeLock,
     TokenPolicy,
     TokenReply,
-    WriteShared,
     access_token_flow,
     access_token_request,
     api_call_flow,
@@ -124,9 +118,11 @@ def test_malformed_phone_code_is_a_bad_request(code: Any) -> None:
 
 def test_reprs_hide_secrets() -> None:
     shown = repr(access_token_request(CONFIG, stable=False)) + repr(access_token_request(CONFIG))
-    shown += repr(Send(phone_number_request("the-phone-code"), "THE-TOKEN"))
+    phone = phone_number_request("the-phone-code")
+    shown += repr(HttpCall(phone.method, phone.url(CONFIG), phone.query("THE-TOKEN"), phone.body))
     shown += repr(TokenReply("THE-TOKEN", 7200)) + repr(AccessToken("THE-TOKEN", 1.0, 1.0))
-    shown += repr(WriteShared("n", "THE-TOKEN", 1.0)) + repr(ReleaseLock("n", "owner-token"))
+    shown += repr(StoreCall("set_value", ("n", "THE-TOKEN", 1.0)))
+    shown += repr(StoreCall("release_lock", ("n", "owner-token")))
     for secret in ("s3cret-value", "the-phone-code", "THE-TOKEN", "owner-token"):
         assert secret not in shown
 
@@ -237,7 +233,10 @@ Responder = Callable[[ApiRequest, Optional[str]], Tuple[int, bytes]]
 
 
 class World:
-    """Performs the flows' effects: a MemoryStore, a scripted WeChat, a fake monotonic clock."""
+    """A MemoryStore for the shared state, a scripted WeChat and a fake monotonic clock.
+
+    The package's :class:`SyncPerformer` drives each flow; a ``Sleep`` only moves the clock.
+    """
 
     def __init__(self, respond: Responder, monkeypatch: pytest.MonkeyPatch) -> None:
         self.store = MemoryStore()
@@ -246,33 +245,47 @@ class World:
         self.sent: List[Tuple[str, Optional[str]]] = []
         self.on_wait: Callable[[], None] = lambda: None
         self.clock = time.monotonic()
+        self.performer: SyncPerformer[None] = SyncPerformer(self.store, self)
         monkeypatch.setattr(time, "monotonic", lambda: self.clock)
 
-    def perform(self, effect: Effect) -> Any:
-        self.effects.append(effect)
-        if isinstance(effect, ReadShared):
-            return self.store.get_value(effect.name)
-        if isinstance(effect, WriteShared):
-            return self.store.set_value(effect.name, effect.value, effect.ttl)
-        if isinstance(effect, DeleteShared):
-            return self.store.delete_value(effect.name)
-        if isinstance(effect, TakeLock):
-            return self.store.acquire_lock(effect.name, effect.ttl)
-        if isinstance(effect, ReleaseLock):
-            return self.store.release_lock(effect.name, effect.owner)
-        if isinstance(effect, Send):
-            self.sent.append((effect.request.path, effect.access_token))
-            return self.respond(effect.request, effect.access_token)
-        self.clock += effect.seconds
-        self.on_wait()
-        return None
+    def run(self, flow: Flow[Any]) -> Any:
+        return self.performer.run(self._watched(flow))
+
+    def _watched(self, flow: Flow[Any]) -> Flow[Any]:
+        try:
+            effect = next(flow)
+            while True:
+                self.effects.append(effect)
+                if isinstance(effect, Sleep):
+                    self.clock += effect.seconds
+                    self.on_wait()
+                    effect = flow.send(None)
+                    continue
+                try:
+                    result = yield effect
+                except Exception as error:
+                    effect = flow.throw(error)
+                else:
+                    effect = flow.send(result)
+        except StopIteration as stop:
+            return stop.value
+
+    def request(
+        self, method: str, url: str, params: Dict[str, str], body: Any
+    ) -> Tuple[int, bytes]:
+        """The transport: back to the ApiRequest and token that WeChat would see."""
+        path = url[len(CONFIG.api_base) :]
+        token = params.get("access_token")
+        rest = {name: value for name, value in params.items() if name != "access_token"}
+        self.sent.append((path, token))
+        return self.respond(ApiRequest(method, path, rest, body, token is not None), token)
 
     def store_token(self, value: str, expires_in: int = 7200, age: float = 0.0) -> None:
         issued = AccessToken.issued(TokenReply(value, expires_in), time.time() - age, 300.0)
         self.store.set_value(POLICY.name, issued.to_record(), expires_in - age)
 
     def kinds(self) -> List[str]:
-        return [type(effect).__name__ for effect in self.effects]
+        return [e.op if isinstance(e, StoreCall) else type(e).__name__ for e in self.effects]
 
 
 def wechat(tokens: List[str], api: Optional[Callable[[Optional[str]], Tuple[int, bytes]]] = None):
@@ -291,20 +304,20 @@ def wechat(tokens: List[str], api: Optional[Callable[[Optional[str]], Tuple[int,
 def test_a_fresh_shared_token_costs_one_read(monkeypatch: pytest.MonkeyPatch) -> None:
     world = World(wechat([]), monkeypatch)
     world.store_token("T1")
-    assert run_flow(access_token_flow(POLICY), world.perform) == "T1"
-    assert world.kinds() == ["ReadShared"]
+    assert world.run(access_token_flow(POLICY)) == "T1"
+    assert world.kinds() == ["get_value"]
 
 
 def test_no_token_fetches_one_under_the_lock(monkeypatch: pytest.MonkeyPatch) -> None:
     world = World(wechat(["T1"]), monkeypatch)
-    assert run_flow(access_token_flow(POLICY), world.perform) == "T1"
+    assert world.run(access_token_flow(POLICY)) == "T1"
     assert world.kinds() == [
-        "ReadShared",
-        "TakeLock",
-        "ReadShared",  # another process may have stored one meanwhile
-        "Send",
-        "WriteShared",
-        "ReleaseLock",
+        "get_value",
+        "acquire_lock",
+        "get_value",  # another process may have stored one meanwhile
+        "HttpCall",
+        "set_value",
+        "release_lock",
     ]
     assert world.sent == [(STABLE_TOKEN_PATH, None)]
     stored = AccessToken.from_record(world.store.get_value(POLICY.name))
@@ -315,14 +328,14 @@ def test_no_token_fetches_one_under_the_lock(monkeypatch: pytest.MonkeyPatch) ->
 def test_token_due_for_refresh_is_refreshed(monkeypatch: pytest.MonkeyPatch) -> None:
     world = World(wechat(["T2"]), monkeypatch)
     world.store_token("T1", age=7000)  # 200 s left: inside the refresh margin
-    assert run_flow(access_token_flow(POLICY), world.perform) == "T2"
+    assert world.run(access_token_flow(POLICY)) == "T2"
 
 
 def test_while_another_refreshes_the_old_token_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
     world = World(wechat([]), monkeypatch)
     world.store_token("T1", age=7000)
     assert world.store.acquire_lock(POLICY.name, 30) is not None  # another process
-    assert run_flow(access_token_flow(POLICY), world.perform) == "T1"
+    assert world.run(access_token_flow(POLICY)) == "T1"
     assert world.sent == []
 
 
@@ -340,7 +353,7 @@ def test_without_a_usable_token_it_waits_for_the_refresher(
             world.store_token("T2")
 
     world.on_wait = refresher_finishes_after_three_waits
-    assert run_flow(access_token_flow(POLICY), world.perform) == "T2"
+    assert world.run(access_token_flow(POLICY)) == "T2"
     assert world.sent == [] and len(waits) == 3
 
 
@@ -349,7 +362,7 @@ def test_a_refresher_that_failed_lets_the_next_one_fetch(monkeypatch: pytest.Mon
     owner = world.store.acquire_lock(POLICY.name, 30)
     assert owner is not None
     world.on_wait = lambda: world.store.release_lock(POLICY.name, owner)  # it gave up
-    assert run_flow(access_token_flow(POLICY), world.perform) == "T2"
+    assert world.run(access_token_flow(POLICY)) == "T2"
     assert world.sent == [(STABLE_TOKEN_PATH, None)]
 
 
@@ -358,8 +371,8 @@ def test_waiting_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     # A lock that outlives the wait (only a broken store would hold one this long).
     assert world.store.acquire_lock(POLICY.name, 3600) is not None
     with pytest.raises(UpstreamTimeout):
-        run_flow(access_token_flow(POLICY), world.perform)
-    assert POLICY.lock_ttl < world.kinds().count("Wait") * 0.05 < POLICY.lock_ttl + 2
+        world.run(access_token_flow(POLICY))
+    assert POLICY.lock_ttl < world.kinds().count("Sleep") * 0.05 < POLICY.lock_ttl + 2
 
 
 def test_a_failed_fetch_releases_the_lock(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -368,9 +381,9 @@ def test_a_failed_fetch_releases_the_lock(monkeypatch: pytest.MonkeyPatch) -> No
 
     world = World(refuse, monkeypatch)
     with pytest.raises(UpstreamError) as info:
-        run_flow(access_token_flow(POLICY), world.perform)
+        world.run(access_token_flow(POLICY))
     assert info.value.errcode == 40125
-    assert world.kinds()[-1] == "ReleaseLock"
+    assert world.kinds()[-1] == "release_lock"
     assert world.store.acquire_lock(POLICY.name, 1) is not None
 
 
@@ -379,14 +392,14 @@ def test_a_busy_token_endpoint_is_retried_once(monkeypatch: pytest.MonkeyPatch) 
         [reply(errcode=-1, errmsg="system error"), reply(access_token="T1", expires_in=7200)]
     )
     world = World(lambda request, token: next(answers), monkeypatch)
-    assert run_flow(access_token_flow(POLICY), world.perform) == "T1"
-    assert world.kinds().count("Send") == 2 and "Wait" in world.kinds()
+    assert world.run(access_token_flow(POLICY)) == "T1"
+    assert world.kinds().count("HttpCall") == 2 and "Sleep" in world.kinds()
 
 
 def test_a_rejected_token_is_never_handed_out_again(monkeypatch: pytest.MonkeyPatch) -> None:
     world = World(wechat(["T2"]), monkeypatch)
     world.store_token("T1")
-    assert run_flow(access_token_flow(POLICY, rejected="T1"), world.perform) == "T2"
+    assert world.run(access_token_flow(POLICY, rejected="T1")) == "T2"
 
 
 def test_stable_token_that_keeps_a_rejected_token_is_forced(
@@ -400,16 +413,16 @@ def test_stable_token_that_keeps_a_rejected_token_is_forced(
         return reply(access_token="T2" if forced else "T1", expires_in=7200)
 
     world = World(stable, monkeypatch)
-    assert run_flow(access_token_flow(POLICY, rejected="T1"), world.perform) == "T2"
+    assert world.run(access_token_flow(POLICY, rejected="T1")) == "T2"
     assert [body["force_refresh"] for body in bodies] == [False, True]
 
 
 def test_invalidate_keeps_a_newer_token(monkeypatch: pytest.MonkeyPatch) -> None:
     world = World(wechat([]), monkeypatch)
     world.store_token("T2")
-    run_flow(invalidate_flow(POLICY, "T1"), world.perform)
+    world.run(invalidate_flow(POLICY, "T1"))
     assert world.store.get_value(POLICY.name) is not None
-    run_flow(invalidate_flow(POLICY, "T2"), world.perform)
+    world.run(invalidate_flow(POLICY, "T2"))
     assert world.store.get_value(POLICY.name) is None
 
 
@@ -422,7 +435,7 @@ def test_call_with_a_refused_token_retries_once_with_a_fresh_one(
     world = World(wechat(["T2"], api), monkeypatch)
     world.store_token("T1")
     request = check_session_request(SESSION)
-    assert run_flow(api_call_flow(POLICY, request, parse_check_session), world.perform) is True
+    assert world.run(api_call_flow(POLICY, request, parse_check_session)) is True
     assert world.sent == [
         (CHECK_SESSION_PATH, "T1"),
         (STABLE_TOKEN_PATH, None),
@@ -434,7 +447,7 @@ def test_call_refused_twice_gives_up(monkeypatch: pytest.MonkeyPatch) -> None:
     world = World(wechat(["T1", "T2"], lambda token: reply(errcode=40001)), monkeypatch)
     request = check_session_request(SESSION)
     with pytest.raises(AccessTokenRejected) as info:
-        run_flow(api_call_flow(POLICY, request, parse_check_session), world.perform)
+        world.run(api_call_flow(POLICY, request, parse_check_session))
     assert info.value.status == 502
     assert [path for path, _ in world.sent].count(CHECK_SESSION_PATH) == 2
 
@@ -450,7 +463,7 @@ def test_call_retries_a_connection_that_never_opened(monkeypatch: pytest.MonkeyP
 
     world = World(wechat(["T1"], api), monkeypatch)
     request = check_session_request(SESSION)
-    assert run_flow(api_call_flow(POLICY, request, parse_check_session), world.perform) is True
+    assert world.run(api_call_flow(POLICY, request, parse_check_session)) is True
     assert attempts == ["T1", "T1"]
 
 
@@ -458,11 +471,11 @@ def test_a_used_phone_code_is_not_retried(monkeypatch: pytest.MonkeyPatch) -> No
     world = World(wechat(["T1"], lambda token: reply(errcode=40029)), monkeypatch)
     request = phone_number_request("used")
     with pytest.raises(InvalidCode):
-        run_flow(api_call_flow(POLICY, request, parse_phone_number), world.perform)
+        world.run(api_call_flow(POLICY, request, parse_phone_number))
     assert [path for path, _ in world.sent].count(PHONE_NUMBER_PATH) == 1
 
 
 def test_plain_token_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
     world = World(wechat(["T1"]), monkeypatch)
-    assert run_flow(access_token_flow(TokenPolicy(CONFIG, stable=False)), world.perform) == "T1"
+    assert world.run(access_token_flow(TokenPolicy(CONFIG, stable=False))) == "T1"
     assert world.sent == [(TOKEN_PATH, None)]

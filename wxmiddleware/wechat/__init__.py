@@ -1,23 +1,26 @@
 """WeChat API clients: pure protocol code plus thin sync and async I/O around it.
 
-- :class:`WeChatClient`: jscode2session, for the middleware.
+- :class:`WeChatClient`: the synchronous transport (``requests``); jscode2session for scripts.
 - :class:`WxApi` and :class:`AccessTokenManager`: the server APIs an app calls itself
   (access token, checksession, phone numbers, open data), synchronously.
 - :class:`AsyncWxApi` and :class:`AsyncAccessTokenManager`: the same for asyncio
   (``pip install "wxmiddleware[asgi]"``).
 - :class:`ApiRequest` and :func:`parse_reply`: for an API those do not wrap, sent with
   ``AccessTokenManager.call`` (the shared token, and its one retry when WeChat refuses it).
+
+The clients are imported on first use, so the pure modules (``_protocol``, ``_paths``,
+``_server_api``) load without ``requests`` or ``httpx``.
 """
 
 from typing import TYPE_CHECKING, Any
 
-from ._protocol import CodeSession
-from ._server_api import AccessTokenRejected, ApiRequest, parse_reply
-from .api import AccessTokenManager, WxApi
-from .sync import WeChatClient
+from ._protocol import ApiRequest, CodeSession
+from ._server_api import AccessTokenRejected, parse_reply
 
 if TYPE_CHECKING:
     from .aio_api import AsyncAccessTokenManager, AsyncWxApi
+    from .api import AccessTokenManager, WxApi
+    from .sync import WeChatClient
 
 __all__ = [
     "AccessTokenManager",
@@ -31,11 +34,20 @@ __all__ = [
     "parse_reply",
 ]
 
+_LAZY = {
+    "AccessTokenManager": "api",
+    "WxApi": "api",
+    "AsyncAccessTokenManager": "aio_api",
+    "AsyncWxApi": "aio_api",
+    "WeChatClient": "sync",
+}
+
 
 def __getattr__(name: str) -> Any:
-    # The asynchronous classes need httpx (wxmiddleware[asgi]); synchronous users never import it.
-    if name in ("AsyncWxApi", "AsyncAccessTokenManager"):
-        from . import aio_api
+    # requests (sync) and httpx (async, wxmiddleware[asgi]) load only when a client is asked for.
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
 
-        return getattr(aio_api, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f".{module}", __name__), name)

@@ -1,6 +1,9 @@
-"""jscode2session without I/O: build the request, collect and parse the reply, decide retries.
+"""WeChat's APIs without I/O: requests, replies, and the one retry rule.
 
-The sync (requests) and async (httpx) clients are thin loops around these functions.
+:class:`ApiRequest` describes any call (jscode2session included), and the parsers turn
+replies into results or errors; :func:`retry_delay` is the one retry rule, which
+:func:`wxmiddleware.core.exchange` applies to every call. The sync (requests) and async
+(httpx) transports only move bytes.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 from urllib.parse import urlsplit
 
 from ..config import WxConfig
@@ -23,15 +26,43 @@ from ..errors import (
     UserBlocked,
     WxError,
 )
+from ._paths import JSCODE2SESSION_PATH
 
 logger = logging.getLogger("wxmiddleware")
 
-JSCODE2SESSION_PATH = "/sns/jscode2session"
-#: A jscode2session reply is a few hundred bytes; anything far larger is not one.
+#: A WeChat API reply is a few hundred bytes; anything far larger is not one.
 MAX_REPLY_BYTES = 64 * 1024
-#: Pause before the single retry (errcode -1 or a failed connect).
+#: Pause before the single retry (errcode -1 or a failed connect), in seconds.
 RETRY_BACKOFF_SECONDS = 0.2
 MAX_ATTEMPTS = 2
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    """One call of a WeChat API; the access token is added when it is sent.
+
+    ``params`` go in the query string, ``body`` (when not ``None``) is sent as JSON. Both
+    may hold the secret or a user's code, so neither is shown in ``repr``.
+    """
+
+    method: str
+    path: str
+    params: Mapping[str, str] = field(default_factory=dict, repr=False)
+    body: Optional[Mapping[str, Any]] = field(default=None, repr=False)
+    #: ``False`` for calls that carry no access token (jscode2session, the token fetch).
+    with_token: bool = True
+
+    def url(self, config: WxConfig) -> str:
+        """The URL, without a query string (the query goes in ``params=``)."""
+        return config.api_base + self.path
+
+    def query(self, access_token: Optional[str]) -> Dict[str, str]:
+        """The query parameters, with ``access_token`` when the call carries one."""
+        if not self.with_token:
+            return dict(self.params)
+        if access_token is None:
+            raise ValueError(f"{self.path} needs an access token")
+        return {"access_token": access_token, **self.params}
 
 
 @dataclass(frozen=True)
@@ -43,23 +74,26 @@ class CodeSession:
     unionid: Optional[str] = None
 
 
-def jscode2session_url(config: WxConfig) -> str:
-    """The endpoint URL, without a query string (the query goes in ``params=``)."""
-    return config.api_base + JSCODE2SESSION_PATH
+def jscode2session_request(config: WxConfig, code: str) -> ApiRequest:
+    """``GET /sns/jscode2session`` for a ``wx.login()`` code (WeChat's code2Session).
 
-
-def jscode2session_params(config: WxConfig, code: str) -> Dict[str, str]:
-    """The query parameters; the HTTP client URL-encodes them, so a code cannot inject any."""
-    return {
+    The query goes in ``params=``: the HTTP client URL-encodes it, so a code cannot inject
+    parameters.
+    """
+    params = {
         "appid": config.appid,
         "secret": config.secret,
         "js_code": code,
         "grant_type": "authorization_code",
     }
+    return ApiRequest("GET", JSCODE2SESSION_PATH, params=params, with_token=False)
 
 
 class ReplyCollector:
-    """Accumulates a reply body, refusing one that is too large or arrives too slowly."""
+    """Accumulates a reply body, refusing one that is too large or arrives too slowly.
+
+    ``deadline`` is a :func:`time.monotonic` instant; ``limit`` is in bytes.
+    """
 
     def __init__(self, deadline: float, limit: int = MAX_REPLY_BYTES) -> None:
         self._deadline = deadline

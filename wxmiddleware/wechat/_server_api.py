@@ -1,10 +1,9 @@
 """WeChat's server APIs without I/O: access tokens, checksession, phone numbers.
 
 Request builders and reply parsers, plus the decisions around them written once as flows:
-generators that yield effects (read or write the shared store, take or release a lock, send
-a request, wait) and receive each effect's result, like :func:`wxmiddleware.core.login_flow`.
-:mod:`wxmiddleware.wechat.api` (``requests``) and :mod:`wxmiddleware.wechat.aio_api`
-(``httpx``) perform the effects.
+generators that yield the package's effects (:mod:`wxmiddleware.core._effects`: store calls
+for the shared value and its lock, HTTP calls, sleeps) like the login flow does. The sync and
+async performers of :mod:`wxmiddleware._perform` carry them out.
 
 The access token lives in the session store (``set_value``), so every process and machine
 of the app shares one: ``/cgi-bin/token`` invalidates the previous token five minutes after
@@ -17,9 +16,11 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Generator, Mapping, Optional, TypeVar, Union
+from typing import Any, Callable, Dict, Optional, TypeVar
 
 from ..config import WxConfig
+from ..core._effects import Flow, Sleep, StoreCall
+from ..core._upstream import exchange
 from ..crypto import SessionOrKey, decrypt_data, session_signature, verify_signature
 from ..errors import (
     BadRequest,
@@ -31,20 +32,16 @@ from ..errors import (
     WxError,
 )
 from ..session import WxSession
+from ._paths import CHECK_SESSION_PATH, PHONE_NUMBER_PATH, STABLE_TOKEN_PATH, TOKEN_PATH
 from ._protocol import (
     MAX_ATTEMPTS,
     RETRY_BACKOFF_SECONDS,
+    ApiRequest,
     reply_errcode,
     reply_object,
-    retry_delay,
 )
 
 logger = logging.getLogger("wxmiddleware")
-
-TOKEN_PATH = "/cgi-bin/token"  # noqa: S105 (a URL path)
-STABLE_TOKEN_PATH = "/cgi-bin/stable_token"  # noqa: S105 (a URL path)
-CHECK_SESSION_PATH = "/wxa/checksession"
-PHONE_NUMBER_PATH = "/wxa/business/getuserphonenumber"
 
 #: errcodes saying the access token a call carried is invalid (40001, 40014) or expired
 #: (42001): the token is dropped and the call made once more with a fresh one.
@@ -73,34 +70,6 @@ class AccessTokenRejected(UpstreamError):
 
     error = "access_token_rejected"
     default_message = "WeChat rejected the app's access token."
-
-
-@dataclass(frozen=True)
-class ApiRequest:
-    """One call of a WeChat server API; the access token is added when it is sent.
-
-    ``params`` go in the query string, ``body`` (when not ``None``) is sent as JSON. Both
-    may hold the secret or a user's code, so neither is shown in ``repr``.
-    """
-
-    method: str
-    path: str
-    params: Mapping[str, str] = field(default_factory=dict, repr=False)
-    body: Optional[Mapping[str, Any]] = field(default=None, repr=False)
-    #: ``False`` for the calls that fetch the access token itself.
-    with_token: bool = True
-
-    def url(self, config: WxConfig) -> str:
-        """The URL, without a query string (the query goes in ``params=``)."""
-        return config.api_base + self.path
-
-    def query(self, access_token: Optional[str]) -> Dict[str, str]:
-        """The query parameters, with ``access_token`` when the call carries one."""
-        if not self.with_token:
-            return dict(self.params)
-        if access_token is None:
-            raise ValueError(f"{self.path} needs an access token")
-        return {"access_token": access_token, **self.params}
 
 
 # --- requests and replies ---
@@ -300,89 +269,9 @@ class TokenPolicy:
         return MAX_ATTEMPTS * attempt + RETRY_BACKOFF_SECONDS + 1.0
 
 
-# Effects the flows ask their driver to perform; the driver sends back the result.
-@dataclass(frozen=True)
-class ReadShared:
-    """Call ``store.get_value(name)``; send back its result."""
-
-    name: str
-
-
-@dataclass(frozen=True)
-class WriteShared:
-    """Call ``store.set_value(name, value, ttl)``."""
-
-    name: str
-    value: str = field(repr=False)
-    ttl: float
-
-
-@dataclass(frozen=True)
-class DeleteShared:
-    """Call ``store.delete_value(name)``."""
-
-    name: str
-
-
-@dataclass(frozen=True)
-class TakeLock:
-    """Call ``store.acquire_lock(name, ttl)``; send back the owner token or ``None``."""
-
-    name: str
-    ttl: float
-
-
-@dataclass(frozen=True)
-class ReleaseLock:
-    """Call ``store.release_lock(name, owner)``."""
-
-    name: str
-    owner: str = field(repr=False)
-
-
-@dataclass(frozen=True)
-class Send:
-    """Send ``request`` to WeChat carrying ``access_token``; send back ``(status, body)``."""
-
-    request: ApiRequest
-    access_token: Optional[str] = field(default=None, repr=False)
-
-
-@dataclass(frozen=True)
-class Wait:
-    """Sleep this long (in a way that does not block other requests)."""
-
-    seconds: float
-
-
-Effect = Union[ReadShared, WriteShared, DeleteShared, TakeLock, ReleaseLock, Send, Wait]
-Flow = Generator[Effect, Any, _T]
-
-
-def _exchange(
-    request: ApiRequest, access_token: Optional[str], parse: Callable[[int, bytes], _T]
-) -> Flow[_T]:
-    """Send ``request`` and parse the reply, once more after errcode -1 or a failed connect.
-
-    Like jscode2session's, only failures that cannot have spent a single-use code (a phone
-    number code) are retried.
-    """
-    attempt = 1
-    while True:
-        try:
-            status, body = yield Send(request, access_token)
-            return parse(status, body)
-        except WxError as error:
-            delay = retry_delay(attempt, error)
-            if delay is None:
-                raise
-        yield Wait(delay)
-        attempt += 1
-
-
 def _fetch_token(policy: TokenPolicy, *, force_refresh: bool = False) -> Flow[AccessToken]:
     request = access_token_request(policy.config, stable=policy.stable, force_refresh=force_refresh)
-    reply = yield from _exchange(request, None, parse_access_token)
+    reply = yield from exchange(policy.config, request, parse_access_token)
     logger.info(
         "access token: fetched from %s%s, valid %d s",
         request.path,
@@ -393,7 +282,7 @@ def _fetch_token(policy: TokenPolicy, *, force_refresh: bool = False) -> Flow[Ac
 
 
 def _read_token(policy: TokenPolicy) -> Flow[Optional[AccessToken]]:
-    record = yield ReadShared(policy.name)
+    record = yield StoreCall("get_value", (policy.name,))
     return AccessToken.from_record(record)
 
 
@@ -414,14 +303,14 @@ def access_token_flow(policy: TokenPolicy, rejected: Optional[str] = None) -> Fl
     if current is not None and good(current):
         return current.value
     while True:
-        owner = yield TakeLock(policy.name, policy.lock_ttl)
+        owner = yield StoreCall("acquire_lock", (policy.name, policy.lock_ttl))
         if owner is not None:
             break
         if current is not None and current.value != rejected and current.usable(time.time()):
             return current.value
         if time.monotonic() >= deadline:
             raise UpstreamTimeout("Another process is still fetching the WeChat access token.")
-        yield Wait(LOCK_POLL_SECONDS)
+        yield Sleep(LOCK_POLL_SECONDS)
         current = yield from _read_token(policy)
         if current is not None and good(current):
             return current.value
@@ -434,14 +323,15 @@ def access_token_flow(policy: TokenPolicy, rejected: Optional[str] = None) -> Fl
                 # stable_token hands out the current token until it nears its expiry; one
                 # that WeChat refuses all the same can only be replaced by force.
                 fetched = yield from _fetch_token(policy, force_refresh=True)
-            yield WriteShared(policy.name, fetched.to_record(), fetched.expires_at - time.time())
+            ttl = fetched.expires_at - time.time()
+            yield StoreCall("set_value", (policy.name, fetched.to_record(), ttl))
             current = fetched
     except GeneratorExit:
         raise
     except BaseException:  # a cancelled call (asyncio) must release the lock too
-        yield ReleaseLock(policy.name, owner)
+        yield StoreCall("release_lock", (policy.name, owner))
         raise
-    yield ReleaseLock(policy.name, owner)
+    yield StoreCall("release_lock", (policy.name, owner))
     return current.value
 
 
@@ -453,7 +343,7 @@ def invalidate_flow(policy: TokenPolicy, token: str) -> Flow[None]:
     """
     current = yield from _read_token(policy)
     if current is not None and current.value == token:
-        yield DeleteShared(policy.name)
+        yield StoreCall("delete_value", (policy.name,))
 
 
 def api_call_flow(
@@ -467,12 +357,12 @@ def api_call_flow(
     """
     token = yield from access_token_flow(policy)
     try:
-        return (yield from _exchange(request, token, parse))
+        return (yield from exchange(policy.config, request, parse, token))
     except AccessTokenRejected as error:
         logger.info("access token: WeChat refused it (errcode %s); fetching another", error.errcode)
     yield from invalidate_flow(policy, token)
     token = yield from access_token_flow(policy, rejected=token)
-    return (yield from _exchange(request, token, parse))
+    return (yield from exchange(policy.config, request, parse, token))
 
 
 class OpenDataHelpers:

@@ -1,7 +1,7 @@
 """The asynchronous WeChat client, on ``httpx.AsyncClient`` (``wxmiddleware[asgi]``).
 
-:meth:`AsyncWeChatClient.code_to_session` calls jscode2session for the middleware;
-:meth:`AsyncWeChatClient.request` is the one HTTP exchange every API call goes through.
+:meth:`AsyncWeChatClient.request` is the one HTTP exchange every API call goes through (the
+transport the :class:`~wxmiddleware._perform.AsyncPerformer` sends ``HttpCall`` effects to).
 """
 
 from __future__ import annotations
@@ -18,18 +18,18 @@ except ImportError:  # pragma: no cover - depends on the installed extras
         "the ASGI middleware needs httpx: pip install 'wxmiddleware[asgi]'", name="httpx"
     ) from None
 
+from .._perform import AsyncPerformer
 from ..config import WxConfig
+from ..core._upstream import exchange
 from ..errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable, WxError
 from ._exclusive import ExclusiveConnectionTransport
 from ._protocol import (
     CodeSession,
     ReplyCollector,
-    jscode2session_params,
-    jscode2session_url,
+    jscode2session_request,
     log_reply,
     parse_jscode2session,
     reply_deadline,
-    retry_delay,
 )
 from ._redact import install_redaction
 
@@ -69,7 +69,6 @@ class AsyncWeChatClient:
     def __init__(self, config: WxConfig, http: Optional[httpx.AsyncClient] = None) -> None:
         install_redaction()
         self._config = config
-        self._url = jscode2session_url(config)
         # httpx.Timeout's fields, as a request's "timeout" extension.
         self._timeout = httpx.Timeout(config.read_timeout, connect=config.connect_timeout).as_dict()
         self._http = http
@@ -78,20 +77,10 @@ class AsyncWeChatClient:
         ] = weakref.WeakKeyDictionary()
 
     async def code_to_session(self, code: str) -> CodeSession:
-        """Exchange a ``wx.login()`` code for openid, session_key and unionid."""
-        attempt = 1
-        while True:
-            try:
-                status, body = await self.request(
-                    "GET", self._url, jscode2session_params(self._config, code)
-                )
-                return parse_jscode2session(status, body)
-            except WxError as error:
-                delay = retry_delay(attempt, error)
-                if delay is None:
-                    raise
-            await asyncio.sleep(delay)
-            attempt += 1
+        """See :meth:`wxmiddleware.wechat.sync.WeChatClient.code_to_session`."""
+        request = jscode2session_request(self._config, code)
+        flow = exchange(self._config, request, parse_jscode2session)
+        return await AsyncPerformer(None, self).run(flow)
 
     async def request(
         self,

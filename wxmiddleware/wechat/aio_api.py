@@ -8,25 +8,17 @@ another's token refresh sleeps with ``asyncio.sleep``.
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, TypeVar
 
-from .._flows import run_flow_async
+from .._perform import AsyncPerformer
 from ..config import WxConfig
 from ..session import WxSession
 from ..stores.base import AsyncSessionStore
+from ._protocol import ApiRequest
 from ._server_api import (
     REFRESH_MARGIN_SECONDS,
-    ApiRequest,
-    DeleteShared,
-    Effect,
     OpenDataHelpers,
-    ReadShared,
-    ReleaseLock,
-    Send,
-    TakeLock,
     TokenPolicy,
-    WriteShared,
     access_token_flow,
     api_call_flow,
     check_session_request,
@@ -65,44 +57,23 @@ class AsyncAccessTokenManager:
         self.store = store
         self._policy = TokenPolicy(config, stable=stable, refresh_margin=refresh_margin)
         self._wechat = AsyncWeChatClient(config, http)
+        self._performer: AsyncPerformer[None] = AsyncPerformer(store, self._wechat)
 
     async def get(self) -> str:
         """See :meth:`AccessTokenManager.get`."""
-        return await run_flow_async(access_token_flow(self._policy), self._perform)
+        return await self._performer.run(access_token_flow(self._policy))
 
     async def invalidate(self, token: str) -> None:
         """See :meth:`AccessTokenManager.invalidate`."""
-        await run_flow_async(invalidate_flow(self._policy, token), self._perform)
+        await self._performer.run(invalidate_flow(self._policy, token))
 
     async def call(self, request: ApiRequest, parse: Callable[[int, bytes], _T]) -> _T:
         """See :meth:`AccessTokenManager.call`."""
-        return await run_flow_async(api_call_flow(self._policy, request, parse), self._perform)
+        return await self._performer.run(api_call_flow(self._policy, request, parse))
 
     async def aclose(self) -> None:
         """Close the HTTP client made for the running loop (the store is the caller's)."""
         await self._wechat.aclose()
-
-    async def _perform(self, effect: Effect) -> Any:
-        if isinstance(effect, ReadShared):
-            return await self.store.get_value(effect.name)
-        if isinstance(effect, WriteShared):
-            return await self.store.set_value(effect.name, effect.value, effect.ttl)
-        if isinstance(effect, DeleteShared):
-            return await self.store.delete_value(effect.name)
-        if isinstance(effect, TakeLock):
-            return await self.store.acquire_lock(effect.name, effect.ttl)
-        if isinstance(effect, ReleaseLock):
-            return await self.store.release_lock(effect.name, effect.owner)
-        if isinstance(effect, Send):
-            request = effect.request
-            return await self._wechat.request(
-                request.method,
-                request.url(self.config),
-                request.query(effect.access_token),
-                request.body,
-            )
-        await asyncio.sleep(effect.seconds)
-        return None
 
 
 class AsyncWxApi(OpenDataHelpers):

@@ -7,27 +7,19 @@ flows of :mod:`wxmiddleware.wechat._server_api`; this module performs their effe
 
 from __future__ import annotations
 
-import time
 from typing import Any, Callable, Dict, Optional, TypeVar
 
 import requests
 
-from .._flows import run_flow
+from .._perform import SyncPerformer
 from ..config import WxConfig
 from ..session import WxSession
 from ..stores.base import SessionStore
+from ._protocol import ApiRequest
 from ._server_api import (
     REFRESH_MARGIN_SECONDS,
-    ApiRequest,
-    DeleteShared,
-    Effect,
     OpenDataHelpers,
-    ReadShared,
-    ReleaseLock,
-    Send,
-    TakeLock,
     TokenPolicy,
-    WriteShared,
     access_token_flow,
     api_call_flow,
     check_session_request,
@@ -70,17 +62,18 @@ class AccessTokenManager:
         self.store = store
         self._policy = TokenPolicy(config, stable=stable, refresh_margin=refresh_margin)
         self._wechat = WeChatClient(config, http)
+        self._performer: SyncPerformer[None] = SyncPerformer(store, self._wechat)
 
     def get(self) -> str:
         """The access token (fetched, or refreshed, first when needed)."""
-        return run_flow(access_token_flow(self._policy), self._perform)
+        return self._performer.run(access_token_flow(self._policy))
 
     def invalidate(self, token: str) -> None:
         """Forget ``token`` after WeChat refused it, so the next :meth:`get` fetches another.
 
         A newer token another process stored meanwhile is kept.
         """
-        run_flow(invalidate_flow(self._policy, token), self._perform)
+        self._performer.run(invalidate_flow(self._policy, token))
 
     def call(self, request: ApiRequest, parse: Callable[[int, bytes], _T]) -> _T:
         """Send ``request`` with the access token; return ``parse(status, body)``.
@@ -88,33 +81,11 @@ class AccessTokenManager:
         Errcode -1 and a failed connection are retried once; a refused token once, with a
         fresh token. Errors are :class:`~wxmiddleware.errors.WxError`.
         """
-        return run_flow(api_call_flow(self._policy, request, parse), self._perform)
+        return self._performer.run(api_call_flow(self._policy, request, parse))
 
     def close(self) -> None:
         """Close the HTTP connections (the store stays open: it is the caller's)."""
         self._wechat.close()
-
-    def _perform(self, effect: Effect) -> Any:
-        if isinstance(effect, ReadShared):
-            return self.store.get_value(effect.name)
-        if isinstance(effect, WriteShared):
-            return self.store.set_value(effect.name, effect.value, effect.ttl)
-        if isinstance(effect, DeleteShared):
-            return self.store.delete_value(effect.name)
-        if isinstance(effect, TakeLock):
-            return self.store.acquire_lock(effect.name, effect.ttl)
-        if isinstance(effect, ReleaseLock):
-            return self.store.release_lock(effect.name, effect.owner)
-        if isinstance(effect, Send):
-            request = effect.request
-            return self._wechat.request(
-                request.method,
-                request.url(self.config),
-                request.query(effect.access_token),
-                request.body,
-            )
-        time.sleep(effect.seconds)
-        return None
 
 
 class WxApi(OpenDataHelpers):

@@ -1,7 +1,7 @@
 """The synchronous WeChat client, on one reused ``requests.Session``.
 
-:meth:`WeChatClient.code_to_session` calls jscode2session for the middleware;
-:meth:`WeChatClient.request` is the one HTTP exchange every API call goes through.
+:meth:`WeChatClient.request` is the one HTTP exchange every API call goes through (the
+transport the :class:`~wxmiddleware._perform.SyncPerformer` sends ``HttpCall`` effects to).
 """
 
 from __future__ import annotations
@@ -13,17 +13,17 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import HTTPError, NewConnectionError, ReadTimeoutError
 
+from .._perform import SyncPerformer
 from ..config import WxConfig
+from ..core._upstream import exchange
 from ..errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable, WxError
 from ._protocol import (
     CodeSession,
     ReplyCollector,
-    jscode2session_params,
-    jscode2session_url,
+    jscode2session_request,
     log_reply,
     parse_jscode2session,
     reply_deadline,
-    retry_delay,
 )
 from ._redact import install_redaction
 
@@ -65,7 +65,6 @@ class WeChatClient:
     def __init__(self, config: WxConfig, http: Optional[requests.Session] = None) -> None:
         install_redaction()
         self._config = config
-        self._url = jscode2session_url(config)
         self._timeout = (config.connect_timeout, config.read_timeout)
         if http is None:
             http = requests.Session()
@@ -75,20 +74,10 @@ class WeChatClient:
         self._http = http
 
     def code_to_session(self, code: str) -> CodeSession:
-        """Exchange a ``wx.login()`` code for openid, session_key and unionid."""
-        attempt = 1
-        while True:
-            try:
-                status, body = self.request(
-                    "GET", self._url, jscode2session_params(self._config, code)
-                )
-                return parse_jscode2session(status, body)
-            except WxError as error:
-                delay = retry_delay(attempt, error)
-                if delay is None:
-                    raise
-            time.sleep(delay)
-            attempt += 1
+        """Exchange a ``wx.login()`` code for openid, session_key and unionid (one safe retry)."""
+        request = jscode2session_request(self._config, code)
+        flow = exchange(self._config, request, parse_jscode2session)
+        return SyncPerformer(None, self).run(flow)
 
     def request(
         self,

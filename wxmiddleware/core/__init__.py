@@ -1,0 +1,114 @@
+"""The decision core: every decision about a request, and no I/O.
+
+One concept per private module, on the model of h11's layout:
+
+- :mod:`._effects`: the effect vocabulary every flow yields (store calls, HTTP calls to
+  WeChat, sleeps, the request body, the ``on_login`` hook);
+- :mod:`._routing`: which kind of request this is (login, logout, public, optional,
+  protected);
+- :mod:`._request`: the request view, the token, the login code, the body limits;
+- :mod:`._responses`: every answer the middleware gives itself;
+- :mod:`._wafer`: the dialect of Tencent's Wafer client SDK;
+- :mod:`._upstream`: every call to WeChat, with the one retry rule;
+- :mod:`._login`: the login flow (one code, one upstream call, one session);
+- :mod:`._pipeline`: the request pipeline that ties them together.
+
+Nothing here imports an I/O library (requests, httpx, sqlite3, redis): the adapters
+(:mod:`wxmiddleware.wsgi`, :mod:`wxmiddleware.asgi`) build a :class:`RequestView`, run
+:meth:`Pipeline.handle` with one of the two performers (:mod:`wxmiddleware._perform`) and
+translate its :data:`Outcome`.
+"""
+
+from ._effects import (
+    CallHook,
+    ClientDisconnected,
+    Effect,
+    Flow,
+    HttpCall,
+    ReadBody,
+    Sleep,
+    StoreCall,
+)
+from ._login import PENDING_POLL_SECONDS, LoginResult, login_flow, new_session
+from ._pipeline import DROP, Forward, Outcome, Pipeline, Respond, log_failure, resolve_config
+from ._request import (
+    MAX_CODE_LENGTH,
+    WAFER_CODE_HEADER,
+    WAFER_ENCRYPTED_DATA_HEADER,
+    WAFER_IV_HEADER,
+    HeaderMap,
+    HeaderNames,
+    RequestView,
+    body_length,
+    check_login_method,
+    check_logout_method,
+    login_code_from_body,
+    login_code_from_query,
+    missing_token_error,
+    pick_token,
+)
+from ._responses import (
+    Response,
+    error_response,
+    json_response,
+    login_response,
+    logout_response,
+)
+from ._routing import RequestKind, Router
+from ._upstream import exchange
+from ._wafer import (
+    WaferLogin,
+    wafer_error,
+    wafer_login,
+    wafer_login_response,
+    wafer_userinfo,
+)
+
+__all__ = [
+    "DROP",
+    "MAX_CODE_LENGTH",
+    "PENDING_POLL_SECONDS",
+    "WAFER_CODE_HEADER",
+    "WAFER_ENCRYPTED_DATA_HEADER",
+    "WAFER_IV_HEADER",
+    "CallHook",
+    "ClientDisconnected",
+    "Effect",
+    "Flow",
+    "Forward",
+    "HeaderMap",
+    "HeaderNames",
+    "HttpCall",
+    "LoginResult",
+    "Outcome",
+    "Pipeline",
+    "ReadBody",
+    "RequestKind",
+    "RequestView",
+    "Respond",
+    "Response",
+    "Router",
+    "Sleep",
+    "StoreCall",
+    "WaferLogin",
+    "body_length",
+    "check_login_method",
+    "check_logout_method",
+    "error_response",
+    "exchange",
+    "json_response",
+    "log_failure",
+    "login_code_from_body",
+    "login_code_from_query",
+    "login_flow",
+    "login_response",
+    "logout_response",
+    "missing_token_error",
+    "new_session",
+    "pick_token",
+    "resolve_config",
+    "wafer_error",
+    "wafer_login",
+    "wafer_login_response",
+    "wafer_userinfo",
+]

@@ -1,0 +1,97 @@
+"""The one effect vocabulary: what a flow asks its performer to do.
+
+Every flow of the package (a request through the middleware, a login, the shared access
+token, a server-API call) is a generator that yields these effects and receives each one's
+result (or has the performer's exception thrown into it). Exactly two performers carry them
+out: :class:`wxmiddleware._perform.SyncPerformer` and its async twin.
+Effects are named tuples: a request builds one or two, and a tuple costs the least to make.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generator, Mapping, NamedTuple, Optional, Tuple, TypeVar, Union
+
+from ..session import WxSession
+
+_T = TypeVar("_T")
+
+
+class StoreCall:
+    """Call ``store.<op>(*args)`` on the session store; send back its result.
+
+    ``op`` is a method of the store protocol (:class:`wxmiddleware.stores.base.SessionStore`),
+    e.g. ``"get"``, ``"claim_code"``, ``"set_value"``. A slotted class rather than a named
+    tuple like the others: every authenticated request makes one, and this is the cheapest.
+    """
+
+    __slots__ = ("args", "op")
+
+    def __init__(self, op: str, args: Tuple[Any, ...]) -> None:
+        self.op = op
+        self.args = args
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is StoreCall and (self.op, self.args) == (other.op, other.args)
+
+    def __hash__(self) -> int:
+        return hash((self.op, self.args))
+
+    def __repr__(self) -> str:
+        # The arguments may hold a token or a sealed token.
+        return f"StoreCall({self.op!r})"
+
+
+class HttpCall(NamedTuple):
+    """One HTTP exchange with WeChat; send back ``(status, body)``.
+
+    ``params`` go in the query string, URL-encoded by the HTTP client (never concatenated);
+    ``body``, when not ``None``, is sent as JSON. Both may hold the app secret, a code or an
+    access token, so ``repr`` shows neither.
+    """
+
+    method: str
+    url: str
+    params: Mapping[str, str]
+    body: Optional[Mapping[str, Any]] = None
+
+    def __repr__(self) -> str:
+        return f"HttpCall({self.method} {self.url})"
+
+
+class Sleep(NamedTuple):
+    """Wait ``seconds`` without blocking other requests (``asyncio.sleep`` in a loop)."""
+
+    seconds: float
+
+
+class ReadBody(NamedTuple):
+    """Read the request body; send back the bytes.
+
+    ``length`` is the validated ``Content-Length`` (``None`` for a chunked body); the reader
+    stops once it has more than ``limit`` bytes, and the flow refuses a body that long. An
+    unreadable body raises ``OSError``/``ValueError``; a client gone before its body arrived
+    raises :class:`ClientDisconnected`.
+    """
+
+    length: Optional[int]
+    limit: int
+
+
+class CallHook(NamedTuple):
+    """Call the app's ``on_login`` hook; send back the mapping it returned (or ``None``).
+
+    ``userinfo`` is the Wafer ``userinfo`` being answered, or ``None`` for other logins.
+    """
+
+    session: WxSession
+    userinfo: Optional[Mapping[str, Any]]
+
+
+#: Any of the effects above; performers tell them apart by ``type()``.
+Effect = Union[StoreCall, HttpCall, Sleep, ReadBody, CallHook]
+#: A flow: yields effects, receives their results, returns a ``_T``.
+Flow = Generator[Effect, Any, _T]
+
+
+class ClientDisconnected(Exception):
+    """The client went away before its request body arrived: nobody waits for an answer."""

@@ -1,0 +1,86 @@
+"""The login flow: one code exchanged once for one session, however often it is sent."""
+
+from __future__ import annotations
+
+import time
+from typing import Optional, Tuple
+
+from ..config import WxConfig
+from ..errors import InvalidCode, UpstreamTimeout
+from ..session import (
+    ClaimState,
+    WxSession,
+    code_key,
+    new_token,
+    seal_token,
+    unseal_token,
+)
+from ..wechat._protocol import (
+    CodeSession,
+    jscode2session_request,
+    parse_jscode2session,
+)
+from ._effects import Flow, Sleep, StoreCall
+from ._upstream import exchange
+
+#: How often a login waiting on a concurrent login with the same code looks again, in seconds.
+PENDING_POLL_SECONDS = 0.025
+
+#: A login's result: the new (or earlier) session's token, and the session.
+LoginResult = Tuple[str, WxSession]
+
+
+def new_session(reply: CodeSession, config: WxConfig, now: Optional[float] = None) -> WxSession:
+    """The session record for a fresh jscode2session reply; it ends ``session_max_age``
+    seconds from ``now`` at the latest."""
+    now = time.time() if now is None else now
+    return WxSession(
+        openid=reply.openid,
+        session_key=reply.session_key,
+        unionid=reply.unionid,
+        created_at=now,
+        expires_at=now + config.session_max_age,
+    )
+
+
+def login_flow(code: str, config: WxConfig) -> Flow[LoginResult]:
+    """Log in with ``code``; return ``(token, session)``.
+
+    The same code sent again within its lifetime (a client retry, possibly to another worker)
+    yields the same session; concurrent duplicates wait for the first one instead of calling
+    WeChat again. The store remembers the code only as :func:`code_key` plus the token
+    sealed under the code. Errors are raised as :class:`~wxmiddleware.errors.WxError`.
+    """
+    key = code_key(code)
+    # A duplicate waits as long as the first login may take: two attempts and a backoff.
+    deadline = time.monotonic() + 2 * (config.connect_timeout + config.read_timeout) + 1
+    while True:
+        claim = yield StoreCall("claim_code", (key, config.code_ttl))
+        if claim.state is ClaimState.OWNER:
+            break
+        if claim.state is ClaimState.PENDING:
+            if time.monotonic() >= deadline:
+                raise UpstreamTimeout("A login with this code is still in progress.")
+            yield Sleep(PENDING_POLL_SECONDS)
+            continue
+        token = unseal_token(code, claim.sealed_token or "")
+        session = None
+        if token is not None:
+            session = yield StoreCall("get", (token, config.session_ttl))
+        if token is None or session is None:
+            raise InvalidCode("This login code was already used; call wx.login() again.")
+        return token, session
+    try:
+        reply = yield from exchange(
+            config, jscode2session_request(config, code), parse_jscode2session
+        )
+    except GeneratorExit:
+        raise
+    except BaseException:  # a cancelled request (asyncio) must release its claim too
+        yield StoreCall("release_code", (key,))
+        raise
+    token = new_token()
+    session = new_session(reply, config)
+    sealed = seal_token(code, token)
+    yield StoreCall("save", (token, session, config.session_ttl, key, sealed))
+    return token, session

@@ -1,0 +1,244 @@
+"""The request pipeline: one flow per request, from the view to an outcome.
+
+:meth:`Pipeline.handle` classifies the request, picks the token, authenticates, logs in or
+out, and shapes every error (Wafer's dialect included). It yields effects
+(:mod:`._effects`) and ends in an outcome: :class:`Forward` the request to the app (with its
+session), :class:`Respond` with an answer, or :data:`DROP` it (the client is gone). The
+adapters build the view, run the flow with a performer and translate the outcome; they
+decide nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Mapping, Optional, Union
+
+from ..config import WxConfig
+from ..errors import BadRequest, InvalidSession, WxError
+from ..session import WxSession, code_key, short_hash, token_key
+from ._effects import CallHook, ClientDisconnected, Flow, ReadBody, StoreCall
+from ._login import login_flow
+from ._request import (
+    HeaderMap,
+    HeaderNames,
+    RequestView,
+    body_length,
+    body_too_large,
+    check_login_method,
+    check_logout_method,
+    login_code_from_body,
+    login_code_from_query,
+    missing_token_error,
+    pick_token,
+)
+from ._responses import Response, error_response, login_response, logout_response
+from ._routing import RequestKind, Router
+from ._wafer import (
+    wafer_error,
+    wafer_login,
+    wafer_login_response,
+    wafer_userinfo,
+)
+
+logger = logging.getLogger("wxmiddleware")
+
+
+class Forward:
+    """Pass the request to the app; ``session`` is attached unless ``attach`` is false.
+
+    ``session`` is ``None`` on an optional path without a valid token. A public path is
+    forwarded with ``attach=False``: the app gets the request untouched.
+    """
+
+    __slots__ = ("attach", "session")
+
+    def __init__(self, session: Optional[WxSession], attach: bool = True) -> None:
+        self.session = session
+        self.attach = attach
+
+
+class Respond:
+    """Answer the request with ``response`` (a websocket is closed with its close code)."""
+
+    __slots__ = ("response",)
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+class _Drop:
+    """The client went away: nobody waits for an answer, so none is sent."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "DROP"
+
+
+DROP = _Drop()
+_UNTOUCHED = Forward(None, attach=False)
+_ANONYMOUS = Forward(None)
+
+#: What a request's flow ends in.
+Outcome = Union[Forward, Respond, _Drop]
+
+
+def log_failure(action: str, error: WxError, subject: str = "") -> None:
+    """One log line per failed login/logout/store access, naming its cause, never a secret."""
+    # A misconfiguration or an unusable WeChat needs the operator; a busy one, attention;
+    # a bad client request, a record.
+    if error.status in (500, 502):
+        level = logging.ERROR
+    elif error.status >= 500:
+        level = logging.WARNING
+    else:
+        level = logging.INFO
+    logger.log(
+        level,
+        "%s failed: %s %s%s%s%s",
+        action,
+        error.status,
+        error.error,
+        f" errcode={error.errcode}" if error.errcode is not None else "",
+        f" ({error.detail})" if error.detail else "",
+        f" {subject}" if subject else "",
+    )
+
+
+def resolve_config(config: Optional[WxConfig], options: Mapping[str, Any]) -> WxConfig:
+    """The middleware's configuration from ``config=`` and/or keyword options."""
+    if config is None:
+        return WxConfig.from_options(**options)
+    return config.with_options(**options) if options else config
+
+
+class Pipeline:
+    """Every decision about a request, for one configuration.
+
+    ``has_login_hook`` says whether the app gave an ``on_login`` hook (then the flow yields
+    :class:`~._effects.CallHook` after each login). ``header_key`` turns a normalised header
+    name (``3rd-session``) into a key of the adapter's :class:`~._request.HeaderMap`;
+    :attr:`header_names` holds the results.
+    """
+
+    def __init__(
+        self,
+        config: WxConfig,
+        has_login_hook: bool = False,
+        header_key: Optional[Callable[[str], str]] = None,
+    ) -> None:
+        self.config = config
+        self.has_login_hook = has_login_hook
+        self.router = Router(config)
+        self.header_names = (
+            HeaderNames.for_config(config)
+            if header_key is None
+            else HeaderNames.for_config(config, header_key)
+        )
+
+    def handle(self, view: RequestView) -> Flow[Outcome]:
+        """The whole request as one flow: effects out, results in, an :data:`Outcome` back."""
+        kind = self.router.classify(view.path, view.raw_path)
+        if kind is RequestKind.PUBLIC:
+            return _UNTOUCHED
+        if view.websocket and (kind is RequestKind.LOGIN or kind is RequestKind.LOGOUT):
+            # Login and logout are HTTP requests; a websocket there needs a session.
+            kind = RequestKind.PROTECTED
+        try:
+            if kind is RequestKind.LOGIN:
+                response = yield from self._login(view)
+            elif kind is RequestKind.LOGOUT:
+                response = yield from self._logout(view)
+            else:
+                # Authentication, inline: it is most requests, and a nested flow costs.
+                token = self._token(view.headers)
+                if token is None:
+                    if kind is RequestKind.OPTIONAL:
+                        return _ANONYMOUS
+                    # A fresh error each time: a shared one's traceback grows with every raise.
+                    raise missing_token_error(self.config)
+                try:
+                    session = yield StoreCall("get", (token, self.config.session_ttl))
+                except WxError as error:
+                    log_failure("session lookup", error, short_hash(token_key(token)))
+                    raise
+                if session is None and kind is RequestKind.PROTECTED:
+                    raise InvalidSession()
+                return Forward(session)
+        except ClientDisconnected:
+            logger.debug("login: the client disconnected before sending its body")
+            return DROP
+        except WxError as error:
+            response = self._error_response(view, kind, error)
+        except Exception as exc:  # a fault of ours answers JSON, without a traceback
+            logger.error("internal error: %s", type(exc).__name__)
+            response = self._error_response(view, kind, WxError())
+        return Respond(response)
+
+    def _error_response(self, view: RequestView, kind: RequestKind, error: WxError) -> Response:
+        wafer = wafer_error(self.config, kind, error, view.headers, self.header_names)
+        return error_response(error, wafer)
+
+    def _token(self, headers: HeaderMap) -> Optional[str]:
+        values = []
+        for name in self.header_names.tokens:
+            value = headers.get(name)
+            if value is not None:
+                values.append(value)
+        return pick_token(values) if values else None
+
+    def _read_body(self, view: RequestView) -> Flow[bytes]:
+        config = self.config
+        names = self.header_names
+        length = body_length(view.headers.get(names.content_length), config)
+        if length == 0:
+            return b""
+        if length is None and not view.body_framed:
+            if view.headers.get(names.transfer_encoding):
+                raise BadRequest("Send the login body with a Content-Length.")
+            return b""
+        try:
+            body: bytes = yield ReadBody(length, config.max_body_bytes)
+        except (OSError, ValueError):
+            raise BadRequest("The login body could not be read.") from None
+        # A chunked body has no length to check up front: the reader stops past the limit.
+        if len(body) > config.max_body_bytes:
+            raise body_too_large(config)
+        return body
+
+    def _login(self, view: RequestView) -> Flow[Response]:
+        config = self.config
+        wafer = wafer_login(config, view.headers, self.header_names)
+        check_login_method(view.method, config, wafer is not None)
+        if wafer is not None:
+            code = wafer.code
+        elif view.method == "GET":
+            code = login_code_from_query(view.query)
+        else:
+            body = yield from self._read_body(view)
+            code = login_code_from_body(view.headers.get(self.header_names.content_type), body)
+        try:
+            token, session = yield from login_flow(code, config)
+            userinfo = None if wafer is None else wafer_userinfo(wafer, session, config)
+        except WxError as error:
+            log_failure("login", error, f"code={short_hash(code_key(code))}")
+            raise
+        logger.info("login: session %s", short_hash(token_key(token)))
+        extra = (yield CallHook(session, userinfo)) if self.has_login_hook else None
+        if userinfo is None:
+            return login_response(token, session, config, extra)
+        return wafer_login_response(token, userinfo, extra)
+
+    def _logout(self, view: RequestView) -> Flow[Response]:
+        check_logout_method(view.method)
+        token = self._token(view.headers)
+        if token is None:
+            raise missing_token_error(self.config)
+        try:
+            ended = yield StoreCall("delete", (token,))
+        except WxError as error:
+            log_failure("logout", error, short_hash(token_key(token)))
+            raise
+        if ended:
+            logger.info("logout: session %s", short_hash(token_key(token)))
+        return logout_response()

@@ -1,0 +1,283 @@
+"""What the core reads from a request: the view, the token, the login code, the limits."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    FrozenSet,
+    List,
+    Mapping,
+    Optional,
+    Protocol,
+    Sequence,
+    Tuple,
+    Union,
+)
+from urllib.parse import parse_qs
+
+from ..config import WAFER_SKEY_HEADER, WxConfig, header_key
+from ..errors import BadRequest, InvalidSession, MethodNotAllowed, UnsupportedMediaType
+from ..session import MAX_TOKEN_LENGTH
+
+MAX_CODE_LENGTH = 256
+_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+# The login headers of Tencent's Wafer client SDK (wafer2-client-sdk, lib/login.js): the code
+# from wx.login(), and the user info from wx.getUserInfo() with its iv.
+WAFER_CODE_HEADER = "X-WX-Code"
+WAFER_ENCRYPTED_DATA_HEADER = "X-WX-Encrypted-Data"
+WAFER_IV_HEADER = "X-WX-IV"
+
+
+class HeaderMap(Protocol):
+    """A request's headers, keyed as the adapter keeps them (see :class:`HeaderNames`).
+
+    ``get(key)`` gives the value, repeats joined with commas as WSGI servers join them, or
+    ``None``. A ``dict`` is one: the WSGI environ itself, or the map the ASGI adapter builds
+    once per request.
+    """
+
+    def get(self, key: str) -> Optional[Any]:
+        """The value of the header under ``key``, or ``None``."""
+
+
+def _same(name: str) -> str:
+    return name
+
+
+@dataclass(frozen=True)
+class HeaderNames:
+    """Every header the core reads, as a key of the adapter's :class:`HeaderMap`.
+
+    Built once at start-up by :meth:`for_config` with the adapter's ``key`` function: the
+    identity for a map keyed by normalised name (lower case, ``_`` read as ``-``), or
+    ``3rd-session`` -> ``HTTP_3RD_SESSION`` for the WSGI environ (PEP 3333), so a request
+    builds no header map of its own.
+    """
+
+    tokens: Tuple[str, ...]
+    content_type: str
+    content_length: str
+    transfer_encoding: str
+    wafer_code: str
+    wafer_encrypted_data: str
+    wafer_iv: str
+    wafer_skey: str
+
+    @classmethod
+    def for_config(cls, config: WxConfig, key: Callable[[str], str] = _same) -> HeaderNames:
+        """The keys for ``config``'s token headers and the fixed ones, through ``key``."""
+        tokens = tuple(dict.fromkeys(key(header_key(name)) for name in config.token_headers))
+        return cls(
+            tokens,
+            *(
+                key(header_key(name))
+                for name in (
+                    "Content-Type",
+                    "Content-Length",
+                    "Transfer-Encoding",
+                    WAFER_CODE_HEADER,
+                    WAFER_ENCRYPTED_DATA_HEADER,
+                    WAFER_IV_HEADER,
+                    WAFER_SKEY_HEADER,
+                )
+            ),
+        )
+
+    def all_keys(self) -> FrozenSet[str]:
+        """Every key, for an adapter that builds a map holding just these."""
+        fixed = (
+            self.content_type,
+            self.content_length,
+            self.transfer_encoding,
+            self.wafer_code,
+            self.wafer_encrypted_data,
+            self.wafer_iv,
+            self.wafer_skey,
+        )
+        return frozenset((*self.tokens, *fixed))
+
+
+class RequestView:
+    """What the core sees of a request, built once by the adapter.
+
+    - ``method``: ``"GET"``, ``"POST"``…; ``path``: the decoded path below the mount point
+      (``PATH_INFO``, or ``path`` minus ``root_path``); ``raw_path``: the path as sent, or
+      ``None`` when the server does not say;
+    - ``query``: the raw query string (``bytes`` from ASGI, ``str`` from WSGI);
+    - ``headers``: a :class:`HeaderMap` keyed as the pipeline's :class:`HeaderNames` say;
+    - ``websocket``: a websocket handshake rather than an HTTP request;
+    - ``body_framed``: truthy when a body without ``Content-Length`` can still be read to its end
+      (ASGI always; WSGI when the server sets ``wsgi.input_terminated``).
+    """
+
+    __slots__ = ("body_framed", "headers", "method", "path", "query", "raw_path", "websocket")
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        raw_path: Optional[str],
+        query: Union[str, bytes],
+        headers: HeaderMap,
+        websocket: bool = False,
+        body_framed: Any = True,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.raw_path = raw_path
+        self.query = query
+        self.headers = headers
+        self.websocket = websocket
+        self.body_framed = body_framed
+
+
+def missing_token_error(config: WxConfig) -> InvalidSession:
+    """The 401 for a request without a token; it names the header to use."""
+    header = config.token_headers[0]
+    hint = ""
+    if "-" in header:
+        hint = (
+            f" (a '{header.replace('-', '_')}' header with an underscore is dropped by most"
+            f" servers and proxies; send '{header}' with a hyphen)"
+        )
+    return InvalidSession(f"No session token: send it in the '{header}' header{hint}.")
+
+
+def pick_token(values: Sequence[str]) -> Optional[str]:
+    """Choose the token from the values of every token header present.
+
+    Servers join repeated headers with commas, so each value may hold several. Empty values
+    count as absent; different values are a conflict (``400``); a value that cannot be one
+    of our tokens is an invalid session (``401``), so a client logs in again.
+    """
+    if len(values) == 1:
+        value = values[0]
+        if 0 < len(value) <= MAX_TOKEN_LENGTH and _TOKEN.fullmatch(value):
+            return value
+    token: Optional[str] = None
+    for value in values:
+        for part in value.split(","):
+            part = part.strip(" \t")
+            if not part:
+                continue
+            if token is None:
+                token = part
+            elif part != token:
+                raise BadRequest("The request names two different session tokens.")
+    if token is None:
+        return None
+    if len(token) > MAX_TOKEN_LENGTH or not _TOKEN.fullmatch(token):
+        raise InvalidSession("The session token is malformed; log in again.")
+    return token
+
+
+def check_code(value: Any) -> str:
+    """A login code as the client sent it, or ``400``: present, a string, at most
+    :data:`MAX_CODE_LENGTH` characters, without control characters."""
+    if value is None:
+        raise BadRequest('The login code is missing: send {"code": "..."} from wx.login().')
+    if not isinstance(value, str):
+        raise BadRequest("The login code must be a string.")
+    if not value:
+        raise BadRequest("The login code is empty.")
+    if len(value) > MAX_CODE_LENGTH:
+        raise BadRequest("The login code is too long.")
+    if _CONTROL.search(value):
+        raise BadRequest("The login code contains control characters.")
+    return value
+
+
+def _code_from_fields(fields: Mapping[str, Any]) -> str:
+    code = fields.get("code")
+    alias = fields.get("wxCode")
+    if code is not None and alias is not None and code != alias:
+        raise BadRequest("The request names two different login codes.")
+    return check_code(code if code is not None else alias)
+
+
+def _single_values(pairs: Mapping[str, List[str]]) -> Dict[str, str]:
+    values: Dict[str, str] = {}
+    for name, items in pairs.items():
+        if len(set(items)) > 1:
+            raise BadRequest(f"The field '{name}' is given more than once.")
+        values[name] = items[0]
+    return values
+
+
+def login_code_from_body(content_type: Optional[str], body: bytes) -> str:
+    """Read the login code from a JSON or form body (``code``, or its alias ``wxCode``)."""
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    if not body.strip():
+        raise BadRequest('The login request has no body: send {"code": "..."}.')
+    if media_type in ("application/json", "") or media_type.endswith("+json"):
+        try:
+            data = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise BadRequest("The login body is not valid UTF-8 JSON.") from None
+        if not isinstance(data, dict):
+            raise BadRequest("The login body must be a JSON object.")
+        return _code_from_fields(data)
+    if media_type == "application/x-www-form-urlencoded":
+        try:
+            text = body.decode("utf-8")
+            pairs = parse_qs(text, keep_blank_values=True, strict_parsing=False, errors="strict")
+        except (UnicodeDecodeError, ValueError):
+            raise BadRequest("The login form is not valid UTF-8.") from None
+        return _code_from_fields(_single_values(pairs))
+    raise UnsupportedMediaType(
+        "Send the login code as application/json or application/x-www-form-urlencoded."
+    )
+
+
+def login_code_from_query(query_string: Union[str, bytes]) -> str:
+    """Read the login code from a ``GET`` query string (only with ``allow_get_login``)."""
+    if isinstance(query_string, bytes):
+        query_string = query_string.decode("latin-1")
+    try:
+        pairs = parse_qs(query_string, keep_blank_values=True, errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("The query string is not valid UTF-8.") from None
+    return _code_from_fields(_single_values(pairs))
+
+
+def check_login_method(method: str, config: WxConfig, wafer: bool = False) -> None:
+    """Raise ``405`` unless the login path accepts ``method``.
+
+    A Wafer login (``wafer``) may use ``GET`` without ``allow_get_login``: the Wafer client
+    logs in with ``GET`` by default, and its code travels in a header, not in the URL.
+    """
+    allowed = ("POST", "GET") if config.allow_get_login or wafer else ("POST",)
+    if method not in allowed:
+        raise MethodNotAllowed(
+            f"Log in with {' or '.join(allowed)}.", headers=[("Allow", ", ".join(allowed))]
+        )
+
+
+def check_logout_method(method: str) -> None:
+    """Raise ``405`` unless ``method`` is ``POST``."""
+    if method != "POST":
+        raise MethodNotAllowed("Log out with POST.", headers=[("Allow", "POST")])
+
+
+def body_length(content_length: Optional[str], config: WxConfig) -> Optional[int]:
+    """Validate a ``Content-Length`` before reading: ``None`` when absent (chunked)."""
+    if content_length is None or content_length == "":
+        return None
+    if not content_length.isdigit():
+        raise BadRequest("The Content-Length header is malformed.")
+    length = int(content_length)
+    if length > config.max_body_bytes:
+        raise BadRequest(f"The login body is larger than {config.max_body_bytes} bytes.")
+    return length
+
+
+def body_too_large(config: WxConfig) -> BadRequest:
+    """The error for a body that grows past the limit while it is read."""
+    return BadRequest(f"The login body is larger than {config.max_body_bytes} bytes.")
