@@ -1,12 +1,9 @@
-"""Helpers shared by the benchmark scripts (not a benchmark itself).
+"""Helpers shared by the benchmarks (not a benchmark itself): paths, timing, processes,
+requests built as a server would, and a tiny keep-alive HTTP/1.1 client.
 
-- :func:`machine` describes where the numbers come from;
-- :func:`alternate` times several variants in alternating rounds and keeps every round, so
-  that ratios are taken within a round and their median is robust to background load;
-- :class:`PrivateRedis` starts a ``redis-server`` of our own on a free loopback port;
-- :class:`FakeWeChatProcess` runs the fake WeChat in a process of its own and hands out codes;
-- :func:`http_request` is a minimal keep-alive HTTP/1.1 client over asyncio streams, cheap
-  enough in CPU that a driver in Python does not hide the server's cost.
+The package is imported from wherever Python finds it first (``PYTHONPATH`` wins, so
+``PYTHONPATH=/path/to/other/checkout`` benchmarks that checkout); the repository root is only
+a fallback. Processes started here get the same package on their ``PYTHONPATH``.
 """
 
 from __future__ import annotations
@@ -14,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import io
 import json
+import logging
 import os
 import platform
-import secrets
 import shutil
 import socket
 import statistics
@@ -25,124 +23,82 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-ROOT = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
 PYTHON = sys.executable
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))
+
+import wxmiddleware  # noqa: E402
+
+#: The checkout the package was imported from (given to every process started here).
+PACKAGE_ROOT = Path(wxmiddleware.__file__).resolve().parent.parent
+OPENID = "o6_bmjrPTlm6_2sgVt7hMZOPfL2M"
+UNIONID = "o6_bmasdasdsad6_2sgVt7hMZOPfL"
+#: The token header as a mini-program sends it (the hyphen form reaches every server).
+TOKEN_HEADER = "3rd-session"
 
 
-def ensure_importable() -> None:
-    """Put the project root (``wxmiddleware``, ``examples``) and ``benchmarks/`` on the path."""
-    for path in (str(ROOT), str(BENCH)):
-        if path not in sys.path:
-            sys.path.insert(0, path)
-
-
-ensure_importable()
-
-
-# --- where the numbers come from ---------------------------------------------------------
-
-
-def _version(distribution: str) -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def redis_server_version(binary: Optional[str] = None) -> str:
-    binary = binary or shutil.which("redis-server")
-    if binary is None:
-        return "not installed"
-    try:
-        out = subprocess.run(
-            [binary, "--version"], capture_output=True, text=True, timeout=10, check=False
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    for word in out.split():
-        if word.startswith("v="):
-            return word[2:]
-    return out.strip() or "unknown"
-
-
-def wrk_version() -> str:
-    binary = shutil.which("wrk")
-    if binary is None:
-        return "not installed"
-    try:
-        out = subprocess.run(
-            [binary, "--version"], capture_output=True, text=True, timeout=10, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    text = (out.stdout + out.stderr).strip().splitlines()
-    return text[0].split(" [")[0].replace("wrk ", "") if text else "unknown"
+def child_env(**extra: str) -> Dict[str, str]:
+    """The environment of a process started here (run it with ``cwd=PACKAGE_ROOT``)."""
+    path = os.pathsep.join(dict.fromkeys([str(PACKAGE_ROOT), str(BENCH), str(ROOT)]))
+    return {**os.environ, "PYTHONPATH": path, **extra}
 
 
 def machine() -> Dict[str, str]:
     """Cores, CPU, Python and the versions that matter for these numbers."""
-    return {
-        "cores": str(os.cpu_count()),
-        "cpu": cpu_model(),
-        "os": f"{platform.system()} {platform.release()}",
+    from importlib import metadata
+
+    def version(command: List[str]) -> str:  # the first line a tool prints about itself
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            out = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
+            return ((out.stdout + out.stderr).strip().splitlines() or ["unknown"])[0]
+        return "not installed"
+
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError, StopIteration):
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        cpu = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    redis_words = version(["redis-server", "--version"]).split()
+    info = {
+        "cores": str(os.cpu_count()), "cpu": cpu, "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
-        "wxmiddleware": _version("wxmiddleware"),
-        "Flask": _version("flask"),
-        "Werkzeug": _version("werkzeug"),
-        "Starlette": _version("starlette"),
-        "redis-py": _version("redis"),
-        "Redis server": redis_server_version(),
-        "httpx": _version("httpx"),
-        "httpcore": _version("httpcore"),
-        "Flask-Session": _version("flask-session"),
-        "gunicorn": _version("gunicorn"),
-        "uvicorn": _version("uvicorn"),
-        "wrk": wrk_version(),
-        "load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "wxmiddleware": f"{getattr(wxmiddleware, '__version__', '?')} ({PACKAGE_ROOT})",
     }
+    for name in ("Flask", "Werkzeug", "Starlette", "redis", "httpx", "Flask-Session", "gunicorn",
+                 "uvicorn"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            info[name] = metadata.version(name.lower())
+    info["Redis server"] = next((w[2:] for w in redis_words if w.startswith("v=")), "?")
+    info["wrk"] = version(["wrk", "--version"]).split(" [")[0].replace("wrk ", "")
+    info["load average at start"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return info
 
 
-# --- timing ------------------------------------------------------------------------------
+def rotated(names: Sequence[str], rounds: int) -> Iterator[str]:
+    """Every name once per round, in an order rotated from round to round, so that a burst of
+    background load hits all of them alike."""
+    for number in range(rounds):
+        shift = number % len(names)
+        yield from [*names[shift:], *names[:shift]]
 
 
 def alternate(
-    variants: Dict[str, Callable[[int], float]],
-    n: int,
-    rounds: int,
-    warmup: int = 1,
+    variants: Dict[str, Callable[[int], float]], n: int, rounds: int
 ) -> Dict[str, List[float]]:
-    """Time each variant ``rounds`` times, interleaved; return seconds per call, per round.
+    """Seconds per call of each variant, per round (rounds interleaved, see :func:`rotated`).
 
-    ``variants[name](n)`` runs ``n`` calls and returns the seconds they took. Each round
-    runs every variant once, in an order rotated from round to round, so that a burst of
-    background load hits all of them alike. The garbage collector runs between variants,
-    never inside a timed block it did not cause.
+    ``variants[name](n)`` runs ``n`` calls and returns the seconds they took. The garbage
+    collector runs between variants.
     """
-    names = list(variants)
-    for _ in range(warmup):
-        for name in names:
-            variants[name](max(1, n // 4))
-    times: Dict[str, List[float]] = {name: [] for name in names}
-    for round_number in range(rounds):
-        shift = round_number % len(names)
-        for name in names[shift:] + names[:shift]:
-            gc.collect()
-            times[name].append(variants[name](n) / n)
+    for run in variants.values():  # warm up
+        run(max(1, n // 4))
+    times: Dict[str, List[float]] = {name: [] for name in variants}
+    for name in rotated(list(variants), rounds):
+        gc.collect()
+        times[name].append(variants[name](n) / n)
     return times
 
 
@@ -156,11 +112,7 @@ def cost(times: Dict[str, List[float]], variant: str, bare: str) -> float:
     return statistics.median(v - b for v, b in zip(times[variant], times[bare]))
 
 
-def median(values: Sequence[float]) -> float:
-    return statistics.median(values)
-
-
-# --- processes ---------------------------------------------------------------------------
+median = statistics.median
 
 
 def free_port() -> int:
@@ -170,29 +122,27 @@ def free_port() -> int:
         return port
 
 
-def wait_for_port(
-    port: int, timeout: float = 20.0, process: Optional[subprocess.Popen] = None
-) -> None:  # type: ignore[type-arg]
-    deadline = time.monotonic() + timeout
+def wait_for_port(port: int, process: Optional[subprocess.Popen] = None) -> None:  # type: ignore[type-arg]
+    deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"the process on port {port} exited with {process.returncode}")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
             return
         time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
+    raise RuntimeError(f"nothing listens on port {port} after 20 s")
 
 
-def stop(process: Optional[subprocess.Popen], timeout: float = 10.0) -> None:  # type: ignore[type-arg]
+def stop(process: Optional[subprocess.Popen]) -> None:  # type: ignore[type-arg]
     """Stop a process we started, by its own handle (TERM, then KILL)."""
     if process is None or process.poll() is not None:
         return
     process.terminate()
     try:
-        process.wait(timeout)
+        process.wait(10)
     except subprocess.TimeoutExpired:
         process.kill()
-        process.wait(timeout)
+        process.wait(10)
 
 
 def process_tree_cpu(pid: int) -> float:
@@ -200,14 +150,11 @@ def process_tree_cpu(pid: int) -> float:
     tick = os.sysconf("SC_CLK_TCK")
     parents: Dict[int, int] = {}
     used: Dict[int, float] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for entry in filter(str.isdigit, os.listdir("/proc")):
         try:
-            text = Path(f"/proc/{entry}/stat").read_text()
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        fields = text.rsplit(")", 1)[1].split()
         parents[int(entry)] = int(fields[1])
         used[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
     total, todo = 0.0, [pid]
@@ -221,139 +168,74 @@ def process_tree_cpu(pid: int) -> float:
 class PrivateRedis:
     """A ``redis-server`` of our own on a free loopback port, no persistence; stopped on exit."""
 
-    def __init__(self) -> None:
-        self.binary = shutil.which("redis-server")
-        self.port = 0
-        self.process: Optional[subprocess.Popen] = None  # type: ignore[type-arg]
-
-    @property
-    def available(self) -> bool:
-        return self.binary is not None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+    available = shutil.which("redis-server") is not None
 
     def __enter__(self) -> PrivateRedis:
-        if self.binary is None:
-            raise RuntimeError("redis-server is not on PATH")
         self.port = free_port()
-        self.process = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--protected-mode",
-                "yes",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for_port(self.port, process=self.process)
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+        command += ["--save", "", "--appendonly", "no"]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        wait_for_port(self.port, self.process)
         return self
 
     def __exit__(self, *exc: object) -> None:
         stop(self.process)
 
-    def commandstats(self, client: Any) -> Dict[str, int]:
-        """``{command: calls}`` from ``INFO commandstats``."""
-        info = client.info("commandstats")
-        return {
-            name.replace("cmdstat_", ""): int(value["calls"])
-            for name, value in info.items()
-            if name.startswith("cmdstat_")
-        }
-
-
-def command_delta(before: Dict[str, int], after: Dict[str, int]) -> Dict[str, int]:
-    """Commands run between two ``commandstats`` snapshots (the ``INFO`` itself excluded)."""
-    delta = {name: after.get(name, 0) - before.get(name, 0) for name in after}
-    delta["info"] = delta.get("info", 0) - 1
-    return {name: count for name, count in sorted(delta.items()) if count > 0}
-
 
 _FAKE_SCRIPT = r"""
 import json, sys
 from wxmiddleware.testing import FakeWeChat
-fake = FakeWeChat(latency=float(sys.argv[1]))
-fake.start()
+fake = FakeWeChat(latency=float(sys.argv[1])).start()
 print(json.dumps({"url": fake.url, "appid": fake.appid, "secret": fake.secret}), flush=True)
-batch = 0
-for line in sys.stdin:
-    count = int(line)
-    batch += 1
+for batch, line in enumerate(sys.stdin):
     # One user per code: the fake allows 100 logins per user and minute.
-    codes = [fake.issue_code(f"bench-{batch}-{n}") for n in range(count)]
-    print(json.dumps(codes), flush=True)
+    print(json.dumps([fake.issue_code(f"b{batch}-{n}") for n in range(int(line))]), flush=True)
 fake.stop()
 """
 
 
 class FakeWeChatProcess:
-    """The fake WeChat (``wxmiddleware.testing.FakeWeChat``) in a process of its own.
-
-    Its threads then never compete with the measured process for the GIL. ``codes(n)`` asks
-    it for ``n`` fresh codes, each for a user of its own.
-    """
+    """``wxmiddleware.testing.FakeWeChat`` in a process of its own (its threads then never
+    compete with the measured process for the GIL); ``codes(n)`` gives n fresh codes."""
 
     def __init__(self, latency: float = 0.0) -> None:
         self.latency = latency
-        self.process: Optional[subprocess.Popen] = None  # type: ignore[type-arg]
-        self.url = self.appid = self.secret = ""
 
     def __enter__(self) -> FakeWeChatProcess:
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
         self.process = subprocess.Popen(
-            [PYTHON, "-c", _FAKE_SCRIPT, str(self.latency)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-            cwd=str(ROOT),
+            [PYTHON, "-c", _FAKE_SCRIPT, str(self.latency)], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True, env=child_env(), cwd=PACKAGE_ROOT,
         )
         assert self.process.stdout is not None
         first = json.loads(self.process.stdout.readline())
         self.url, self.appid, self.secret = first["url"], first["appid"], first["secret"]
         return self
 
+    def config(self, **options: Any) -> Any:
+        return wxmiddleware.WxConfig(
+            appid=self.appid, secret=self.secret, api_base=self.url, **options
+        )
+
     def codes(self, count: int) -> List[str]:
-        assert self.process is not None and self.process.stdin and self.process.stdout
+        assert self.process.stdin is not None and self.process.stdout is not None
         self.process.stdin.write(f"{count}\n")
         self.process.stdin.flush()
         codes: List[str] = json.loads(self.process.stdout.readline())
         return codes
 
     def __exit__(self, *exc: object) -> None:
-        if self.process is not None and self.process.stdin is not None:
-            with contextlib.suppress(OSError):
-                self.process.stdin.close()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                stop(self.process)
-
-
-def bench_prefix() -> str:
-    """A Redis key prefix no one else uses."""
-    return f"wxbench-{secrets.token_hex(4)}:"
-
-
-def delete_prefixed(client: Any, prefix: str) -> None:
-    """Delete our own keys only (never a flush)."""
-    for key in list(client.scan_iter(match=prefix + "*", count=1000)):
-        client.delete(key)
+        with contextlib.suppress(OSError):
+            assert self.process.stdin is not None
+            self.process.stdin.close()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            stop(self.process)
 
 
 @contextlib.contextmanager
 def quiet_logging() -> Iterator[None]:
-    import logging
-
     logger = logging.getLogger("wxmiddleware")
     level = logger.level
     logger.setLevel(logging.ERROR)
@@ -363,14 +245,111 @@ def quiet_logging() -> Iterator[None]:
         logger.setLevel(level)
 
 
-# --- a tiny HTTP/1.1 client for drivers in Python ---------------------------------------
+async def aclose(closable: Any) -> None:
+    """Close an async store or client: ``aclose()`` where it exists, else ``close()``."""
+    close = getattr(closable, "aclose", None) or closable.close
+    result = close()
+    if asyncio.iscoroutine(result):
+        await result
+
+
+def environ(
+    headers: Dict[str, str], method: str = "GET", path: str = "/api/me", body: bytes = b""
+) -> Dict[str, Any]:
+    """A WSGI environ as gunicorn builds it."""
+    env: Dict[str, Any] = {
+        "REQUEST_METHOD": method, "SCRIPT_NAME": "", "PATH_INFO": path, "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "127.0.0.1:8000", "HTTP_USER_AGENT": "bench",
+        "HTTP_ACCEPT": "*/*", "RAW_URI": path, "wsgi.version": (1, 0), "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body), "wsgi.errors": io.StringIO(), "wsgi.multithread": True,
+        "wsgi.multiprocess": False, "wsgi.run_once": False,
+    }
+    if body:
+        env.update(CONTENT_TYPE="application/json", CONTENT_LENGTH=str(len(body)))
+    for name, value in headers.items():
+        env["HTTP_" + name.upper().replace("-", "_")] = value
+    return env
+
+
+def scope(
+    headers: Dict[str, str], method: str = "GET", path: str = "/api/me", body: bytes = b""
+) -> Dict[str, Any]:
+    """An ASGI HTTP scope as uvicorn builds it."""
+    extra = [(b"content-type", b"application/json")] if body else []
+    if body:
+        extra.append((b"content-length", str(len(body)).encode()))
+    return {
+        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
+        "method": method, "scheme": "http", "path": path, "raw_path": path.encode(),
+        "root_path": "", "query_string": b"",
+        "headers": [
+            (b"host", b"127.0.0.1:8000"), (b"user-agent", b"bench"), (b"accept", b"*/*"), *extra,
+            *((name.lower().encode(), value.encode()) for name, value in headers.items()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "state": {},
+    }
+
+
+def call_wsgi(app: Any, env: Dict[str, Any]) -> Tuple[int, bytes]:
+    status: List[str] = []
+    result = app(env, lambda line, headers, exc_info=None: status.append(line))
+    body = b"".join(result)
+    getattr(result, "close", lambda: None)()
+    return int(status[0].split()[0]), body
+
+
+async def call_asgi(app: Any, asgi_scope: Dict[str, Any], body: bytes = b"") -> Tuple[int, bytes]:
+    sent = False
+
+    async def receive() -> Dict[str, Any]:
+        nonlocal sent
+        if sent:
+            await asyncio.Event().wait()  # a client that stays connected
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    status, chunks = 0, []
+
+    async def send(message: Dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        else:
+            chunks.append(message.get("body", b""))
+
+    await app(asgi_scope, receive, send)
+    return status, b"".join(chunks)
+
+
+def login_body(code: str) -> bytes:
+    return json.dumps({"code": code}).encode()
+
+
+def token_of(status: int, body: bytes) -> str:
+    if status != 200:
+        raise RuntimeError(f"login answered {status}: {body[:200]!r}")
+    token: str = json.loads(body)["3rd_session"]
+    return token
+
+
+def wsgi_login(app: Any, code: str) -> str:
+    """Log in through a wrapped WSGI app; return the token."""
+    return token_of(*call_wsgi(app, environ({}, "POST", "/wx/login", login_body(code))))
+
+
+async def asgi_login(app: Any, code: str) -> str:
+    body = login_body(code)
+    return token_of(*await call_asgi(app, scope({}, "POST", "/wx/login", body), body))
 
 
 class Connection:
     """One keep-alive HTTP/1.1 connection over asyncio streams (no TLS, no chunked bodies)."""
 
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
+    def __init__(self, port: int) -> None:
+        self.port = port
         self.reader: Optional[asyncio.StreamReader] = None
         self.writer: Optional[asyncio.StreamWriter] = None
 
@@ -378,9 +357,9 @@ class Connection:
         self, method: str, path: str, headers: Sequence[Tuple[str, str]] = (), body: bytes = b""
     ) -> Tuple[int, bytes]:
         if self.writer is None or self.writer.is_closing():
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        assert self.reader is not None and self.writer is not None
-        head = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        assert self.reader is not None
+        head = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{self.port}"]
         head += [f"{name}: {value}" for name, value in headers]
         head.append(f"Content-Length: {len(body)}")
         self.writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
@@ -388,23 +367,16 @@ class Connection:
         if not status_line:
             await self.close()
             raise ConnectionError("the server closed the connection")
-        status = int(status_line.split()[1])
-        length = 0
-        close = False
-        while True:
-            line = await self.reader.readline()
-            if line in (b"\r\n", b"\n", b""):
-                break
+        length, close = 0, False
+        while (line := await self.reader.readline()) not in (b"\r\n", b"\n", b""):
             name, _, value = line.decode("latin-1").partition(":")
-            lowered = name.strip().lower()
-            if lowered == "content-length":
-                length = int(value.strip())
-            elif lowered == "connection" and value.strip().lower() == "close":
-                close = True
+            name, value = name.strip().lower(), value.strip().lower()
+            length = int(value) if name == "content-length" else length
+            close = close or (name == "connection" and value == "close")
         payload = await self.reader.readexactly(length) if length else b""
         if close:
             await self.close()
-        return status, payload
+        return int(status_line.split()[1]), payload
 
     async def close(self) -> None:
         if self.writer is not None:
@@ -412,3 +384,27 @@ class Connection:
             with contextlib.suppress(OSError, ConnectionError):
                 await self.writer.wait_closed()
         self.reader = self.writer = None
+
+
+async def clients(port: int, count: int, work: Callable[[Connection], Awaitable[None]]) -> float:
+    """Run ``work`` in ``count`` concurrent clients, each on a connection of its own; seconds."""
+
+    async def client() -> None:
+        connection = Connection(port)
+        try:
+            await work(connection)
+        finally:
+            await connection.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(count)))
+    return time.perf_counter() - started
+
+
+async def post_login(port: int, code: str) -> Tuple[int, bytes]:
+    connection = Connection(port)
+    try:
+        headers = [("Content-Type", "application/json")]
+        return await connection.request("POST", "/wx/login", headers, login_body(code))
+    finally:
+        await connection.close()

@@ -1,155 +1,133 @@
-"""Does the SQLite store stall the event loop? Loop lag under a login-like workload.
+"""Does the SQLite store stall the event loop? Loop lag while clients log in and make requests.
 
-A ticker task measures the event loop's lag (the longest and the 99th-percentile gap between
-two turns of an ``await asyncio.sleep(0)`` loop) while many concurrent tasks do what logins
-and authenticated requests do to the store (claim a code, save a session, look it up). Two
-ways to call the store are compared, each with the database quiet and with another process
-holding SQLite's write lock most of the time, as a busy worker process next door would:
-
-- ``inline``: the synchronous :class:`SQLiteStore` called straight from the event loop;
-- ``AsyncSQLiteStore``: reads inline; writes inline on a connection that never waits while
-  the write lock is free, in its thread when another writer holds the lock.
-
-Run: ``python benchmarks/asgi_sqlite_loop.py [--tasks 200] [--hold 0.2]``
+A ticker task measures the lag while many clients log in through ``WxASGIMiddleware`` and make
+5 requests each, on the synchronous store called inline and on ``AsyncSQLiteStore``, with the
+database quiet and with another process holding the write lock (RESULTS.md, *SQLite and the
+event loop*). Run: ``python benchmarks/asgi_sqlite_loop.py [--tasks 200] [--hold 0.2]``
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
-import sqlite3
-import statistics
+import contextlib
+import subprocess
 import tempfile
 import time
-from multiprocessing.synchronize import Event
 from pathlib import Path
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List
 
-from wxmiddleware.session import WxSession, code_key, new_token, seal_token
-from wxmiddleware.stores import SQLiteStore
-from wxmiddleware.stores.aio import AsyncSQLiteStore
+import _bench
+import report
+from _bench import TOKEN_HEADER
 
-IDLE = 7200
+from wxmiddleware import AsyncSQLiteStore, SQLiteStore, WxASGIMiddleware
 
 
-class InlineStore:
-    """The synchronous store called from the event loop, as a naive adapter would."""
+class Inline:
+    """The synchronous store, each method awaited as if it were asynchronous."""
 
     def __init__(self, store: SQLiteStore) -> None:
-        self.sync = store
+        self.store = store
 
-    async def get(self, token: str, idle_ttl: int) -> Optional[WxSession]:
-        return self.sync.get(token, idle_ttl)
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.store, name)
 
-    async def save(self, *args: Any) -> None:
-        self.sync.save(*args)
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return method(*args, **kwargs)
 
-    async def claim_code(self, key: str, ttl: int) -> Optional[str]:
-        return self.sync.claim_code(key, ttl)
-
-    async def close(self) -> None:
-        self.sync.close()
+        return call
 
 
-def hold_write_lock(path: str, hold: float, ready: Event, stop: Event) -> None:
-    """Another process's writer: take the write lock, keep it ``hold`` s, let go briefly."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    ready.set()
-    while not stop.is_set():
-        conn.execute("BEGIN IMMEDIATE")
-        time.sleep(hold)
-        conn.execute("COMMIT")
-        time.sleep(hold / 4)
-    conn.close()
+HOLDER = r"""
+import sqlite3, sys, threading, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+hold, stop = float(sys.argv[2]), threading.Event()
+threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+print("ready", flush=True)
+while not stop.is_set():  # take the write lock, keep it `hold` s, let go briefly
+    conn.execute("BEGIN IMMEDIATE")
+    time.sleep(hold)
+    conn.execute("COMMIT")
+    time.sleep(hold / 4)
+"""
 
 
-async def login_like(store: Any, number: int) -> None:
-    code = f"code-{number}-{new_token()}"
-    key = code_key(code)
-    token = new_token()
-    now = time.time()
-    session = WxSession(f"o-{number}", "sk", None, now, now + 86400)
-    await store.claim_code(key, 300)
-    await store.save(token, session, IDLE, key, seal_token(code, token))
+@contextlib.contextmanager
+def other_writer(path: Path, hold: float) -> Iterator[None]:
+    """Another process holding SQLite's write lock most of the time."""
+    command = [_bench.PYTHON, "-c", HOLDER, str(path), str(hold)]
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+        yield
+    finally:
+        assert process.stdin is not None
+        process.stdin.close()
+        process.wait(10)
+
+
+async def client(app: Any, code: str) -> None:
+    token = await _bench.asgi_login(app, code)
     for _ in range(5):
-        await store.get(token, IDLE)
+        status, _ = await _bench.call_asgi(app, _bench.scope({TOKEN_HEADER: token}))
+        assert status == 200, status
 
 
-async def measure(store: Any, tasks: int) -> Tuple[float, float, float]:
-    """Run the workload; return (max lag, p99 lag, seconds taken)."""
-    lags: List[float] = []
-    done = asyncio.Event()
+async def one_run(kind: str, path: Path, fake: Any, tasks: int) -> Dict[str, float]:
+    """Log ``tasks`` clients in at once; the max and p99 loop lag (ms), the seconds taken."""
+    store: Any = Inline(SQLiteStore(path, timeout=10.0)) if kind == "inline" else None
+    store = store or AsyncSQLiteStore(path)
+
+    async def ok(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
 
     async def ticker() -> None:
         last = time.perf_counter()
-        while not done.is_set():
+        while not done:
             await asyncio.sleep(0)
-            now = time.perf_counter()
-            lags.append(now - last)
-            last = now
+            lags.append(time.perf_counter() - last)
+            last = time.perf_counter()
 
-    ticking = asyncio.ensure_future(ticker())
-    started = time.perf_counter()
-    await asyncio.gather(*(login_like(store, n) for n in range(tasks)))
-    taken = time.perf_counter() - started
-    done.set()
+    app = WxASGIMiddleware(ok, config=fake.config(), store=store)
+    await client(app, fake.codes(1)[0])  # open the connections
+    lags: List[float] = []
+    done, codes = False, fake.codes(tasks)
+    ticking, started = asyncio.ensure_future(ticker()), time.perf_counter()
+    await asyncio.gather(*(client(app, code) for code in codes))
+    taken, done = time.perf_counter() - started, True
     await ticking
+    await _bench.aclose(store.store if kind == "inline" else store)
     lags.sort()
-    return lags[-1], lags[int(len(lags) * 0.99)], taken
+    return {"max_ms": 1000 * lags[-1], "p99_ms": 1000 * lags[int(len(lags) * 0.99)], "s": taken}
 
 
-def run(kind: str, path: Path, tasks: int) -> Tuple[float, float, float]:
-    sync = SQLiteStore(path, timeout=10.0)
-    store = InlineStore(sync) if kind == "inline" else AsyncSQLiteStore(sync)
-
-    async def main() -> Tuple[float, float, float]:
-        await login_like(store, -1)  # create the database and open the connections
-        try:
-            return await measure(store, tasks)
-        finally:
-            await store.close()
-
-    return asyncio.run(main())
+def measure(tasks: int = 200, hold: float = 0.2, runs: int = 3) -> Dict[str, Any]:
+    results: Dict[str, Any] = {"tasks": tasks, "hold_ms": 1000 * hold, "runs": runs}
+    with tempfile.TemporaryDirectory() as tmp, _bench.FakeWeChatProcess() as fake:
+        for contended in (False, True):
+            for kind in ("inline", "AsyncSQLiteStore"):
+                samples = []
+                for number in range(runs):
+                    path = Path(tmp) / f"{kind}-{contended}-{number}.sqlite3"
+                    SQLiteStore(path).close()  # the file and its schema
+                    with other_writer(path, hold) if contended else contextlib.nullcontext():
+                        samples.append(asyncio.run(one_run(kind, path, fake, tasks)))
+                results[f"{kind}, {'lock held' if contended else 'quiet'}"] = {
+                    key: _bench.median([s[key] for s in samples]) for key in samples[0]
+                }
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tasks", type=int, default=200, help="concurrent login-like tasks")
+    parser.add_argument("--tasks", type=int, default=200, help="concurrent clients")
     parser.add_argument("--hold", type=float, default=0.2, help="seconds the lock is held")
     parser.add_argument("--runs", type=int, default=3, help="runs per setup (median shown)")
     args = parser.parse_args()
-    context = multiprocessing.get_context("spawn")
-    print(
-        f"{args.tasks} concurrent tasks, each: claim a code, save a session, 5 lookups;"
-        f" the other writer holds the lock {args.hold * 1000:.0f} ms at a time"
-    )
-    print(f"  {'store':18} {'other writer':13} {'max lag':>9} {'p99 lag':>9} {'time':>8}")
-    with tempfile.TemporaryDirectory() as tmp:
-        for contended in (False, True):
-            for kind in ("inline", "AsyncSQLiteStore"):
-                results = []
-                for run_number in range(args.runs):
-                    path = Path(tmp) / f"{kind}-{contended}-{run_number}.sqlite3"
-                    SQLiteStore(path).purge_expired()  # create the file and its schema
-                    stop, ready = context.Event(), context.Event()
-                    holder = context.Process(
-                        target=hold_write_lock, args=(str(path), args.hold, ready, stop)
-                    )
-                    if contended:
-                        holder.start()
-                        ready.wait()
-                    try:
-                        results.append(run(kind, path, args.tasks))
-                    finally:
-                        stop.set()
-                        if contended:
-                            holder.join()
-                worst, p99, taken = (statistics.median(column) for column in zip(*results))
-                print(
-                    f"  {kind:18} {'holds lock' if contended else 'none':13}"
-                    f" {worst * 1000:7.1f}ms {p99 * 1000:7.2f}ms {taken:7.2f}s"
-                )
+    with _bench.quiet_logging():
+        print(report.loop_table(measure(args.tasks, args.hold, args.runs)))
 
 
 if __name__ == "__main__":

@@ -1,12 +1,6 @@
-"""Redis commands per authenticated request, per login and per logout, counted by the server.
+"""Redis commands per authenticated request, login and logout, counted by the server.
 
-A private ``redis-server`` (no persistence, a free loopback port, stopped at the end) runs
-alone, so ``INFO commandstats`` deltas count exactly what the middleware sent: many requests
-through ``WxMiddleware`` on a ``RedisStore`` and through ``WxASGIMiddleware`` on an
-``AsyncRedisStore``, and, for comparison, through Flask-Session's Redis backend. Logins go to
-the fake WeChat in a process of its own. Connections are opened before counting, so the
-figures are per request, not per connection.
-
+``INFO commandstats`` deltas of a private ``redis-server`` (RESULTS.md, *Redis commands*).
 Run: ``python benchmarks/redis_commands.py [--requests 200] [--logins 50]``
 """
 
@@ -14,172 +8,78 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import json
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, Iterable
 
 import _bench
 import overhead
+import report
+from _bench import TOKEN_HEADER
 
-from wxmiddleware import WxASGIMiddleware, WxConfig, WxMiddleware
-from wxmiddleware.session import new_token
-
-IDLE = 7200
-
-
-def per_call(delta: Dict[str, int], calls: int) -> Dict[str, float]:
-    return {name: count / calls for name, count in delta.items()}
-
-
-def counted(
-    server: _bench.PrivateRedis, admin: Any, action: Callable[[], None], calls: int
-) -> Dict[str, Any]:
-    before = server.commandstats(admin)
-    action()
-    delta = _bench.command_delta(before, server.commandstats(admin))
-    return {"commands": per_call(delta, calls), "total": sum(delta.values()) / calls}
-
-
-def login_environ(code: str) -> Dict[str, Any]:
-    body = json.dumps({"code": code}).encode()
-    environ = overhead.flask_environ({})
-    environ.update(
-        REQUEST_METHOD="POST",
-        PATH_INFO="/wx/login",
-        RAW_URI="/wx/login",
-        CONTENT_TYPE="application/json",
-        CONTENT_LENGTH=str(len(body)),
-    )
-    environ["wsgi.input"] = io.BytesIO(body)
-    return environ
-
-
-def call_wsgi(app: Any, environ: Dict[str, Any]) -> tuple:  # type: ignore[type-arg]
-    status: List[str] = []
-    body = b"".join(app(environ, lambda line, headers, exc_info=None: status.append(line)))
-    return status[0], body
+from wxmiddleware import AsyncRedisStore, RedisStore, WxASGIMiddleware, WxMiddleware
 
 
 def measure(requests: int = 200, logins: int = 50) -> Dict[str, Any]:
     import redis
-    import redis.asyncio
-
-    from wxmiddleware.stores.redis import AsyncRedisStore, RedisStore
 
     results: Dict[str, Any] = {}
     with _bench.PrivateRedis() as server, _bench.FakeWeChatProcess() as fake:
-        admin = redis.Redis.from_url(server.url)
-        prefix = _bench.bench_prefix()
-        config = WxConfig(appid=fake.appid, secret=fake.secret, api_base=fake.url)
+        admin, loop = redis.Redis.from_url(server.url), asyncio.new_event_loop()
 
-        # --- WSGI: RedisStore ---
-        store = RedisStore.from_url(server.url, key_prefix=prefix)
+        def count(name: str, calls: int, envs: Iterable[Any], app: Any, expected: int = 200) -> Any:
+            """Call ``app`` (WSGI, or ASGI with scopes) once per item; count the commands."""
+            before = admin.info("commandstats")
+            if isinstance(app, WxASGIMiddleware):
+                answers = [loop.run_until_complete(_bench.call_asgi(app, env)) for env in envs]
+            else:
+                answers = [_bench.call_wsgi(app, env) for env in envs]
+            after = admin.info("commandstats")
+            assert {status for status, _ in answers} == {expected}, answers[:1]
+            calls = {k: v["calls"] - before.get(k, {"calls": 0})["calls"] for k, v in after.items()}
+            delta = {k.replace("cmdstat_", ""): v for k, v in calls.items()}
+            delta["info"] -= 1  # the INFO itself
+            used = {name: count / calls for name, count in sorted(delta.items()) if count}
+            results[name] = {"commands": used, "total": sum(used.values())}
+            return answers
+
+        config, codes = fake.config(), fake.codes(logins + 2)
+        store = RedisStore.from_url(server.url)
         app = WxMiddleware(lambda e, s: (s("200 OK", []), [b"ok"])[1], config=config, store=store)
-        warm = fake.codes(logins + 1)
-        status, body = call_wsgi(app, login_environ(warm.pop()))
-        if not status.startswith("200"):
-            raise RuntimeError(f"login failed: {status} {body!r}")
-        token = json.loads(body)["3rd_session"]
-        me = overhead.flask_environ({"3rd-session": token})
-        call_wsgi(app, me.copy())
-
-        def wsgi_requests() -> None:
-            for _ in range(requests):
-                status, _ = call_wsgi(app, me.copy())
-                assert status.startswith("200"), status
-
-        tokens: List[str] = []
-
-        def wsgi_logins() -> None:
-            for code in warm:
-                status, body = call_wsgi(app, login_environ(code))
-                assert status.startswith("200"), (status, body)
-                tokens.append(json.loads(body)["3rd_session"])
-
-        def wsgi_logouts() -> None:
-            for item in tokens:
-                environ = overhead.flask_environ({"3rd-session": item})
-                environ.update(REQUEST_METHOD="POST", PATH_INFO="/wx/logout", RAW_URI="/wx/logout")
-                status, _ = call_wsgi(app, environ)
-                assert status.startswith("204"), status
-
-        results["wsgi_request"] = counted(server, admin, wsgi_requests, requests)
-        results["wsgi_login"] = counted(server, admin, wsgi_logins, len(warm))
-        results["wsgi_logout"] = counted(server, admin, wsgi_logouts, len(tokens))
+        me = _bench.environ({TOKEN_HEADER: _bench.wsgi_login(app, codes.pop())})
+        _bench.call_wsgi(app, me.copy())  # opens the connection
+        count("wsgi_request", requests, (me.copy() for _ in range(requests)), app)
+        body = _bench.login_body
+        envs = [_bench.environ({}, "POST", "/wx/login", body(code)) for code in codes[1:]]
+        answers = count("wsgi_login", logins, envs, app)
+        tokens = [json.loads(answer)["3rd_session"] for _, answer in answers]
+        envs = [_bench.environ({TOKEN_HEADER: t}, "POST", "/wx/logout") for t in tokens]
+        count("wsgi_logout", logins, envs, app, 204)
         store.close()
 
-        # --- ASGI: AsyncRedisStore ---
-        async def asgi_part() -> None:
-            astore = AsyncRedisStore.from_url(server.url, key_prefix=prefix)
-            session = overhead.new_session()
-            atoken = new_token()
-            await astore.save(atoken, session, IDLE)
-            _, inner = overhead.starlette_apps()
-            asgi = WxASGIMiddleware(inner, config=config, store=astore)
-            scope = overhead.asgi_scope({"3rd-session": atoken})
-            messages: List[Dict[str, Any]] = []
+        astore = AsyncRedisStore.from_url(server.url)
+        asgi = WxASGIMiddleware(overhead.starlette_apps()[1], config=config, store=astore)
+        token = loop.run_until_complete(_bench.asgi_login(asgi, codes[0]))
+        scope = _bench.scope({TOKEN_HEADER: token})
+        loop.run_until_complete(_bench.call_asgi(asgi, dict(scope)))  # opens the connection
+        count("asgi_request", requests, (dict(scope) for _ in range(requests)), asgi)
+        loop.run_until_complete(_bench.aclose(astore))
+        loop.close()
 
-            async def receive() -> Dict[str, Any]:
-                return {"type": "http.request", "body": b"", "more_body": False}
-
-            async def send(message: Dict[str, Any]) -> None:
-                messages.append(message)
-
-            await asgi(dict(scope), receive, send)  # opens the connection
-            before = server.commandstats(admin)
-            for _ in range(requests):
-                await asgi(dict(scope), receive, send)
-            delta = _bench.command_delta(before, server.commandstats(admin))
-            statuses = {m["status"] for m in messages if m["type"] == "http.response.start"}
-            assert statuses == {200}, statuses
-            results["asgi_request"] = {
-                "commands": per_call(delta, requests),
-                "total": sum(delta.values()) / requests,
-            }
-            await astore.close()
-
-        asyncio.run(asgi_part())
-
-        # --- Flask-Session's Redis backend, for comparison ---
-        peer, cookie = overhead.flask_session_app(redis.Redis.from_url(server.url), prefix)
-        peer_environ = overhead.flask_environ({"Cookie": cookie})
-        call_wsgi(peer, peer_environ.copy())
-
-        def peer_requests() -> None:
-            for _ in range(requests):
-                status, _ = call_wsgi(peer, peer_environ.copy())
-                assert status.startswith("200"), status
-
-        results["flask_session_request"] = counted(server, admin, peer_requests, requests)
-        _bench.delete_prefixed(admin, prefix)
+        peer, headers = overhead.flask_session_peer(server.url, "peer:")
+        peer_env = _bench.environ(headers)
+        _bench.call_wsgi(peer, peer_env.copy())
+        count("flask_session_request", requests, (peer_env.copy() for _ in range(requests)), peer)
         admin.close()
     return results
 
 
-def report(results: Dict[str, Any]) -> str:
-    names = {
-        "wsgi_request": "authenticated request, WxMiddleware + RedisStore",
-        "asgi_request": "authenticated request, WxASGIMiddleware + AsyncRedisStore",
-        "wsgi_login": "login, WxMiddleware + RedisStore",
-        "wsgi_logout": "logout, WxMiddleware + RedisStore",
-        "flask_session_request": "request, Flask-Session (Redis)",
-    }
-    lines = []
-    for key, label in names.items():
-        data = results[key]
-        detail = ", ".join(f"{name} {count:g}" for name, count in data["commands"].items())
-        lines.append(f"  {label:58} {data['total']:5.2f} commands  ({detail})")
-    return "\n".join(lines)
-
-
-def main() -> Optional[int]:
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--logins", type=int, default=50)
     args = parser.parse_args()
     with _bench.quiet_logging():
-        print(report(measure(args.requests, args.logins)))
-    return None
+        print(report.redis_table(measure(args.requests, args.logins)))
 
 
 if __name__ == "__main__":
