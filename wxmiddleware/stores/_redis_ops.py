@@ -2,11 +2,12 @@
 
 An operation yields :class:`~wxmiddleware.stores._redis_layout.Batch` es (commands to send
 in one round trip) or ``NEXT_INDEX`` (asking for the next openid index key that ``SCAN``
-finds), receives what each returned, and returns its result. :class:`RedisStore` and
-:class:`AsyncRedisStore` declare each store method once (:class:`RedisStoreMethods`) and
-run the operations with a small runner each, the only code that differs between the two; a
-redis-py error is thrown into the operation, which turns it into
-:class:`~wxmiddleware.errors.StoreUnavailable`.
+finds), receives what each returned, and returns its result.
+:class:`~wxmiddleware.stores.redis.RedisStore` and
+:class:`~wxmiddleware.stores.redis.AsyncRedisStore` inherit each store method, declared once
+(:class:`RedisStoreMethods`), and run the operations with a small runner each, the only code
+that differs between the two; :class:`Steps` hands a redis-py error to the operation, which
+turns it into :class:`~wxmiddleware.errors.StoreUnavailable`.
 """
 
 from __future__ import annotations
@@ -315,7 +316,9 @@ class _Operation(Generic[_P, _T]):
     answer it returns: :class:`RedisStore`'s the result, :class:`AsyncRedisStore`'s a
     coroutine of it."""
 
-    def __init__(self, operation: Callable[Concatenate[RedisOperations, _P], Operation[_T]]):
+    def __init__(
+        self, operation: Callable[Concatenate[RedisOperations, _P], Operation[_T]]
+    ) -> None:
         self._operation = operation
         self.__doc__ = operation.__doc__
 
