@@ -35,10 +35,10 @@ def measure(requests: int = 200, logins: int = 50) -> Dict[str, Any]:
                 answers = [_bench.call_wsgi(app, env) for env in envs]
             after = admin.info("commandstats")
             assert {status for status, _ in answers} == {expected}, answers[:1]
-            calls = {k: v["calls"] - before.get(k, {"calls": 0})["calls"] for k, v in after.items()}
-            delta = {k.replace("cmdstat_", ""): v for k, v in calls.items()}
+            diff = {k: v["calls"] - before.get(k, {"calls": 0})["calls"] for k, v in after.items()}
+            delta = {k.replace("cmdstat_", ""): v for k, v in diff.items()}
             delta["info"] -= 1  # the INFO itself
-            used = {name: count / calls for name, count in sorted(delta.items()) if count}
+            used = {command: n / calls for command, n in sorted(delta.items()) if n}
             results[name] = {"commands": used, "total": sum(used.values())}
             return answers
 
