@@ -310,9 +310,9 @@ class Recorder:
     def release_code(self, key: str) -> None:
         self.effects.append("release_code")
 
-    def request(self, method: str, url: str, params: Any, body: Any) -> Tuple[int, bytes]:
+    def request(self, call: core.HttpCall) -> Tuple[int, bytes]:
         self.effects.append("jscode2session")
-        self.calls.append(core.HttpCall(method, url, params, body))
+        self.calls.append(call)
         if isinstance(self.reply, BaseException):
             raise self.reply
         status, text = self.reply

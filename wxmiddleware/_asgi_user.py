@@ -66,7 +66,7 @@ class WxCredentials:
     __slots__ = ("scopes",)
 
     def __init__(self, scopes: Iterable[str] = ()) -> None:
-        self.scopes = list(scopes)
+        self.scopes = scopes if type(scopes) is list else list(scopes)
 
     def __repr__(self) -> str:
         return f"WxCredentials({self.scopes!r})"

@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Callable, Generic, Mapping, Optional, TypeVar, Union
+from types import GeneratorType
+from typing import Any, Callable, Generic, Mapping, Optional, TypeVar, Union, cast
 
 from .core._effects import CallHook, Flow, HttpCall, ReadBody, Sleep, StoreCall
+from .core._pipeline import Outcome, Plan, SessionLookup
 from .session import WxSession
 
 _T = TypeVar("_T")
 _C = TypeVar("_C")
 
-#: ``request(method, url, params, json_body) -> (status, body)``: one exchange with WeChat.
+#: ``request(call: HttpCall) -> (status, body)``: one exchange with WeChat.
 Transport = Any
 #: ``read_body(context, length, limit) -> bytes`` (see :class:`ReadBody`).
 BodyReader = Callable[[_C, Optional[int], int], Any]
@@ -41,7 +43,7 @@ class SyncPerformer(Generic[_C]):
     """Runs a flow to its end, performing each effect synchronously.
 
     ``store`` is a :class:`~wxmiddleware.stores.base.SessionStore`; ``transport`` has
-    ``request(method, url, params, json_body) -> (status, body)`` (a
+    ``request(call) -> (status, body)`` (a
     :class:`~wxmiddleware.wechat.WeChatClient`); ``read_body``/``call_hook`` serve the
     request effects of the middleware's flow.
     """
@@ -77,9 +79,21 @@ class SyncPerformer(Generic[_C]):
             outcome: _T = stop.value
             return outcome
 
+    def run_request(self, plan: Plan, context: _C) -> Outcome:
+        """Carry out a request's plan (:meth:`wxmiddleware.core.Pipeline.handle`)."""
+        if type(plan) is SessionLookup:
+            try:
+                session = self.store.get(plan.token, plan.idle_ttl)
+            except Exception as error:  # the lookup decides what an error comes to
+                return plan.failed(error)
+            return plan.found(session)
+        if type(plan) is GeneratorType:
+            return self.run(cast("Flow[Outcome]", plan), context)
+        return cast(Outcome, plan)
+
     def _perform(self, effect: _OtherEffect, context: Any) -> Any:
         if isinstance(effect, HttpCall):
-            return self.transport.request(effect.method, effect.url, effect.params, effect.body)
+            return self.transport.request(effect)
         if isinstance(effect, Sleep):
             time.sleep(effect.seconds)
             return None
@@ -126,11 +140,21 @@ class AsyncPerformer(Generic[_C]):
             outcome: _T = stop.value
             return outcome
 
+    async def run_request(self, plan: Plan, context: _C) -> Outcome:
+        """See :meth:`SyncPerformer.run_request`."""
+        if type(plan) is SessionLookup:
+            try:
+                session = await self.store.get(plan.token, plan.idle_ttl)
+            except Exception as error:  # the lookup decides what an error comes to
+                return plan.failed(error)
+            return plan.found(session)
+        if type(plan) is GeneratorType:
+            return await self.run(cast("Flow[Outcome]", plan), context)
+        return cast(Outcome, plan)
+
     async def _perform(self, effect: _OtherEffect, context: Any) -> Any:
         if isinstance(effect, HttpCall):
-            return await self.transport.request(
-                effect.method, effect.url, effect.params, effect.body
-            )
+            return await self.transport.request(effect)
         if isinstance(effect, Sleep):
             await asyncio.sleep(effect.seconds)
             return None

@@ -10,7 +10,7 @@ A session's lifetime is decided here, once, for every store: it ends at its abso
 (:func:`absolute_expiry`) or when it has not been used for ``idle_ttl`` seconds, whichever
 comes first (:func:`is_live`); each use moves the idle deadline (:func:`idle_deadline`), and
 a store writes that move only when it is larger than a slide granularity
-(:func:`slid_idle_deadline`). Stores only persist the deadlines and expire what is past them.
+(:func:`deadline_after_use`). Stores only persist the deadlines and expire what is past them.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ TOKEN_BYTES = 32
 # token_urlsafe(32) gives 43 characters; anything far longer is not one of ours.
 MAX_TOKEN_LENGTH = 128
 #: Seconds: the most a stored idle deadline may lag behind the last use (see
-#: :func:`slid_idle_deadline`).
+#: :func:`deadline_after_use`).
 MAX_SLIDE_GRANULARITY = 60.0
 
 
@@ -89,11 +89,12 @@ def is_live(idle_until: float, expires_at: float, now: float) -> bool:
     return now < idle_until and now < expires_at
 
 
-def slid_idle_deadline(
+def deadline_after_use(
     idle_until: float, expires_at: float, idle_ttl: float, now: float
 ) -> Optional[float]:
-    """The idle deadline (epoch seconds) a store must write after a use at ``now``, or
-    ``None`` when the stored ``idle_until`` is close enough to it.
+    """The idle deadline (epoch seconds) a session should have after a use at ``now``, or
+    ``None`` when it is no longer live (:func:`is_live`). When the result equals
+    ``idle_until``, the store writes nothing.
 
     The one slide rule of every store: a move is written only when it is larger than the
     slide granularity, ``idle_ttl / 10`` seconds but at most :data:`MAX_SLIDE_GRANULARITY`
@@ -102,14 +103,17 @@ def slid_idle_deadline(
     use, never later. A store whose read rewrites the deadline at no extra cost (Redis's
     ``GETEX``) may write every move.
     """
-    # idle_deadline(), spelled out: this runs on every authenticated request of every store.
+    # is_live() and idle_deadline(), spelled out: this runs on every authenticated request
+    # of every store, where each call costs.
+    if now >= idle_until or now >= expires_at:
+        return None
     deadline = now + idle_ttl
     if deadline > expires_at:
         deadline = expires_at
     granularity = idle_ttl / 10
     if granularity > MAX_SLIDE_GRANULARITY:
         granularity = MAX_SLIDE_GRANULARITY
-    return deadline if deadline - idle_until > granularity else None
+    return deadline if deadline - idle_until > granularity else idle_until
 
 
 def new_token() -> str:

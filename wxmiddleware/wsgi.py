@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional
 
+from ._middleware import MiddlewareBase
 from ._perform import SyncPerformer
-from .config import WxConfig
-from .core import Forward, Pipeline, RequestView, Respond, resolve_config
+from .core import Forward, RequestView, Respond
 from .session import WxSession
 from .stores import SessionStore, open_store
 from .wechat.sync import WeChatClient
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 #: ``on_login(session, environ)`` may return extra fields for the login answer.
 LoginHook = Callable[[WxSession, "WSGIEnvironment"], Optional[Mapping[str, Any]]]
@@ -38,7 +38,9 @@ def _read_body(environ: WSGIEnvironment, length: Optional[int], limit: int) -> b
     return bytes(stream.read(limit + 1 if length is None else length))
 
 
-class WxMiddleware:
+class WxMiddleware(
+    MiddlewareBase[Callable[..., Iterable[bytes]], SessionStore, WeChatClient, LoginHook]
+):
     """Wrap a WSGI app with WeChat mini-program login.
 
     The middleware answers the login path (``POST /wx/login``) and the logout path
@@ -75,34 +77,13 @@ class WxMiddleware:
         ``userinfo`` being answered (the decrypted user info, when the client sent it).
     """
 
-    def __init__(
-        self,
-        app: WSGIApplication,
-        config: Optional[WxConfig] = None,
-        *,
-        store: Optional[SessionStore] = None,
-        wechat: Optional[WeChatClient] = None,
-        on_login: Optional[LoginHook] = None,
-        **options: Any,
-    ) -> None:
-        self.app = app
-        self.config = resolve_config(config, options)
-        self.store = (
-            store if store is not None else open_store(self.config.store, self.config.appid)
-        )
-        self.wechat = wechat if wechat is not None else WeChatClient(self.config)
-        self.on_login = on_login
-        # What this middleware opened, it closes; what it was given stays the caller's.
-        self._owned = [
-            opened
-            for opened, given in ((self.store, store), (self.wechat, wechat))
-            if given is None
-        ]
-        # The environ is the pipeline's header map: it reads HTTP_3RD_SESSION, not 3rd-session.
-        self._pipeline = Pipeline(self.config, on_login is not None, _environ_key)
-        self._performer: SyncPerformer[WSGIEnvironment] = SyncPerformer(
-            self.store, self.wechat, _read_body, self._call_hook
-        )
+    performer_class = SyncPerformer
+    client_class = WeChatClient
+    _performer: SyncPerformer[WSGIEnvironment]
+    _open_store = staticmethod(open_store)
+    # The environ is the pipeline's header map: it reads HTTP_3RD_SESSION, not 3rd-session.
+    _header_key = staticmethod(_environ_key)
+    _read_body = staticmethod(_read_body)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         view = RequestView(
@@ -114,8 +95,8 @@ class WxMiddleware:
             False,
             environ.get("wsgi.input_terminated", False),
         )
-        outcome = self._performer.run(self._pipeline.handle(view), environ)
-        if type(outcome) is Forward:
+        outcome = self._performer.run_request(self._pipeline.handle(view), environ)
+        if isinstance(outcome, Forward):
             if outcome.attach:
                 _attach(environ, outcome.session)
             return self.app(environ, start_response)

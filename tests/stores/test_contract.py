@@ -87,8 +87,25 @@ def _redis_backend(request: pytest.FixtureRequest, kind: str) -> Iterator[Backen
         client.close()
 
 
+#: The stores whose time a test can move (Redis keeps its own; see test_redis.py).
+CLOCKED_STORES = [kind for kind in STORES if not kind.endswith("redis")]
+
+
 @pytest.fixture(params=STORES)
 def backend(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Backend]:
+    yield from _open_backend(request, tmp_path, monkeypatch)
+
+
+@pytest.fixture(params=CLOCKED_STORES)
+def clocked_backend(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Backend]:
+    yield from _open_backend(request, tmp_path, monkeypatch)
+
+
+def _open_backend(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Backend]:
     kind: str = request.param
@@ -114,11 +131,6 @@ def backend(
 @pytest.fixture
 def store(backend: Backend) -> Any:
     return backend.store
-
-
-def fake_clock_only(backend: Backend) -> None:
-    if backend.redis is not None:
-        pytest.skip("needs a fake clock; Redis keeps its own time (see test_redis.py)")
 
 
 def test_store_satisfies_protocol(backend: Backend) -> None:
@@ -175,9 +187,9 @@ def test_idle_timeout_slides_then_expires(backend: Backend) -> None:
         assert backend.redis.session_pttl(token) == -2  # Redis itself dropped the key
 
 
-def test_idle_deadline_slides_with_granularity(backend: Backend) -> None:
+def test_idle_deadline_slides_with_granularity(clocked_backend: Backend) -> None:
     # Redis's GETEX slides on every read, at no extra cost (test_redis.py).
-    fake_clock_only(backend)
+    backend = clocked_backend
     store = backend.store
     token = new_token()
     store.save(token, make_session(), IDLE)
@@ -370,8 +382,8 @@ def test_expired_claim_can_be_claimed_afresh(backend: Backend) -> None:
     assert store.claim_code(key, ttl).state is ClaimState.PENDING
 
 
-def test_purge_expired(backend: Backend) -> None:
-    fake_clock_only(backend)
+def test_purge_expired(clocked_backend: Backend) -> None:
+    backend = clocked_backend
     store = backend.store
     short, absolute, live = new_token(), new_token(), new_token()
     store.save(short, make_session(), 10)
@@ -388,8 +400,8 @@ def test_purge_expired(backend: Backend) -> None:
     assert store.purge_expired() == 0
 
 
-def test_purge_expired_counts_sessions_past_their_expiry(backend: Backend) -> None:
-    fake_clock_only(backend)
+def test_purge_expired_counts_sessions_past_their_expiry(clocked_backend: Backend) -> None:
+    backend = clocked_backend
     store = backend.store
     token = new_token()
     store.save(token, make_session(max_age=-1), IDLE)
@@ -424,8 +436,8 @@ def test_revoke_session_by_key_hash(backend: Backend) -> None:
     assert store.revoke_session("o-alice", named) is False
 
 
-def test_purge_expired_reports_progress_per_batch(backend: Backend) -> None:
-    fake_clock_only(backend)
+def test_purge_expired_reports_progress_per_batch(clocked_backend: Backend) -> None:
+    backend = clocked_backend
     store = backend.store
     expired = 2 * PURGE_BATCH + 500
     for index in range(expired):

@@ -270,15 +270,15 @@ class World:
         except StopIteration as stop:
             return stop.value
 
-    def request(
-        self, method: str, url: str, params: Dict[str, str], body: Any
-    ) -> Tuple[int, bytes]:
+    def request(self, call: HttpCall) -> Tuple[int, bytes]:
         """The transport: back to the ApiRequest and token that WeChat would see."""
-        path = url[len(CONFIG.api_base) :]
-        token = params.get("access_token")
-        rest = {name: value for name, value in params.items() if name != "access_token"}
+        path = call.url[len(CONFIG.api_base) :]
+        token = call.params.get("access_token")
+        rest = {name: value for name, value in call.params.items() if name != "access_token"}
         self.sent.append((path, token))
-        return self.respond(ApiRequest(method, path, rest, body, token is not None), token)
+        return self.respond(
+            ApiRequest(call.method, path, rest, call.body, token is not None), token
+        )
 
     def store_token(self, value: str, expires_in: int = 7200, age: float = 0.0) -> None:
         issued = AccessToken.issued(TokenReply(value, expires_in), time.time() - age, 300.0)

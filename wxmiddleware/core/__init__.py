@@ -30,7 +30,17 @@ from ._effects import (
     StoreCall,
 )
 from ._login import PENDING_POLL_SECONDS, LoginResult, login_flow, new_session
-from ._pipeline import DROP, Forward, Outcome, Pipeline, Respond, log_failure, resolve_config
+from ._pipeline import (
+    DROP,
+    Forward,
+    Outcome,
+    Pipeline,
+    Plan,
+    Respond,
+    SessionLookup,
+    log_failure,
+    resolve_config,
+)
 from ._request import (
     MAX_CODE_LENGTH,
     WAFER_CODE_HEADER,
@@ -55,7 +65,7 @@ from ._responses import (
     logout_response,
 )
 from ._routing import RequestKind, Router
-from ._upstream import exchange
+from ._upstream import exchange, jscode2session
 from ._wafer import (
     WaferLogin,
     wafer_error,
@@ -82,10 +92,12 @@ __all__ = [
     "LoginResult",
     "Outcome",
     "Pipeline",
+    "Plan",
     "ReadBody",
     "RequestKind",
     "RequestView",
     "Respond",
+    "SessionLookup",
     "Response",
     "Router",
     "Sleep",
@@ -96,6 +108,7 @@ __all__ = [
     "check_logout_method",
     "error_response",
     "exchange",
+    "jscode2session",
     "json_response",
     "log_failure",
     "login_code_from_body",

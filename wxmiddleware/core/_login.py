@@ -10,18 +10,15 @@ from ..errors import InvalidCode, UpstreamTimeout
 from ..session import (
     ClaimState,
     WxSession,
+    absolute_expiry,
     code_key,
     new_token,
     seal_token,
     unseal_token,
 )
-from ..wechat._protocol import (
-    CodeSession,
-    jscode2session_request,
-    parse_jscode2session,
-)
+from ..wechat._protocol import CodeSession
 from ._effects import Flow, Sleep, StoreCall
-from ._upstream import exchange
+from ._upstream import jscode2session
 
 #: How often a login waiting on a concurrent login with the same code looks again, in seconds.
 PENDING_POLL_SECONDS = 0.025
@@ -39,7 +36,7 @@ def new_session(reply: CodeSession, config: WxConfig, now: Optional[float] = Non
         session_key=reply.session_key,
         unionid=reply.unionid,
         created_at=now,
-        expires_at=now + config.session_max_age,
+        expires_at=absolute_expiry(now, config.session_max_age),
     )
 
 
@@ -71,9 +68,7 @@ def login_flow(code: str, config: WxConfig) -> Flow[LoginResult]:
             raise InvalidCode("This login code was already used; call wx.login() again.")
         return token, session
     try:
-        reply = yield from exchange(
-            config, jscode2session_request(config, code), parse_jscode2session
-        )
+        reply = yield from jscode2session(config, code)
     except GeneratorExit:
         raise
     except BaseException:  # a cancelled request (asyncio) must release its claim too

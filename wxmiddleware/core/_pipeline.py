@@ -1,11 +1,13 @@
-"""The request pipeline: one flow per request, from the view to an outcome.
+"""The request pipeline: every request, from the view to an outcome, decided here.
 
 :meth:`Pipeline.handle` classifies the request, picks the token, authenticates, logs in or
-out, and shapes every error (Wafer's dialect included). It yields effects
-(:mod:`._effects`) and ends in an outcome: :class:`Forward` the request to the app (with its
-session), :class:`Respond` with an answer, or :data:`DROP` it (the client is gone). The
-adapters build the view, run the flow with a performer and translate the outcome; they
-decide nothing.
+out, and shapes every error (Wafer's dialect included). What it returns is a plan: the
+outcome itself when no I/O is needed, a :class:`SessionLookup` (the one store call most
+requests need, and what its result decides), or a flow of effects (:mod:`._effects`) for a
+login or logout. Every plan ends in an outcome: :class:`Forward` the request to the app
+(with its session), :class:`Respond` with an answer, or :data:`DROP` it (the client is
+gone). The adapters build the view, run the plan with a performer and translate the
+outcome; they decide nothing.
 """
 
 from __future__ import annotations
@@ -42,12 +44,21 @@ from ._wafer import (
 
 logger = logging.getLogger("wxmiddleware")
 
+# Module constants: an enum member read through its class costs tens of nanoseconds, and
+# every request compares its kind several times.
+_LOGIN = RequestKind.LOGIN
+_LOGOUT = RequestKind.LOGOUT
+_PUBLIC = RequestKind.PUBLIC
+_OPTIONAL = RequestKind.OPTIONAL
+_PROTECTED = RequestKind.PROTECTED
+
 
 class Forward:
     """Pass the request to the app; ``session`` is attached unless ``attach`` is false.
 
     ``session`` is ``None`` on an optional path without a valid token. A public path is
-    forwarded with ``attach=False``: the app gets the request untouched.
+    forwarded with ``attach=False``: the app gets the request untouched. Adapters test for
+    it with ``isinstance`` (a found :class:`SessionLookup` is one).
     """
 
     __slots__ = ("attach", "session")
@@ -79,8 +90,51 @@ DROP = _Drop()
 _UNTOUCHED = Forward(None, attach=False)
 _ANONYMOUS = Forward(None)
 
-#: What a request's flow ends in.
+#: What a request comes to.
 Outcome = Union[Forward, Respond, _Drop]
+
+
+class SessionLookup(Forward):
+    """The one store call most requests need, and what its result decides.
+
+    An authenticated request is a flow of one effect: look the token up, then forward or
+    refuse. Written as this continuation instead of a generator it costs less per request,
+    and every request of an app pays that. A performer calls ``store.get(token, idle_ttl)``
+    and hands the result to :meth:`found`, or the exception to :meth:`failed`; both give the
+    outcome. Found, the lookup is itself the :class:`Forward` (one object per request).
+    """
+
+    __slots__ = ("_kind", "_pipeline", "_view", "idle_ttl", "token")
+    #: A found session is always attached (a class attribute: one store less per request).
+    attach = True
+
+    def __init__(self, pipeline: Pipeline, view: RequestView, kind: RequestKind, token: str):
+        self.token = token
+        self.idle_ttl = pipeline.config.session_ttl
+        self._pipeline = pipeline
+        self._view = view
+        self._kind = kind
+
+    def __repr__(self) -> str:
+        return f"SessionLookup({self._kind.value})"
+
+    def found(self, session: Optional[WxSession]) -> Outcome:
+        """The outcome once the store answered ``session`` (``None``: no live session)."""
+        if session is None and self._kind is _PROTECTED:
+            return self._pipeline.failure(self._view, self._kind, InvalidSession())
+        self.session = session
+        return self
+
+    def failed(self, error: Exception) -> Outcome:
+        """The outcome once the store raised ``error`` (a down store answers 503)."""
+        if isinstance(error, WxError):
+            log_failure("session lookup", error, short_hash(token_key(self.token)))
+        return self._pipeline.failure(self._view, self._kind, error)
+
+
+#: What :meth:`Pipeline.handle` returns: the outcome itself when no I/O is needed, a
+#: :class:`SessionLookup` when one store call decides, else a flow that ends in the outcome.
+Plan = Union[Forward, Respond, _Drop, Flow[Outcome]]
 
 
 def log_failure(action: str, error: WxError, subject: str = "") -> None:
@@ -135,54 +189,61 @@ class Pipeline:
             if header_key is None
             else HeaderNames.for_config(config, header_key)
         )
+        # Looked up once here rather than on every request.
+        self._classify = self.router.classify
+        self._token_keys = self.header_names.tokens
 
-    def handle(self, view: RequestView) -> Flow[Outcome]:
-        """The whole request as one flow: effects out, results in, an :data:`Outcome` back."""
-        kind = self.router.classify(view.path, view.raw_path)
-        if kind is RequestKind.PUBLIC:
+    def handle(self, view: RequestView) -> Plan:
+        """Decide what the request needs; run the plan with a performer's ``run_request``."""
+        kind = self._classify(view.path, view.raw_path)
+        if kind is _PUBLIC:
             return _UNTOUCHED
-        if view.websocket and (kind is RequestKind.LOGIN or kind is RequestKind.LOGOUT):
+        if kind is _LOGIN or kind is _LOGOUT:
+            if not view.websocket:
+                return self._answer(view, kind)
             # Login and logout are HTTP requests; a websocket there needs a session.
-            kind = RequestKind.PROTECTED
+            kind = _PROTECTED
         try:
-            if kind is RequestKind.LOGIN:
-                response = yield from self._login(view)
-            elif kind is RequestKind.LOGOUT:
-                response = yield from self._logout(view)
-            else:
-                # Authentication, inline: it is most requests, and a nested flow costs.
-                token = self._token(view.headers)
-                if token is None:
-                    if kind is RequestKind.OPTIONAL:
-                        return _ANONYMOUS
-                    # A fresh error each time: a shared one's traceback grows with every raise.
-                    raise missing_token_error(self.config)
-                try:
-                    session = yield StoreCall("get", (token, self.config.session_ttl))
-                except WxError as error:
-                    log_failure("session lookup", error, short_hash(token_key(token)))
-                    raise
-                if session is None and kind is RequestKind.PROTECTED:
-                    raise InvalidSession()
-                return Forward(session)
-        except ClientDisconnected:
+            token = self._token(view.headers)
+        except Exception as error:
+            return self.failure(view, kind, error)
+        if token is not None:
+            return SessionLookup(self, view, kind, token)
+        if kind is _OPTIONAL:
+            return _ANONYMOUS
+        # A fresh error each time: a shared one's traceback grows with every raise.
+        return self.failure(view, kind, missing_token_error(self.config))
+
+    def failure(self, view: RequestView, kind: RequestKind, error: Exception) -> Outcome:
+        """The outcome of a request that failed with ``error``: every error is shaped here.
+
+        A :class:`~wxmiddleware.errors.WxError` answers its JSON (in Wafer's dialect when the
+        request speaks it); any other exception is a fault of ours, logged by class name and
+        answered ``500`` without a traceback; a client gone before its body is dropped.
+        """
+        if isinstance(error, ClientDisconnected):
             logger.debug("login: the client disconnected before sending its body")
             return DROP
-        except WxError as error:
-            response = self._error_response(view, kind, error)
-        except Exception as exc:  # a fault of ours answers JSON, without a traceback
-            logger.error("internal error: %s", type(exc).__name__)
-            response = self._error_response(view, kind, WxError())
-        return Respond(response)
-
-    def _error_response(self, view: RequestView, kind: RequestKind, error: WxError) -> Response:
+        if not isinstance(error, WxError):
+            logger.error("internal error: %s", type(error).__name__)
+            error = WxError()
         wafer = wafer_error(self.config, kind, error, view.headers, self.header_names)
-        return error_response(error, wafer)
+        return Respond(error_response(error, wafer))
+
+    def _answer(self, view: RequestView, kind: RequestKind) -> Flow[Outcome]:
+        try:
+            if kind is _LOGIN:
+                response = yield from self._login(view)
+            else:
+                response = yield from self._logout(view)
+        except Exception as error:
+            return self.failure(view, kind, error)
+        return Respond(response)
 
     def _token(self, headers: HeaderMap) -> Optional[str]:
         values = []
-        for name in self.header_names.tokens:
-            value = headers.get(name)
+        for key in self._token_keys:
+            value = headers.get(key)
             if value is not None:
                 values.append(value)
         return pick_token(values) if values else None

@@ -108,8 +108,8 @@ class RequestView:
     """What the core sees of a request, built once by the adapter.
 
     - ``method``: ``"GET"``, ``"POST"``…; ``path``: the decoded path below the mount point
-      (``PATH_INFO``, or ``path`` minus ``root_path``); ``raw_path``: the path as sent, or
-      ``None`` when the server does not say;
+      (``PATH_INFO``, or ``path`` minus ``root_path``); ``raw_path``: the path as sent
+      (``str``, or ``bytes`` from ASGI), or ``None`` when the server does not say;
     - ``query``: the raw query string (``bytes`` from ASGI, ``str`` from WSGI);
     - ``headers``: a :class:`HeaderMap` keyed as the pipeline's :class:`HeaderNames` say;
     - ``websocket``: a websocket handshake rather than an HTTP request;
@@ -123,7 +123,7 @@ class RequestView:
         self,
         method: str,
         path: str,
-        raw_path: Optional[str],
+        raw_path: Union[str, bytes, None],
         query: Union[str, bytes],
         headers: HeaderMap,
         websocket: bool = False,

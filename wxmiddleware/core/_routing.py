@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple, Union
 
 from ..config import WxConfig
 
@@ -22,9 +22,17 @@ class RequestKind(enum.Enum):
     PROTECTED = "protected"
 
 
-def _is_clean(path: str, raw_path: Optional[str]) -> bool:
+# Module constants: reading an enum member through its class costs tens of nanoseconds.
+_PUBLIC = RequestKind.PUBLIC
+_OPTIONAL = RequestKind.OPTIONAL
+_PROTECTED = RequestKind.PROTECTED
+
+
+def _is_clean(path: str, raw_path: Union[str, bytes, None]) -> bool:
     if "\\" in path or any(segment in (".", "..") for segment in path.split("/")):
         return False
+    if isinstance(raw_path, bytes):
+        raw_path = raw_path.decode("latin-1")
     return raw_path is None or "%" not in raw_path or not _ENCODED_SEPARATOR.search(raw_path)
 
 
@@ -57,8 +65,9 @@ class Router:
         # Longest prefix first, so a narrower rule wins over a broader one.
         self._prefixes.sort(key=lambda item: len(item[0]), reverse=True)
 
-    def classify(self, path: str, raw_path: Optional[str] = None) -> RequestKind:
-        """Decide the kind of a request from its decoded path and, when known, its raw path."""
+    def classify(self, path: str, raw_path: Union[str, bytes, None] = None) -> RequestKind:
+        """Decide the kind of a request from its decoded path and, when known, its raw path
+        (``bytes`` as ASGI gives it are read as Latin-1, and only when it matters)."""
         kind = self._exact.get(path)
         if kind is None:
             for prefix, prefix_kind in self._prefixes:
@@ -66,9 +75,7 @@ class Router:
                     kind = prefix_kind
                     break
             else:
-                return RequestKind.PROTECTED
-        if (kind is RequestKind.PUBLIC or kind is RequestKind.OPTIONAL) and not _is_clean(
-            path, raw_path
-        ):
-            return RequestKind.PROTECTED
+                return _PROTECTED
+        if (kind is _PUBLIC or kind is _OPTIONAL) and not _is_clean(path, raw_path):
+            return _PROTECTED
         return kind

@@ -6,7 +6,13 @@ from typing import Callable, Optional, TypeVar
 
 from ..config import WxConfig
 from ..errors import WxError
-from ..wechat._protocol import ApiRequest, retry_delay
+from ..wechat._protocol import (
+    ApiRequest,
+    CodeSession,
+    jscode2session_request,
+    parse_jscode2session,
+    retry_delay,
+)
 from ._effects import Flow, HttpCall, Sleep
 
 _T = TypeVar("_T")
@@ -37,3 +43,9 @@ def exchange(
                 raise
         yield Sleep(delay)
         attempt += 1
+
+
+def jscode2session(config: WxConfig, code: str) -> Flow[CodeSession]:
+    """Exchange a ``wx.login()`` code for openid, session_key and unionid (WeChat's
+    code2Session), through :func:`exchange` and its one retry."""
+    return exchange(config, jscode2session_request(config, code), parse_jscode2session)

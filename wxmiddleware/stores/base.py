@@ -57,7 +57,7 @@ class SessionStore(Protocol):
         """Return the live session for ``token`` and slide its idle timeout, or ``None``.
 
         ``idle_ttl`` is in seconds; liveness and the slide follow
-        :func:`wxmiddleware.session.is_live` and :func:`wxmiddleware.session.slid_idle_deadline`.
+        :func:`wxmiddleware.session.deadline_after_use`.
         """
 
     def save(

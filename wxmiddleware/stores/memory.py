@@ -17,10 +17,10 @@ from ..session import (
     CodeClaim,
     WxSession,
     claim_used,
+    deadline_after_use,
     idle_deadline,
     is_live,
     short_hash,
-    slid_idle_deadline,
     token_key,
 )
 from .base import PURGE_BATCH, PurgeProgress, SessionInfo, new_lock_owner
@@ -54,15 +54,11 @@ class MemoryStore:
         entry = self._sessions.get(token)
         if entry is None:
             return None
-        now = time.time()
-        idle_until = entry.idle_until
-        expires_at = entry.expires_at
-        if not is_live(idle_until, expires_at, now):
+        deadline = deadline_after_use(entry.idle_until, entry.expires_at, idle_ttl, time.time())
+        if deadline is None:
             self.delete(token)
             return None
-        slid = slid_idle_deadline(idle_until, expires_at, idle_ttl, now)
-        if slid is not None:
-            entry.idle_until = slid
+        entry.idle_until = deadline
         return entry.session
 
     def save(

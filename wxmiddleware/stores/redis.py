@@ -20,7 +20,7 @@ Key layout (``key_prefix`` defaults to ``wx:``; every hash is sha256 in hex)::
 No key or value holds a token in clear. An authenticated request costs one command,
 ``GETEX wx:s:<hash> EX <idle_ttl>``, which returns the session and slides its idle timeout
 (the slide rides on the read, so every use moves it: see
-:func:`wxmiddleware.session.slid_idle_deadline`); only in the last ``idle_ttl`` seconds of a
+:func:`wxmiddleware.session.deadline_after_use`); only in the last ``idle_ttl`` seconds of a
 session's absolute lifetime does a second command (``PEXPIRE``) cap the key's TTL at that
 expiry. The absolute expiry is in the value and is checked on every read.
 

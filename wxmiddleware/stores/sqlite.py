@@ -25,10 +25,10 @@ from ..session import (
     CodeClaim,
     WxSession,
     claim_used,
+    deadline_after_use,
     idle_deadline,
     is_live,
     short_hash,
-    slid_idle_deadline,
     token_key,
 )
 from ._sqlite_db import Database, SQLiteBusy, transaction
@@ -94,7 +94,7 @@ class SQLiteStore(SharedValues):
 
     Sessions live by the rules of :mod:`wxmiddleware.session`; a use writes the idle
     deadline only when it moves by more than the slide granularity
-    (:func:`~wxmiddleware.session.slid_idle_deadline`),
+    (:func:`~wxmiddleware.session.deadline_after_use`),
     so most authenticated requests cost one indexed SELECT and no write.
     """
 
@@ -145,8 +145,8 @@ class SQLiteStore(SharedValues):
                 recent.pop(token, None)
             return None
         value, idle_until, expires_at = rows[0]
-        now = time.time()
-        if not is_live(idle_until, expires_at, now):
+        deadline = deadline_after_use(idle_until, expires_at, idle_ttl, time.time())
+        if deadline is None:
             return None
         if cached is not None and cached[1] == value:
             session = cached[2]
@@ -157,7 +157,7 @@ class SQLiteStore(SharedValues):
                 with suppress(StopIteration, KeyError, RuntimeError):
                     del recent[next(iter(recent))]
             recent[token] = (key, value, session)
-        return _Lookup(session, key, slid_idle_deadline(idle_until, expires_at, idle_ttl, now))
+        return _Lookup(session, key, None if deadline == idle_until else deadline)
 
     def _slide(self, found: _Lookup) -> None:
         # The write step of get: move the idle deadline (it may wait for a writer).

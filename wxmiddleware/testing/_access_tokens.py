@@ -61,7 +61,8 @@ class AccessTokens:
         if current is not None and force_refresh:
             current.replaced = True
         elif current is not None and current.expires_at - now > overlap:
-            return self._latest_stable, int(current.expires_at - now)
+            # round(): a difference of floats may fall a hair short of the whole second.
+            return self._latest_stable, round(current.expires_at - now)
         self._latest_stable = self._issue(now, ttl)
         return self._latest_stable, ttl
 

@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, Optional, TypeVar
 from ..config import WxConfig
 from ..core._effects import Flow, Sleep, StoreCall
 from ..core._upstream import exchange
-from ..crypto import SessionOrKey, decrypt_data, session_signature, verify_signature
+from ..crypto import session_signature
 from ..errors import (
     BadRequest,
     InvalidCode,
@@ -363,26 +363,3 @@ def api_call_flow(
     yield from invalidate_flow(policy, token)
     token = yield from access_token_flow(policy, rejected=token)
     return (yield from exchange(policy.config, request, parse, token))
-
-
-class OpenDataHelpers:
-    """What :class:`~wxmiddleware.WxApi` and its async twin share: no I/O, only the config.
-
-    ``config`` is the app's :class:`~wxmiddleware.WxConfig`.
-    """
-
-    def __init__(self, config: WxConfig) -> None:
-        self.config = config
-
-    def decrypt(self, session: SessionOrKey, encrypted_data: str, iv: str) -> Dict[str, Any]:
-        """Decrypt the mini-program's ``encryptedData`` with the session's key.
-
-        Checks that its watermark names this app; see
-        :func:`wxmiddleware.crypto.decrypt_data` for the errors (``pip install
-        "wxmiddleware[crypto]"``).
-        """
-        return decrypt_data(session, encrypted_data, iv, self.config.appid)
-
-    def verify_signature(self, session: SessionOrKey, raw_data: str, signature: str) -> bool:
-        """Whether the mini-program's ``signature`` is ``sha1(rawData + session_key)``."""
-        return verify_signature(session, raw_data, signature)

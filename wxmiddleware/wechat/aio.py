@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from typing import Any, Mapping, Optional, Tuple
+from typing import Optional, Tuple
 
 try:
     import httpx
@@ -20,17 +20,11 @@ except ImportError:  # pragma: no cover - depends on the installed extras
 
 from .._perform import AsyncPerformer
 from ..config import WxConfig
-from ..core._upstream import exchange
+from ..core._effects import HttpCall
+from ..core._upstream import jscode2session
 from ..errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable, WxError
 from ._exclusive import ExclusiveConnectionTransport
-from ._protocol import (
-    CodeSession,
-    ReplyCollector,
-    jscode2session_request,
-    log_reply,
-    parse_jscode2session,
-    reply_deadline,
-)
+from ._protocol import CodeSession, ReplyCollector, log_reply, reply_deadline
 from ._redact import install_redaction
 
 __all__ = ["AsyncWeChatClient"]
@@ -78,17 +72,10 @@ class AsyncWeChatClient:
 
     async def code_to_session(self, code: str) -> CodeSession:
         """See :meth:`wxmiddleware.wechat.sync.WeChatClient.code_to_session`."""
-        request = jscode2session_request(self._config, code)
-        flow = exchange(self._config, request, parse_jscode2session)
+        flow = jscode2session(self._config, code)
         return await AsyncPerformer(None, self).run(flow)
 
-    async def request(
-        self,
-        method: str,
-        url: str,
-        params: Mapping[str, str],
-        json_body: Optional[Mapping[str, Any]] = None,
-    ) -> Tuple[int, bytes]:
+    async def request(self, call: HttpCall) -> Tuple[int, bytes]:
         """See :meth:`wxmiddleware.wechat.sync.WeChatClient.request`."""
         started = time.monotonic()
         deadline = reply_deadline(self._config)
@@ -97,26 +84,23 @@ class AsyncWeChatClient:
             # The collector checks the deadline between chunks; wait_for also ends a wait
             # for a chunk that never comes.
             status = await asyncio.wait_for(
-                self._fetch(method, url, params, json_body, collector),
+                self._fetch(call, collector),
                 max(0.0, deadline - time.monotonic()),
             )
         except asyncio.TimeoutError:
             raise UpstreamTimeout(detail="deadline") from None
         except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
             raise _translate(exc) from None
-        log_reply(method, url, status, collector.size, started)
+        log_reply(call.method, call.url, status, collector.size, started)
         return status, collector.body
 
-    async def _fetch(
-        self,
-        method: str,
-        url: str,
-        params: Mapping[str, str],
-        json_body: Optional[Mapping[str, Any]],
-        collector: ReplyCollector,
-    ) -> int:
+    async def _fetch(self, call: HttpCall, collector: ReplyCollector) -> int:
         request = httpx.Request(
-            method, url, params=params, json=json_body, extensions={"timeout": self._timeout}
+            call.method,
+            call.url,
+            params=call.params,
+            json=call.body,
+            extensions={"timeout": self._timeout},
         )
         if self._http is not None:
             reply = await self._http.send(request, stream=True, follow_redirects=False)

@@ -7,27 +7,16 @@ flows of :mod:`wxmiddleware.wechat._server_api`; this module performs their effe
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional, TypeVar
+from typing import Any, Callable, Dict, TypeVar
 
 import requests
 
 from .._perform import SyncPerformer
-from ..config import WxConfig
 from ..session import WxSession
 from ..stores.base import SessionStore
+from . import _server_api as flows
+from ._facades import TokenManagerBase, WxApiBase
 from ._protocol import ApiRequest
-from ._server_api import (
-    REFRESH_MARGIN_SECONDS,
-    OpenDataHelpers,
-    TokenPolicy,
-    access_token_flow,
-    api_call_flow,
-    check_session_request,
-    invalidate_flow,
-    parse_check_session,
-    parse_phone_number,
-    phone_number_request,
-)
 from .sync import WeChatClient
 
 __all__ = ["AccessTokenManager", "WxApi"]
@@ -35,7 +24,7 @@ __all__ = ["AccessTokenManager", "WxApi"]
 _T = TypeVar("_T")
 
 
-class AccessTokenManager:
+class AccessTokenManager(TokenManagerBase[SessionStore, requests.Session]):
     """The app's access token, shared through ``store`` by every process and machine.
 
     :meth:`get` returns the stored token while it is fresh. Within ``refresh_margin``
@@ -49,31 +38,20 @@ class AccessTokenManager:
     nor the secret ever appears in a log line or an exception message.
     """
 
-    def __init__(
-        self,
-        config: WxConfig,
-        store: SessionStore,
-        http: Optional[requests.Session] = None,
-        *,
-        stable: bool = True,
-        refresh_margin: float = REFRESH_MARGIN_SECONDS,
-    ) -> None:
-        self.config = config
-        self.store = store
-        self._policy = TokenPolicy(config, stable=stable, refresh_margin=refresh_margin)
-        self._wechat = WeChatClient(config, http)
-        self._performer: SyncPerformer[None] = SyncPerformer(store, self._wechat)
+    transport_class = WeChatClient
+    performer_class = SyncPerformer
+    _performer: SyncPerformer[None]
 
     def get(self) -> str:
         """The access token (fetched, or refreshed, first when needed)."""
-        return self._performer.run(access_token_flow(self._policy))
+        return self._performer.run(flows.access_token_flow(self._policy))
 
     def invalidate(self, token: str) -> None:
         """Forget ``token`` after WeChat refused it, so the next :meth:`get` fetches another.
 
         A newer token another process stored meanwhile is kept.
         """
-        self._performer.run(invalidate_flow(self._policy, token))
+        self._performer.run(flows.invalidate_flow(self._policy, token))
 
     def call(self, request: ApiRequest, parse: Callable[[int, bytes], _T]) -> _T:
         """Send ``request`` with the access token; return ``parse(status, body)``.
@@ -81,14 +59,14 @@ class AccessTokenManager:
         Errcode -1 and a failed connection are retried once; a refused token once, with a
         fresh token. Errors are :class:`~wxmiddleware.errors.WxError`.
         """
-        return self._performer.run(api_call_flow(self._policy, request, parse))
+        return self._performer.run(flows.api_call_flow(self._policy, request, parse))
 
     def close(self) -> None:
         """Close the HTTP connections (the store stays open: it is the caller's)."""
         self._wechat.close()
 
 
-class WxApi(OpenDataHelpers):
+class WxApi(WxApiBase[SessionStore, requests.Session, AccessTokenManager]):
     """WeChat's server APIs for one mini-program, for WSGI apps and scripts.
 
     ``store`` is where the access token is shared: give it the middleware's store, so
@@ -102,16 +80,7 @@ class WxApi(OpenDataHelpers):
     ``status`` and ``error`` suit a JSON answer.
     """
 
-    def __init__(
-        self,
-        config: WxConfig,
-        store: SessionStore,
-        http: Optional[requests.Session] = None,
-        *,
-        stable_token: bool = True,
-    ) -> None:
-        super().__init__(config)
-        self.tokens = AccessTokenManager(config, store, http, stable=stable_token)
+    manager_class = AccessTokenManager
 
     def access_token(self) -> str:
         """The app's access token, for WeChat APIs this class does not wrap."""
@@ -123,7 +92,7 @@ class WxApi(OpenDataHelpers):
         ``False`` (errcode 87009) means the user logged in again elsewhere or the key
         expired: data encrypted for the mini-program will not decrypt with it.
         """
-        return self.tokens.call(check_session_request(session), parse_check_session)
+        return self.tokens.call(flows.check_session_request(session), flows.parse_check_session)
 
     def get_phone_number(self, phone_code: str) -> Dict[str, Any]:
         """Exchange the code of the mini-program's ``getPhoneNumber`` for the ``phone_info``.
@@ -132,7 +101,7 @@ class WxApi(OpenDataHelpers):
         :class:`~wxmiddleware.errors.InvalidCode` (401), a missing one
         :class:`~wxmiddleware.errors.BadRequest` (400).
         """
-        return self.tokens.call(phone_number_request(phone_code), parse_phone_number)
+        return self.tokens.call(flows.phone_number_request(phone_code), flows.parse_phone_number)
 
     def close(self) -> None:
         """Close the HTTP connections."""

@@ -7,7 +7,7 @@ transport the :class:`~wxmiddleware._perform.SyncPerformer` sends ``HttpCall`` e
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator, Mapping, Optional, Tuple
+from typing import Iterator, Optional, Tuple
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -15,16 +15,10 @@ from urllib3.exceptions import HTTPError, NewConnectionError, ReadTimeoutError
 
 from .._perform import SyncPerformer
 from ..config import WxConfig
-from ..core._upstream import exchange
+from ..core._effects import HttpCall
+from ..core._upstream import jscode2session
 from ..errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable, WxError
-from ._protocol import (
-    CodeSession,
-    ReplyCollector,
-    jscode2session_request,
-    log_reply,
-    parse_jscode2session,
-    reply_deadline,
-)
+from ._protocol import CodeSession, ReplyCollector, log_reply, reply_deadline
 from ._redact import install_redaction
 
 
@@ -75,31 +69,24 @@ class WeChatClient:
 
     def code_to_session(self, code: str) -> CodeSession:
         """Exchange a ``wx.login()`` code for openid, session_key and unionid (one safe retry)."""
-        request = jscode2session_request(self._config, code)
-        flow = exchange(self._config, request, parse_jscode2session)
+        flow = jscode2session(self._config, code)
         return SyncPerformer(None, self).run(flow)
 
-    def request(
-        self,
-        method: str,
-        url: str,
-        params: Mapping[str, str],
-        json_body: Optional[Mapping[str, Any]] = None,
-    ) -> Tuple[int, bytes]:
+    def request(self, call: HttpCall) -> Tuple[int, bytes]:
         """One exchange with WeChat, within the configured timeouts: ``(status, body)``.
 
-        ``params`` go in the query string, URL-encoded; ``json_body``, when given, is sent as
-        JSON. The whole answer must arrive before ``connect_timeout + read_timeout`` and be
-        at most 64 KB. Never retries.
+        The :class:`~wxmiddleware.core.HttpCall`'s ``params`` go in the query string,
+        URL-encoded; its ``body``, when given, is sent as JSON. The whole answer must arrive
+        before ``connect_timeout + read_timeout`` and be at most 64 KB. Never retries.
         """
         started = time.monotonic()
         collector = ReplyCollector(reply_deadline(self._config))
         try:
             with self._http.request(
-                method,
-                url,
-                params=params,
-                json=json_body,
+                call.method,
+                call.url,
+                params=call.params,
+                json=call.body,
                 timeout=self._timeout,
                 stream=True,
                 allow_redirects=False,
@@ -109,7 +96,7 @@ class WeChatClient:
                 status = reply.status_code
         except (requests.RequestException, HTTPError) as exc:
             raise _translate(exc) from None
-        log_reply(method, url, status, collector.size, started)
+        log_reply(call.method, call.url, status, collector.size, started)
         return status, collector.body
 
     def close(self) -> None:

@@ -1,0 +1,87 @@
+"""What the synchronous and asynchronous API clients share, written once.
+
+:class:`~wxmiddleware.wechat.api.AccessTokenManager` and
+:class:`~wxmiddleware.wechat.aio_api.AsyncAccessTokenManager` differ only in the transport
+and performer they run the flows of :mod:`._server_api` with (``requests`` and a
+:class:`~wxmiddleware._perform.SyncPerformer`, or ``httpx`` and an ``AsyncPerformer``), and
+:class:`~wxmiddleware.WxApi`/:class:`~wxmiddleware.AsyncWxApi` only in their manager: each
+names its parts as class attributes, and the constructors live here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Dict, Generic, Optional, TypeVar
+
+from ..config import WxConfig
+from ..crypto import SessionOrKey, decrypt_data, verify_signature
+from ._server_api import REFRESH_MARGIN_SECONDS, TokenPolicy
+
+_Store = TypeVar("_Store")
+_Http = TypeVar("_Http")
+_Manager = TypeVar("_Manager")
+
+
+class TokenManagerBase(Generic[_Store, _Http]):
+    """The app's access token, shared through ``store`` (the constructor of both managers).
+
+    ``http`` is the HTTP client the WeChat transport uses (a new one by default);
+    ``stable`` selects ``POST /cgi-bin/stable_token`` over ``GET /cgi-bin/token``;
+    ``refresh_margin`` is how many seconds before its expiry the token is replaced.
+    """
+
+    #: The WeChat transport class (``WeChatClient`` or ``AsyncWeChatClient``).
+    transport_class: ClassVar[Any]
+    #: The performer class that runs the flows (sync or async).
+    performer_class: ClassVar[Any]
+
+    def __init__(
+        self,
+        config: WxConfig,
+        store: _Store,
+        http: Optional[_Http] = None,
+        *,
+        stable: bool = True,
+        refresh_margin: float = REFRESH_MARGIN_SECONDS,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self._policy = TokenPolicy(config, stable=stable, refresh_margin=refresh_margin)
+        self._wechat = self.transport_class(config, http)
+        self._performer = self.performer_class(store, self._wechat)
+
+
+class WxApiBase(Generic[_Store, _Http, _Manager]):
+    """What :class:`~wxmiddleware.WxApi` and its async twin share: the constructor and the
+    open-data helpers, which need no I/O.
+
+    ``config`` is the app's :class:`~wxmiddleware.WxConfig`; ``store`` is where the access
+    token is shared (give it the middleware's, so every worker uses one token); ``http`` the
+    HTTP client; ``stable_token=False`` fetches tokens with ``GET /cgi-bin/token``.
+    """
+
+    #: The access-token manager class (``AccessTokenManager`` or its async twin).
+    manager_class: ClassVar[Any]
+
+    def __init__(
+        self,
+        config: WxConfig,
+        store: _Store,
+        http: Optional[_Http] = None,
+        *,
+        stable_token: bool = True,
+    ) -> None:
+        self.config = config
+        self.tokens: _Manager = self.manager_class(config, store, http, stable=stable_token)
+
+    def decrypt(self, session: SessionOrKey, encrypted_data: str, iv: str) -> Dict[str, Any]:
+        """Decrypt the mini-program's ``encryptedData`` with the session's key.
+
+        Checks that its watermark names this app; see
+        :func:`wxmiddleware.crypto.decrypt_data` for the errors (``pip install
+        "wxmiddleware[crypto]"``).
+        """
+        return decrypt_data(session, encrypted_data, iv, self.config.appid)
+
+    def verify_signature(self, session: SessionOrKey, raw_data: str, signature: str) -> bool:
+        """Whether the mini-program's ``signature`` is ``sha1(rawData + session_key)``."""
+        return verify_signature(session, raw_data, signature)
