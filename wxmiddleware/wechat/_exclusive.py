@@ -6,8 +6,8 @@ quadratic in its size (about 20 ms per login with a hundred idle connections kep
 idle connections avoids that but then closes nearly every connection after use, one TCP connect
 per login. Here each request checks a connection out of a LIFO list of idle ones (or opens a
 new one) and puts it back once its answer has been read in full: no contention, no retries,
-and a steady stream of logins reuses a steady set of connections (``benchmarks/login_throughput.py
---client-settings`` measures the alternatives).
+and a steady stream of logins reuses a steady set of connections (``benchmarks/RESULTS.md``
+keeps the measured alternatives).
 """
 
 from __future__ import annotations
