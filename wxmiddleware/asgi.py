@@ -131,12 +131,14 @@ class WxASGIMiddleware(MiddlewareBase["ASGIApp", AsyncSessionStore, AsyncWeChatC
 
     def _prepare(self) -> None:
         # Each key the pipeline reads, under every spelling a lower-casing server may send
-        # (x-wx-skey, x_wx_skey, x-wx_skey…): one dict lookup per header finds it.
+        # (x-wx-skey, x_wx_skey, x-wx_skey…), and their lengths: most headers are ruled out by
+        # length, and one dict lookup finds the rest.
         self._header_names: Dict[bytes, str] = {
             spelling.encode("latin-1"): key
             for key in self._pipeline.header_names.all_keys()
             for spelling in _spellings(key)
         }
+        self._header_lengths = frozenset(len(name) for name in self._header_names)
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -197,8 +199,10 @@ class WxASGIMiddleware(MiddlewareBase["ASGIApp", AsyncSessionStore, AsyncWeChatC
     def _headers(self, raw: Any) -> Dict[str, str]:
         """The core's header map: the names it reads, normalised, repeats joined by commas."""
         found: Dict[str, str] = {}
-        names = self._header_names
+        names, lengths = self._header_names, self._header_lengths
         for name, value in raw:
+            if len(name) not in lengths:
+                continue
             key = names.get(name)
             if key is None:
                 # The spec asks servers for lower-case names; normalise any other.
