@@ -175,6 +175,32 @@ class TestHeaders:
         assert sent[0]["status"] == 200
         assert inner.requests[-1]["wxmiddleware.openid"] == fake_wechat.openid_for("alice")
 
+    @pytest.mark.anyio
+    @pytest.mark.parametrize(
+        "extra",
+        [
+            [(b"content_length", b"0")],
+            [(b"content_length", b"99999")],
+            [(b"content_type", b"text/plain")],
+            [(b"Content_Type", b"text/plain")],
+            [(b"content-type", b"text/plain")],
+            "repeated content-length",
+        ],
+    )
+    async def test_framing_headers_are_read_by_their_real_names_first_value(
+        self, make_middleware: Callable[..., Any], fake_wechat: FakeWeChat, extra: Any
+    ) -> None:
+        # As servers read them: a client's content_length never stands in for Content-Length,
+        # and a repeat does not replace the first value (the token headers are joined).
+        body = json.dumps({"code": fake_wechat.issue_code()}).encode()
+        length = (b"content-length", str(len(body)).encode())
+        scope = http_scope()
+        scope["headers"] = [(b"content-type", b"application/json"), length]
+        scope["headers"] += [length] if extra == "repeated content-length" else extra
+        sent, answer = await call(make_middleware(), scope, body_messages(body))
+        assert sent[0]["status"] == 200
+        assert answer is not None and "3rd_session" in answer
+
 
 class TestScope:
     @pytest.mark.anyio
@@ -237,6 +263,50 @@ class TestScope:
         ]
         assert seen == [scope] and seen[0] is scope
         assert scope == {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+
+    @pytest.mark.anyio
+    @pytest.mark.parametrize("store_given", [False, True])
+    async def test_lifespan_shutdown_closes_what_the_middleware_opened(
+        self, fake_wechat: FakeWeChat, monkeypatch: pytest.MonkeyPatch, store_given: bool
+    ) -> None:
+        log: List[str] = []
+
+        async def app(scope: Request, receive: Any, send: Any) -> None:
+            while True:
+                message = await receive()
+                log.append(f"app: {message['type']}")
+                done = "startup" if message["type"] == "lifespan.startup" else "shutdown"
+                await send({"type": f"lifespan.{done}.complete"})
+                if done == "shutdown":
+                    return
+
+        given = memory_store(ASGI) if store_given else None
+        config = app_config(fake_wechat).with_options(store="memory://")
+        middleware = WxASGIMiddleware(app, config=config, store=given)
+        for name, opened in (("store", middleware.store), ("wechat", middleware.wechat)):
+
+            async def aclose(name: str = name, close: Any = opened.aclose) -> None:
+                log.append(f"closed {name}")
+                await close()
+
+            monkeypatch.setattr(opened, "aclose", aclose)
+        inbox = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+
+        async def receive() -> Message:
+            return inbox.pop(0)
+
+        async def send(message: Message) -> None:
+            log.append(f"sent: {message['type']}")
+
+        await middleware({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
+        closed = ["closed wechat"] if store_given else ["closed store", "closed wechat"]
+        assert log == [
+            "app: lifespan.startup",
+            "sent: lifespan.startup.complete",
+            "app: lifespan.shutdown",
+            *closed,
+            "sent: lifespan.shutdown.complete",
+        ]
 
     @pytest.mark.anyio
     async def test_unknown_scope_type_passes_through(

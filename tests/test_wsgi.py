@@ -92,3 +92,19 @@ def test_encoded_slash_in_the_raw_uri_is_never_public(
     assert status["line"].startswith("401") and json.loads(body)["error"] == "invalid_session"
     assert app.inner.requests == []
     assert app.get("/static/a/b").status == 200  # the same path, unencoded, is public
+
+
+@pytest.mark.parametrize("store_given", [False, True])
+def test_close_closes_what_the_middleware_opened(
+    fake_wechat: FakeWeChat, monkeypatch: pytest.MonkeyPatch, store_given: bool
+) -> None:
+    from wxmiddleware import MemoryStore, WxMiddleware
+
+    closed = []
+    given = MemoryStore() if store_given else None
+    config = app_config(fake_wechat).with_options(store="memory://")
+    middleware = WxMiddleware(lambda environ, start_response: [], config=config, store=given)
+    for name, opened in (("store", middleware.store), ("wechat", middleware.wechat)):
+        monkeypatch.setattr(opened, "close", lambda name=name: closed.append(name))
+    middleware.close()
+    assert closed == (["wechat"] if store_given else ["store", "wechat"])

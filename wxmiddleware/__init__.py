@@ -5,7 +5,7 @@ loads no I/O library, WSGI users never load httpx, and only Redis users load red
 """
 
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, List
 
 from .config import WxConfig
 from .errors import ConfigError, WxError
@@ -64,5 +64,5 @@ def __getattr__(name: str) -> Any:
     return getattr(import_module(module, __name__), name)
 
 
-def __dir__() -> list:  # type: ignore[type-arg]
+def __dir__() -> List[str]:
     return sorted(__all__)

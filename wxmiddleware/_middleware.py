@@ -2,8 +2,8 @@
 
 :class:`~wxmiddleware.WxMiddleware` and :class:`~wxmiddleware.WxASGIMiddleware` take the
 same arguments and differ only in what they open by default (a sync or async store and
-WeChat client) and how they carry out the core's plans; each says so in the two methods it
-overrides.
+WeChat client), the performer that carries out the core's plans, and the I/O glue it calls
+(reading the body, calling ``on_login``): each names those as class attributes and methods.
 """
 
 from __future__ import annotations

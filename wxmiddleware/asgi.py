@@ -8,7 +8,7 @@ becomes a call of the app (with a copy of the scope), an answer, or a refused we
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple, cast
 
 from ._asgi_user import WxCredentials, WxUser
 from ._middleware import MiddlewareBase
@@ -21,26 +21,30 @@ from .wechat.aio import AsyncWeChatClient
 
 if TYPE_CHECKING:
     from asgiref.typing import (
+        ASGI3Application,
         ASGIReceiveCallable,
         ASGISendCallable,
         ASGISendEvent,
         HTTPResponseBodyEvent,
         HTTPResponseStartEvent,
+        Scope,
         WebSocketCloseEvent,
     )
 
-    Scope = Dict[str, Any]
-    ASGIApp = Callable[[Any, ASGIReceiveCallable, ASGISendCallable], Awaitable[None]]
-    Context = Tuple[Scope, ASGIReceiveCallable]
+    # asgiref's name, spelled for the base class below (a string there: typing only).
+    ASGIApp = ASGI3Application
+    # A scope read as a plain mapping (what the app receives has keys no TypedDict names).
+    AttachedScope = Dict[str, Any]
+    Context = Tuple[AttachedScope, ASGIReceiveCallable]
 
 __all__ = ["LoginHook", "WxASGIMiddleware", "WxCredentials", "WxUser"]
 
 #: ``on_login(session, scope)`` may return (or be a coroutine returning) extra fields for the
 #: login answer.
-LoginHook = Callable[[WxSession, "Scope"], Any]
+LoginHook = Callable[[WxSession, "AttachedScope"], Any]
 
 
-def _with_session(scope: Scope, session: Optional[WxSession]) -> Scope:
+def _with_session(scope: AttachedScope, session: Optional[WxSession]) -> AttachedScope:
     # A copy: the ASGI spec asks middleware to leave the scope it was given unchanged.
     # copy() and item assignment cost half what a {**scope, ...} literal does.
     attached = scope.copy()
@@ -130,44 +134,52 @@ class WxASGIMiddleware(MiddlewareBase["ASGIApp", AsyncSessionStore, AsyncWeChatC
     _read_body = staticmethod(_read_body)
 
     def _prepare(self) -> None:
-        # Each key the pipeline reads, under every spelling a lower-casing server may send
-        # (x-wx-skey, x_wx_skey, x-wx_skey…), and their lengths: most headers are ruled out by
-        # length, and one dict lookup finds the rest.
-        self._header_names: Dict[bytes, str] = {
-            spelling.encode("latin-1"): key
-            for key in self._pipeline.header_names.all_keys()
+        # Each key the pipeline reads under every lower-case spelling it may arrive in: the
+        # token and Wafer headers with each "-" also as "_" (x-wx-skey, x_wx_skey…), the
+        # framing headers only as themselves. Most headers are ruled out by length alone.
+        header_names = self._pipeline.header_names
+        spellings: Dict[bytes, Tuple[str, bool]] = {
+            spelling.encode("latin-1"): (key, True)
+            for key in header_names.joined_keys()
             for spelling in _spellings(key)
         }
-        self._header_lengths = frozenset(len(name) for name in self._header_names)
+        for key in header_names.framing_keys():
+            spellings[key.encode("latin-1")] = (key, False)
+        self._header_names = spellings
+        self._header_lengths = frozenset(len(name) for name in spellings)
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
-        scope_type = scope["type"]
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, self._closing_on_shutdown(send))
+            return
+        # Read as a plain mapping: servers and other middleware add keys no TypedDict names.
+        www = cast("AttachedScope", scope)
+        scope_type = www["type"]
         if scope_type != "http" and scope_type != "websocket":
-            if scope_type == "lifespan":
-                send = self._closing_on_shutdown(send)
             await self.app(scope, receive, send)
             return
         # The path below root_path, as PATH_INFO is below SCRIPT_NAME: servers that mount the
         # app under a prefix include it in "path"; routing frameworks strip it, and so do we.
-        path: str = scope["path"]
-        root_path = scope.get("root_path")
+        path: str = www["path"]
+        root_path = www.get("root_path")
         if root_path and path.startswith(root_path + "/"):
             path = path[len(root_path) :]
         view = RequestView(
-            scope.get("method", "GET"),
+            www.get("method", "GET"),
             path,
-            scope.get("raw_path"),
-            scope.get("query_string", b""),
-            self._headers(scope["headers"]),
+            www.get("raw_path"),
+            www.get("query_string", b""),
+            self._headers(www["headers"]),
             scope_type == "websocket",
         )
-        outcome = await self._performer.run_request(self._pipeline.handle(view), (scope, receive))
+        outcome = await self._performer.run_request(self._pipeline.handle(view), (www, receive))
         if isinstance(outcome, Forward):
             if outcome.attach:
-                scope = _with_session(scope, outcome.session)
-            await self.app(scope, receive, send)
+                www = _with_session(www, outcome.session)
+            # The app gets the scope with our keys: a mapping asgiref's TypedDicts cannot name.
+            await self.app(www, receive, send)  # type: ignore[arg-type]
         elif type(outcome) is Respond:
             response = outcome.response
             if scope_type == "http":
@@ -197,22 +209,26 @@ class WxASGIMiddleware(MiddlewareBase["ASGIApp", AsyncSessionStore, AsyncWeChatC
                 await send(close)
 
     def _headers(self, raw: Any) -> Dict[str, str]:
-        """The core's header map: the names it reads, normalised, repeats joined by commas."""
+        """The core's header map: the headers it reads, as :class:`~wxmiddleware.core.HeaderMap`
+        says (token and Wafer headers normalised and joined, framing headers first value)."""
         found: Dict[str, str] = {}
         names, lengths = self._header_names, self._header_lengths
         for name, value in raw:
             if len(name) not in lengths:
                 continue
-            key = names.get(name)
-            if key is None:
-                # The spec asks servers for lower-case names; normalise any other.
+            entry = names.get(name)
+            if entry is None:
+                # The spec asks servers for lower-case names; compare any other in lower case.
                 if name.islower():
                     continue
-                key = names.get(name.lower().replace(b"_", b"-"))
-                if key is None:
+                entry = names.get(name.lower())
+                if entry is None:
                     continue
-            text = value.decode("latin-1")
-            found[key] = text if key not in found else found[key] + "," + text
+            key, joined = entry
+            if key not in found:
+                found[key] = value.decode("latin-1")
+            elif joined:
+                found[key] += "," + value.decode("latin-1")
         return found
 
     async def _call_hook(

@@ -80,8 +80,9 @@ class WxConfig:
     #: The path the middleware answers logouts on (``POST``).
     logout_path: str = "/wx/logout"
     #: Idle timeout in seconds: a session unused this long ends; every use slides it. Also
-    #: accepted as ``idle_ttl`` (an alias, in ``with_options``, ``from_options`` and the
-    #: middleware's keyword options).
+    #: accepted as ``idle_ttl`` (an alias, in ``with_options``, ``from_options``, ``from_env``
+    #: overrides and the middleware's keyword options; the constructor and the environment
+    #: use this one name, ``WX_SESSION_TTL``).
     session_ttl: int = 7200
     #: Absolute cap in seconds: a session ends this long after its login, used or not.
     session_max_age: int = 30 * 24 * 3600

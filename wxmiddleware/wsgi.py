@@ -7,7 +7,7 @@ becomes a call of the app or an answer through ``start_response``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional, cast
 
 from ._middleware import MiddlewareBase
 from ._perform import SyncPerformer
@@ -100,11 +100,10 @@ class WxMiddleware(
             if outcome.attach:
                 _attach(environ, outcome.session)
             return self.app(environ, start_response)
-        if type(outcome) is Respond:
-            response = outcome.response
-            start_response(response.status_line, list(response.headers))
-            return [response.body] if response.body else []
-        return []
+        # Only an ASGI body reader sees a client leave (DROP): here the outcome is an answer.
+        response = cast(Respond, outcome).response
+        start_response(response.status_line, list(response.headers))
+        return [response.body] if response.body else []
 
     def _call_hook(
         self, environ: WSGIEnvironment, session: WxSession, userinfo: Optional[Mapping[str, Any]]

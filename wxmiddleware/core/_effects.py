@@ -4,7 +4,7 @@ Every flow of the package (a request through the middleware, a login, the shared
 token, a server-API call) is a generator that yields these effects and receives each one's
 result (or has the performer's exception thrown into it). Exactly two performers carry them
 out: :class:`wxmiddleware._perform.SyncPerformer` and its async twin.
-Effects are named tuples: a request builds one or two, and a tuple costs the least to make.
+Effects are named tuples, but for :class:`StoreCall`, a slotted class: the cheapest to make.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class CallHook(NamedTuple):
     userinfo: Optional[Mapping[str, Any]]
 
 
-#: Any of the effects above; performers tell them apart by ``type()``.
+#: Any of the effects above; performers tell them apart with ``isinstance``.
 Effect = Union[StoreCall, HttpCall, Sleep, ReadBody, CallHook]
 #: A flow: yields effects, receives their results, returns a ``_T``.
 Flow = Generator[Effect, Any, _T]

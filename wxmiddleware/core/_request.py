@@ -38,9 +38,13 @@ WAFER_IV_HEADER = "X-WX-IV"
 class HeaderMap(Protocol):
     """A request's headers, keyed as the adapter keeps them (see :class:`HeaderNames`).
 
-    ``get(key)`` gives the value, repeats joined with commas as WSGI servers join them, or
-    ``None``. A ``dict`` is one: the WSGI environ itself, or the map the ASGI adapter builds
-    once per request.
+    ``get(key)`` gives the value or ``None``. A ``dict`` is one: the WSGI environ itself, or
+    the map the ASGI adapter builds once per request. The token and Wafer headers are read
+    as WSGI servers present them: names compared case-insensitively with ``_`` read as
+    ``-``, repeats joined with commas. The framing headers (``Content-Type``,
+    ``Content-Length``, ``Transfer-Encoding``) are read only under their real names, the
+    first value winning, as servers read them: a client's ``content_length`` must not
+    stand in for the real one.
     """
 
     def get(self, key: str) -> Optional[Any]:
@@ -90,18 +94,14 @@ class HeaderNames:
             ),
         )
 
-    def all_keys(self) -> FrozenSet[str]:
-        """Every key, for an adapter that builds a map holding just these."""
-        fixed = (
-            self.content_type,
-            self.content_length,
-            self.transfer_encoding,
-            self.wafer_code,
-            self.wafer_encrypted_data,
-            self.wafer_iv,
-            self.wafer_skey,
-        )
-        return frozenset((*self.tokens, *fixed))
+    def framing_keys(self) -> FrozenSet[str]:
+        """The framing headers' keys: real names only, the first value wins."""
+        return frozenset((self.content_type, self.content_length, self.transfer_encoding))
+
+    def joined_keys(self) -> FrozenSet[str]:
+        """The token and Wafer headers' keys: ``_`` read as ``-``, repeats joined."""
+        wafer = (self.wafer_code, self.wafer_encrypted_data, self.wafer_iv, self.wafer_skey)
+        return frozenset((*self.tokens, *wafer))
 
 
 class RequestView:
