@@ -89,7 +89,9 @@ def main() -> int:
     parser.add_argument("--save-baseline", action="store_true", help="record as the 'before'")
     args = parser.parse_args()
     results = run(args)
-    text = json.dumps(results, indent=1, default=str)
+    # One line per part: the data stays diffable part by part without a line per number.
+    parts = (f"{json.dumps(k)}: {json.dumps(v, default=str)}" for k, v in results.items())
+    text = "{\n" + ",\n".join(parts) + "\n}\n"
     report.RESULTS_JSON.write_text(text)
     if args.save_baseline:
         report.BASELINE_JSON.write_text(text)

@@ -52,7 +52,7 @@ def test_soak(setup: str, fake_wechat: FakeWeChat, tmp_path: Path) -> None:
         driver = subprocess.run(
             [
                 sys.executable,
-                str(ROOT / "benchmarks" / "soak.py"),
+                str(ROOT / "tests" / "soak" / "driver.py"),
                 *("--app", server.url, "--wechat", fake_wechat.url),
                 *("--users", "20", "--duration", SOAK_SECONDS),
             ],

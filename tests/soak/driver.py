@@ -2,7 +2,7 @@
 
 Run it in its own process against a running example app and fake WeChat (loopback only):
 
-    python benchmarks/soak.py --app http://127.0.0.1:8000 --wechat http://127.0.0.1:8601 \
+    python tests/soak/driver.py --app http://127.0.0.1:8000 --wechat http://127.0.0.1:8601 \
         --users 50 --duration 60
 
 Each user loops: get a code from the fake WeChat, log in, call ``/api/me`` several times, log
