@@ -8,7 +8,7 @@ becomes a call of the app (with a copy of the scope), an answer, or a refused we
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple, cast
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from ._asgi_user import WxCredentials, WxUser
 from ._middleware import MiddlewareBase
@@ -154,8 +154,9 @@ class WxASGIMiddleware(MiddlewareBase["ASGIApp", AsyncSessionStore, AsyncWeChatC
         if scope["type"] == "lifespan":
             await self.app(scope, receive, self._closing_on_shutdown(send))
             return
-        # Read as a plain mapping: servers and other middleware add keys no TypedDict names.
-        www = cast("AttachedScope", scope)
+        # Read as a plain mapping: servers and other middleware add keys no TypedDict names
+        # (an annotation, not cast(): no call on every request).
+        www: AttachedScope = scope  # type: ignore[assignment]
         scope_type = www["type"]
         if scope_type != "http" and scope_type != "websocket":
             await self.app(scope, receive, send)
@@ -166,12 +167,33 @@ class WxASGIMiddleware(MiddlewareBase["ASGIApp", AsyncSessionStore, AsyncWeChatC
         root_path = www.get("root_path")
         if root_path and path.startswith(root_path + "/"):
             path = path[len(root_path) :]
+        # The core's header map, built here rather than in a helper (a call per request):
+        # the token and Wafer headers normalised and joined, the framing headers by their
+        # real names, first value (see HeaderMap).
+        found: Dict[str, str] = {}
+        names, lengths = self._header_names, self._header_lengths
+        for name, value in www["headers"]:
+            if len(name) not in lengths:
+                continue
+            entry = names.get(name)
+            if entry is None:
+                # The spec asks servers for lower-case names; compare any other in lower case.
+                if name.islower():
+                    continue
+                entry = names.get(name.lower())
+                if entry is None:
+                    continue
+            key, joined = entry
+            if key not in found:
+                found[key] = value.decode("latin-1")
+            elif joined:
+                found[key] += "," + value.decode("latin-1")
         view = RequestView(
             www.get("method", "GET"),
             path,
             www.get("raw_path"),
             www.get("query_string", b""),
-            self._headers(www["headers"]),
+            found,
             scope_type == "websocket",
         )
         outcome = await self._performer.run_request(self._pipeline.handle(view), (www, receive))
@@ -207,29 +229,6 @@ class WxASGIMiddleware(MiddlewareBase["ASGIApp", AsyncSessionStore, AsyncWeChatC
                     "reason": None,
                 }
                 await send(close)
-
-    def _headers(self, raw: Any) -> Dict[str, str]:
-        """The core's header map: the headers it reads, as :class:`~wxmiddleware.core.HeaderMap`
-        says (token and Wafer headers normalised and joined, framing headers first value)."""
-        found: Dict[str, str] = {}
-        names, lengths = self._header_names, self._header_lengths
-        for name, value in raw:
-            if len(name) not in lengths:
-                continue
-            entry = names.get(name)
-            if entry is None:
-                # The spec asks servers for lower-case names; compare any other in lower case.
-                if name.islower():
-                    continue
-                entry = names.get(name.lower())
-                if entry is None:
-                    continue
-            key, joined = entry
-            if key not in found:
-                found[key] = value.decode("latin-1")
-            elif joined:
-                found[key] += "," + value.decode("latin-1")
-        return found
 
     async def _call_hook(
         self, context: Context, session: WxSession, userinfo: Optional[Mapping[str, Any]]

@@ -26,6 +26,8 @@ from ..session import MAX_TOKEN_LENGTH
 
 MAX_CODE_LENGTH = 256
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+# Bound once: every authenticated request checks its token with it.
+_is_token = _TOKEN.fullmatch
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 # The login headers of Tencent's Wafer client SDK (wafer2-client-sdk, lib/login.js): the code
@@ -159,7 +161,7 @@ def pick_token(values: Sequence[str]) -> Optional[str]:
     """
     if len(values) == 1:
         value = values[0]
-        if 0 < len(value) <= MAX_TOKEN_LENGTH and _TOKEN.fullmatch(value):
+        if 0 < len(value) <= MAX_TOKEN_LENGTH and _is_token(value):
             return value
     token: Optional[str] = None
     for value in values:
