@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from ._asgi_user import WxCredentials, WxUser
+from ._asgi_scope import WxCredentials, WxUser, header_spellings, with_session
 from ._middleware import MiddlewareBase
 from ._perform import AsyncPerformer
 from .core import ClientDisconnected, Forward, RequestView, Respond
@@ -42,36 +42,6 @@ __all__ = ["LoginHook", "WxASGIMiddleware", "WxCredentials", "WxUser"]
 #: ``on_login(session, scope)`` may return (or be a coroutine returning) extra fields for the
 #: login answer.
 LoginHook = Callable[[WxSession, "AttachedScope"], Any]
-
-
-def _with_session(scope: AttachedScope, session: Optional[WxSession]) -> AttachedScope:
-    # A copy: the ASGI spec asks middleware to leave the scope it was given unchanged.
-    # copy() and item assignment cost half what a {**scope, ...} literal does.
-    attached = scope.copy()
-    if session is None:
-        attached["wxmiddleware.session"] = None
-        attached["wxmiddleware.openid"] = None
-        attached["wxmiddleware.session_key"] = None
-        attached["wxmiddleware.unionid"] = None
-        attached["user"] = WxUser(None)
-        attached["auth"] = WxCredentials([])
-        return attached
-    attached["wxmiddleware.session"] = session
-    attached["wxmiddleware.openid"] = session.openid
-    attached["wxmiddleware.session_key"] = session.session_key
-    attached["wxmiddleware.unionid"] = session.unionid
-    attached["user"] = WxUser(session)
-    attached["auth"] = WxCredentials(["authenticated"])
-    return attached
-
-
-def _spellings(key: str) -> List[str]:
-    """``key`` with each of its hyphens also written as an underscore."""
-    spellings = [""]
-    for index, part in enumerate(key.split("-")):
-        joints = ("",) if index == 0 else ("-", "_")
-        spellings = [done + joint + part for done in spellings for joint in joints]
-    return spellings
 
 
 async def _read_body(context: Context, length: Optional[int], limit: int) -> bytes:
@@ -141,7 +111,7 @@ class WxASGIMiddleware(MiddlewareBase["ASGIApp", AsyncSessionStore, AsyncWeChatC
         spellings: Dict[bytes, Tuple[str, bool]] = {
             spelling.encode("latin-1"): (key, True)
             for key in header_names.joined_keys()
-            for spelling in _spellings(key)
+            for spelling in header_spellings(key)
         }
         for key in header_names.framing_keys():
             spellings[key.encode("latin-1")] = (key, False)
@@ -199,7 +169,7 @@ class WxASGIMiddleware(MiddlewareBase["ASGIApp", AsyncSessionStore, AsyncWeChatC
         outcome = await self._performer.run_request(self._pipeline.handle(view), (www, receive))
         if isinstance(outcome, Forward):
             if outcome.attach:
-                www = _with_session(www, outcome.session)
+                www = with_session(www, outcome.session)
             # The app gets the scope with our keys: a mapping asgiref's TypedDicts cannot name.
             await self.app(www, receive, send)  # type: ignore[arg-type]
         elif type(outcome) is Respond:

@@ -1,17 +1,18 @@
-"""What ``scope["user"]`` and ``scope["auth"]`` hold: Starlette's user and credentials shape.
+"""The ASGI scope as the app receives it, and the header names as servers send them.
 
-Starlette's ``AuthenticationMiddleware`` puts a ``BaseUser`` and ``AuthCredentials`` there;
+``scope["user"]`` and ``scope["auth"]`` take Starlette's shape: its
+``AuthenticationMiddleware`` puts a ``BaseUser`` and ``AuthCredentials`` there, and
 ``request.user``, ``request.auth`` and ``requires("authenticated")`` read them. These two
 classes have the same attributes without importing Starlette.
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 from .session import WxSession
 
-__all__ = ["WxCredentials", "WxUser"]
+__all__ = ["WxCredentials", "WxUser", "header_spellings", "with_session"]
 
 
 class WxUser:
@@ -70,3 +71,35 @@ class WxCredentials:
 
     def __repr__(self) -> str:
         return f"WxCredentials({self.scopes!r})"
+
+
+def with_session(scope: Dict[str, Any], session: Optional[WxSession]) -> Dict[str, Any]:
+    """A copy of ``scope`` with the session's keys, ``user`` and ``auth`` (the README's
+    "What your app sees"); ``session`` is ``None`` on an optional path without one."""
+    # A copy: the ASGI spec asks middleware to leave the scope it was given unchanged.
+    # copy() and item assignment cost half what a {**scope, ...} literal does.
+    attached = scope.copy()
+    if session is None:
+        attached["wxmiddleware.session"] = None
+        attached["wxmiddleware.openid"] = None
+        attached["wxmiddleware.session_key"] = None
+        attached["wxmiddleware.unionid"] = None
+        attached["user"] = WxUser(None)
+        attached["auth"] = WxCredentials([])
+        return attached
+    attached["wxmiddleware.session"] = session
+    attached["wxmiddleware.openid"] = session.openid
+    attached["wxmiddleware.session_key"] = session.session_key
+    attached["wxmiddleware.unionid"] = session.unionid
+    attached["user"] = WxUser(session)
+    attached["auth"] = WxCredentials(["authenticated"])
+    return attached
+
+
+def header_spellings(key: str) -> List[str]:
+    """``key`` with each of its hyphens also written as an underscore."""
+    spellings = [""]
+    for index, part in enumerate(key.split("-")):
+        joints = ("",) if index == 0 else ("-", "_")
+        spellings = [done + joint + part for done in spellings for joint in joints]
+    return spellings
