@@ -1,5 +1,8 @@
-"""The ASGI scope as the app receives it, and the header names as servers send them.
+"""The ASGI side's translation: headers in, the scope the app receives, answers out.
 
+:class:`ScopeHeaders` turns a scope's raw headers into the core's header map;
+:func:`with_session` makes the scope the app receives; :func:`send_response` sends the
+core's :class:`~wxmiddleware.core.Response` (or refuses a websocket with its close code).
 ``scope["user"]`` and ``scope["auth"]`` take Starlette's shape: its
 ``AuthenticationMiddleware`` puts a ``BaseUser`` and ``AuthCredentials`` there, and
 ``request.user``, ``request.auth`` and ``requires("authenticated")`` read them. These two
@@ -8,11 +11,21 @@ classes have the same attributes without importing Starlette.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Tuple
 
+from .core import HeaderNames, Response
 from .session import WxSession
 
-__all__ = ["WxCredentials", "WxUser", "header_spellings", "with_session"]
+if TYPE_CHECKING:
+    from asgiref.typing import (
+        ASGIReceiveCallable,
+        ASGISendCallable,
+        HTTPResponseBodyEvent,
+        HTTPResponseStartEvent,
+        WebSocketCloseEvent,
+    )
+
+__all__ = ["ScopeHeaders", "WxCredentials", "WxUser", "send_response", "with_session"]
 
 
 class WxUser:
@@ -67,7 +80,7 @@ class WxCredentials:
     __slots__ = ("scopes",)
 
     def __init__(self, scopes: Iterable[str] = ()) -> None:
-        self.scopes = scopes if type(scopes) is list else list(scopes)
+        self.scopes = list(scopes)
 
     def __repr__(self) -> str:
         return f"WxCredentials({self.scopes!r})"
@@ -96,10 +109,85 @@ def with_session(scope: Dict[str, Any], session: Optional[WxSession]) -> Dict[st
     return attached
 
 
-def header_spellings(key: str) -> List[str]:
+def _spellings(key: str) -> List[str]:
     """``key`` with each of its hyphens also written as an underscore."""
     spellings = [""]
     for index, part in enumerate(key.split("-")):
         joints = ("",) if index == 0 else ("-", "_")
         spellings = [done + joint + part for done in spellings for joint in joints]
     return spellings
+
+
+class ScopeHeaders:
+    """Reads the headers the core asks for out of a scope's raw ``headers`` list.
+
+    Built once at start-up from the pipeline's :class:`~wxmiddleware.core.HeaderNames`, it
+    knows each key under every lower-case spelling it may arrive in: the token and Wafer
+    headers with each ``-`` also as ``_`` (``x-wx-skey``, ``x_wx_skey``…), repeats joined
+    with commas as WSGI servers join them; the framing headers only by their real names, the
+    first value winning (see :class:`~wxmiddleware.core.HeaderMap`). Most headers are ruled
+    out by their length alone.
+    """
+
+    def __init__(self, names: HeaderNames) -> None:
+        spellings: Dict[bytes, Tuple[str, bool]] = {
+            spelling.encode("latin-1"): (key, True)
+            for key in names.joined_keys()
+            for spelling in _spellings(key)
+        }
+        for key in names.framing_keys():
+            spellings[key.encode("latin-1")] = (key, False)
+        self._spellings = spellings
+        self._lengths = frozenset(len(name) for name in spellings)
+
+    def read(self, raw: Iterable[Tuple[bytes, bytes]]) -> Dict[str, str]:
+        """The header map of one request: normalised key -> value (Latin-1 text)."""
+        found: Dict[str, str] = {}
+        spellings, lengths = self._spellings, self._lengths
+        for name, value in raw:
+            if len(name) not in lengths:
+                continue
+            entry = spellings.get(name)
+            if entry is None:
+                # The spec asks servers for lower-case names; compare any other in lower case.
+                if name.islower():
+                    continue
+                entry = spellings.get(name.lower())
+                if entry is None:
+                    continue
+            key, joined = entry
+            if key not in found:
+                found[key] = value.decode("latin-1")
+            elif joined:
+                found[key] += "," + value.decode("latin-1")
+        return found
+
+
+async def send_response(
+    response: Response, websocket: bool, receive: ASGIReceiveCallable, send: ASGISendCallable
+) -> None:
+    """Send ``response`` as ``http.response.start`` and ``http.response.body``; for a
+    websocket, close it with the response's close code instead."""
+    if not websocket:
+        headers = [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in response.headers]
+        start: HTTPResponseStartEvent = {
+            "type": "http.response.start",
+            "status": response.status,
+            "headers": headers,
+            "trailers": False,
+        }
+        await send(start)
+        body: HTTPResponseBodyEvent = {
+            "type": "http.response.body",
+            "body": response.body,
+            "more_body": False,
+        }
+        await send(body)
+    elif (await receive())["type"] == "websocket.connect":
+        # Sent before any accept, the close answers the handshake (servers: HTTP 403).
+        close: WebSocketCloseEvent = {
+            "type": "websocket.close",
+            "code": response.close_code,
+            "reason": None,
+        }
+        await send(close)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from ._asgi_scope import WxCredentials, WxUser, header_spellings, with_session
+from ._asgi_scope import ScopeHeaders, WxCredentials, WxUser, send_response, with_session
 from ._middleware import MiddlewareBase
 from ._perform import AsyncPerformer
 from .core import ClientDisconnected, Forward, RequestView, Respond
@@ -25,10 +25,7 @@ if TYPE_CHECKING:
         ASGIReceiveCallable,
         ASGISendCallable,
         ASGISendEvent,
-        HTTPResponseBodyEvent,
-        HTTPResponseStartEvent,
         Scope,
-        WebSocketCloseEvent,
     )
 
     # asgiref's name, spelled for the base class below (a string there: typing only).
@@ -104,19 +101,7 @@ class WxASGIMiddleware(MiddlewareBase["ASGIApp", AsyncSessionStore, AsyncWeChatC
     _read_body = staticmethod(_read_body)
 
     def _prepare(self) -> None:
-        # Each key the pipeline reads under every lower-case spelling it may arrive in: the
-        # token and Wafer headers with each "-" also as "_" (x-wx-skey, x_wx_skey…), the
-        # framing headers only as themselves. Most headers are ruled out by length alone.
-        header_names = self._pipeline.header_names
-        spellings: Dict[bytes, Tuple[str, bool]] = {
-            spelling.encode("latin-1"): (key, True)
-            for key in header_names.joined_keys()
-            for spelling in header_spellings(key)
-        }
-        for key in header_names.framing_keys():
-            spellings[key.encode("latin-1")] = (key, False)
-        self._header_names = spellings
-        self._header_lengths = frozenset(len(name) for name in spellings)
+        self._headers = ScopeHeaders(self._pipeline.header_names)
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -137,33 +122,12 @@ class WxASGIMiddleware(MiddlewareBase["ASGIApp", AsyncSessionStore, AsyncWeChatC
         root_path = www.get("root_path")
         if root_path and path.startswith(root_path + "/"):
             path = path[len(root_path) :]
-        # The core's header map, built here rather than in a helper (a call per request):
-        # the token and Wafer headers normalised and joined, the framing headers by their
-        # real names, first value (see HeaderMap).
-        found: Dict[str, str] = {}
-        names, lengths = self._header_names, self._header_lengths
-        for name, value in www["headers"]:
-            if len(name) not in lengths:
-                continue
-            entry = names.get(name)
-            if entry is None:
-                # The spec asks servers for lower-case names; compare any other in lower case.
-                if name.islower():
-                    continue
-                entry = names.get(name.lower())
-                if entry is None:
-                    continue
-            key, joined = entry
-            if key not in found:
-                found[key] = value.decode("latin-1")
-            elif joined:
-                found[key] += "," + value.decode("latin-1")
         view = RequestView(
             www.get("method", "GET"),
             path,
             www.get("raw_path"),
             www.get("query_string", b""),
-            found,
+            self._headers.read(www["headers"]),
             scope_type == "websocket",
         )
         outcome = await self._performer.run_request(self._pipeline.handle(view), (www, receive))
@@ -173,32 +137,7 @@ class WxASGIMiddleware(MiddlewareBase["ASGIApp", AsyncSessionStore, AsyncWeChatC
             # The app gets the scope with our keys: a mapping asgiref's TypedDicts cannot name.
             await self.app(www, receive, send)  # type: ignore[arg-type]
         elif type(outcome) is Respond:
-            response = outcome.response
-            if scope_type == "http":
-                headers = [
-                    (n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in response.headers
-                ]
-                start: HTTPResponseStartEvent = {
-                    "type": "http.response.start",
-                    "status": response.status,
-                    "headers": headers,
-                    "trailers": False,
-                }
-                await send(start)
-                body: HTTPResponseBodyEvent = {
-                    "type": "http.response.body",
-                    "body": response.body,
-                    "more_body": False,
-                }
-                await send(body)
-            elif (await receive())["type"] == "websocket.connect":
-                # Sent before any accept, the close answers the handshake (servers: HTTP 403).
-                close: WebSocketCloseEvent = {
-                    "type": "websocket.close",
-                    "code": response.close_code,
-                    "reason": None,
-                }
-                await send(close)
+            await send_response(outcome.response, scope_type == "websocket", receive, send)
 
     async def _call_hook(
         self, context: Context, session: WxSession, userinfo: Optional[Mapping[str, Any]]

@@ -110,7 +110,7 @@ class SessionLookup(Forward):
 
     def __init__(self, pipeline: Pipeline, view: RequestView, kind: RequestKind, token: str):
         self.token = token
-        self.idle_ttl = pipeline.config.session_ttl
+        self.idle_ttl = pipeline.idle_ttl
         self._pipeline = pipeline
         self._view = view
         self._kind = kind
@@ -184,12 +184,9 @@ class Pipeline:
         self.config = config
         self.has_login_hook = has_login_hook
         self.router = Router(config)
-        self.header_names = (
-            HeaderNames.for_config(config)
-            if header_key is None
-            else HeaderNames.for_config(config, header_key)
-        )
+        self.header_names = HeaderNames.for_config(config, header_key)
         # Looked up once here rather than on every request.
+        self.idle_ttl = config.session_ttl
         self._classify = self.router.classify
         self._token_keys = self.header_names.tokens
 

@@ -53,10 +53,6 @@ class HeaderMap(Protocol):
         """The value of the header under ``key``, or ``None``."""
 
 
-def _same(name: str) -> str:
-    return name
-
-
 @dataclass(frozen=True)
 class HeaderNames:
     """Every header the core reads, as a key of the adapter's :class:`HeaderMap`.
@@ -77,8 +73,13 @@ class HeaderNames:
     wafer_skey: str
 
     @classmethod
-    def for_config(cls, config: WxConfig, key: Callable[[str], str] = _same) -> HeaderNames:
-        """The keys for ``config``'s token headers and the fixed ones, through ``key``."""
+    def for_config(
+        cls, config: WxConfig, key: Optional[Callable[[str], str]] = None
+    ) -> HeaderNames:
+        """The keys for ``config``'s token headers and the fixed ones, through ``key`` (by
+        default the normalised names themselves)."""
+        if key is None:
+            return cls.for_config(config, lambda name: name)
         tokens = tuple(dict.fromkeys(key(header_key(name)) for name in config.token_headers))
         return cls(
             tokens,
