@@ -159,6 +159,25 @@ def loop_table(sl: Dict[str, Any]) -> str:
     return table(["store, other writer", "max lag (ms)", "p99 lag (ms)", "time (s)"], rows)
 
 
+def scale_table(sc: Dict[str, Any]) -> str:
+    rows = []
+    for store, by_size in sc.items():
+        for size, v in by_size.items():
+            if size == "ratios":
+                continue
+            lookup, login = v["lookup"], v["login"]
+            rows.append([store, f"{int(size):,}", f"{lookup['p50']:.0f} / {lookup['p99']:.0f}",
+                         f"{login['p50']:.0f} / {login['p99']:.0f}",
+                         n(v.get("lock_max_ms"), ".1f"), n(v.get("purge_per_s"), ",.0f"),
+                         v["bytes_per_session"]])
+        r = by_size.get("ratios", {})
+        rows.append([store, "largest / smallest", n(r.get("lookup_p99"), ".2f") + " (p99)",
+                     n(r.get("login_p99"), ".2f") + " (p99)", "", "", ""])
+    header = ["store", "sessions", "lookup p50 / p99 (µs)", "login p50 / p99 (µs)",
+              "longest write-lock hold (ms)", "purged rows/s", "bytes/session"]
+    return table(header, rows)
+
+
 class Figures(dict):  # type: ignore[type-arg]
     """Placeholders: a figure missing from the results reads "-"."""
 
@@ -187,6 +206,7 @@ def figures(results: Dict[str, Any], baseline: Optional[Dict[str, Any]]) -> Figu
     for name, build, key in (
         ("overhead_tables", overhead_tables, "overhead"), ("loop_table", loop_table, "sqlite_loop"),
         ("redis_table", redis_table, "redis_commands"), ("servers_table", servers_table, "servers"),
+        ("scale_table", scale_table, "scale"),
     ):
         f[name] = build(r[key]) if r.get(key) else None
     if r.get("asgi_logins") or r.get("wsgi_logins"):

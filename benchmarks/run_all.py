@@ -7,7 +7,8 @@
 
 The parts (each module also runs alone): ``overhead`` (overhead.py), ``redis_commands``,
 ``asgi_logins`` (login_throughput.py), ``wsgi_logins`` and ``servers`` (servers.py),
-``sqlite_loop`` (asgi_sqlite_loop.py). A part that fails is recorded and the others run.
+``sqlite_loop`` (asgi_sqlite_loop.py), ``scale`` (scale.py: 10^3 to 10^6 stored sessions,
+10^5 at most with ``--quick``). A part that fails is recorded and the others run.
 ``report.py`` and ``chart.py`` then redraw from results.json; each also runs alone.
 """
 
@@ -30,6 +31,7 @@ import login_throughput
 import overhead
 import redis_commands
 import report
+import scale
 import servers
 
 
@@ -53,6 +55,8 @@ def parts(quick: bool, redis_url: str) -> Dict[str, Callable[[], Any]]:
         "wsgi_logins": lambda: servers.measure_wsgi_logins(**logins),
         "servers": lambda: servers.measure_requests(seconds=1, rounds=4 if quick else 10),
         "sqlite_loop": lambda: asgi_sqlite_loop.measure(runs=1 if quick else 3),
+        "scale": lambda: scale.measure(scale.SIZES[:2] if quick else scale.SIZES,
+                                       redis_url=redis_url or None),
     }
 
 
