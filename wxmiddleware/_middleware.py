@@ -8,10 +8,12 @@ WeChat client), the performer that carries out the core's plans, and the I/O glu
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar, Generic, List, Optional, TypeVar
+import inspect
+from typing import Any, Callable, ClassVar, Generic, List, Mapping, Optional, TypeVar
 
 from .config import WxConfig
 from .core import Pipeline, resolve_config
+from .errors import ConfigError
 
 _App = TypeVar("_App")
 _Store = TypeVar("_Store")
@@ -26,6 +28,11 @@ class MiddlewareBase(Generic[_App, _Store, _Client, _Hook]):
     override its fields); ``store`` and ``wechat`` default to what the configuration names,
     opened here and closed by the middleware's ``close``/``aclose``, while ones passed in
     stay the caller's.
+
+    Raises :class:`~wxmiddleware.errors.ConfigError` at construction, rather than on every
+    request, for a ``store`` or ``wechat`` of the other kind (a synchronous store given to
+    the ASGI middleware, an asynchronous one to the WSGI middleware) and, for the WSGI
+    middleware, for a Flask app passed itself rather than its ``wsgi_app``.
     """
 
     #: The performer class that carries out the pipeline's plans (sync or async).
@@ -48,6 +55,11 @@ class MiddlewareBase(Generic[_App, _Store, _Client, _Hook]):
         on_login: Optional[_Hook] = None,
         **options: Any,
     ) -> None:
+        asynchronous = inspect.iscoroutinefunction(self.performer_class.run)
+        if not asynchronous:
+            _check_flask_app(type(self).__name__, app)
+        _check_kind(type(self).__name__, asynchronous, store, "get", _STORE_ADVICE)
+        _check_kind(type(self).__name__, asynchronous, wechat, "request", _CLIENT_ADVICE)
         self.app = app
         self.config = resolve_config(config, options)
         self.store: _Store = (
@@ -77,3 +89,50 @@ class MiddlewareBase(Generic[_App, _Store, _Client, _Hook]):
 
     def _prepare(self) -> None:
         """Anything more the adapter sets up once, after the rest."""
+
+
+#: What to pass instead, by the kind the middleware needs (``True``: asynchronous).
+_STORE_ADVICE = {
+    True: "an asynchronous store: AsyncSQLiteStore(path), AsyncMemoryStore(), AsyncRedisStore"
+    " or open_async_store(url, appid)",
+    False: "a synchronous store: SQLiteStore(path), MemoryStore(), RedisStore"
+    " or open_store(url, appid)",
+}
+_CLIENT_ADVICE = {
+    True: "an asynchronous WeChat client: wxmiddleware.wechat.aio.AsyncWeChatClient(config)",
+    False: "a synchronous WeChat client: wxmiddleware.wechat.WeChatClient(config)",
+}
+
+
+def _check_kind(
+    middleware: str, asynchronous: bool, given: Any, method: str, advice: Mapping[bool, str]
+) -> None:
+    """Refuse ``given`` when its ``method`` is of the other kind than the performer's.
+
+    The performer awaits (or calls) whatever the method returns: a sync store under ASGI
+    fails every request with a TypeError, an async one under WSGI hands the pipeline an
+    un-awaited coroutine. An object without ``method`` is left to fail where it is used.
+    """
+    bound = getattr(given, method, None) if given is not None else None
+    if bound is None or inspect.iscoroutinefunction(bound) == asynchronous:
+        return
+    raise ConfigError(
+        f"{middleware} needs {advice[asynchronous]}; got {type(given).__name__},"
+        f" whose {method}() is {'synchronous' if asynchronous else 'a coroutine function'}"
+    )
+
+
+def _check_flask_app(middleware: str, app: Any) -> None:
+    """Refuse a Flask app passed itself: only its ``wsgi_app`` may be replaced.
+
+    Wrapping the Flask object changes what gunicorn serves, but ``flask run``,
+    ``app.test_client()`` and route decorators need the Flask object, which stays unwrapped
+    (routes served without login in development and tests) or is no longer reachable. Only
+    Flask apps have both ``wsgi_app`` and ``test_client``; Django's handler, Bottle and
+    Pyramid apps do not.
+    """
+    if callable(getattr(app, "wsgi_app", None)) and hasattr(app, "test_client"):
+        raise ConfigError(
+            f"{middleware} wraps a Flask app's wsgi_app, not the app:"
+            f" app.wsgi_app = {middleware}(app.wsgi_app, ...)"
+        )
