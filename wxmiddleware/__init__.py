@@ -1,42 +1,74 @@
 """WeChat mini-program login as drop-in WSGI and ASGI middleware.
 
-Every public name is imported on first use: ``import wxmiddleware.core`` (the decision core)
-loads no I/O library, WSGI users never load httpx, and only Redis users load redis-py.
+Every public name but the configuration, the session and the error classes (which load no
+I/O library) is imported on first use: ``import wxmiddleware.core`` (the decision core) loads
+no I/O library, WSGI users never load httpx, and only Redis users load redis-py.
 """
 
 from importlib import import_module
 from typing import TYPE_CHECKING, Any, List
 
 from .config import WxConfig
-from .errors import ConfigError, WxError
+from .errors import (
+    BadRequest,
+    ConfigError,
+    InvalidCode,
+    InvalidSession,
+    RateLimited,
+    StoreUnavailable,
+    UpstreamBusy,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+    UserBlocked,
+    WxError,
+)
 from .session import WxSession
 
 if TYPE_CHECKING:
+    from ._accessors import session_of
     from .asgi import WxASGIMiddleware
-    from .stores import AsyncSessionStore, MemoryStore, SessionStore, SQLiteStore
-    from .stores.aio import AsyncMemoryStore, AsyncSQLiteStore
+    from .crypto import DecryptError
+    from .stores import AsyncSessionStore, MemoryStore, SessionStore, SQLiteStore, open_store
+    from .stores.aio import AsyncMemoryStore, AsyncSQLiteStore, open_async_store
     from .stores.redis import AsyncRedisStore, RedisStore
+    from .wechat import AccessTokenRejected
     from .wechat.aio_api import AsyncWxApi
     from .wechat.api import WxApi
     from .wsgi import WxMiddleware
 
 __all__ = [
+    "AccessTokenRejected",
     "AsyncMemoryStore",
     "AsyncRedisStore",
     "AsyncSQLiteStore",
     "AsyncSessionStore",
     "AsyncWxApi",
+    "BadRequest",
     "ConfigError",
+    "DecryptError",
+    "InvalidCode",
+    "InvalidSession",
     "MemoryStore",
+    "RateLimited",
     "RedisStore",
     "SQLiteStore",
     "SessionStore",
+    "StoreUnavailable",
+    "UpstreamBusy",
+    "UpstreamError",
+    "UpstreamTimeout",
+    "UpstreamUnreachable",
+    "UserBlocked",
     "WxASGIMiddleware",
     "WxApi",
     "WxConfig",
     "WxError",
     "WxMiddleware",
     "WxSession",
+    "open_async_store",
+    "open_store",
+    "session_of",
 ]
 __version__ = "0.1.0"
 
@@ -54,6 +86,11 @@ _LAZY = {
     "AsyncRedisStore": ".stores.redis",
     "WxApi": ".wechat.api",
     "AsyncWxApi": ".wechat.aio_api",  # needs httpx
+    "AccessTokenRejected": ".wechat",
+    "DecryptError": ".crypto",
+    "open_store": ".stores",
+    "open_async_store": ".stores.aio",
+    "session_of": "._accessors",
 }
 
 
