@@ -71,10 +71,13 @@ def test_paths_from_comma_string_and_api_base_trailing_slash() -> None:
     assert config.api_base == "http://127.0.0.1:1"
 
 
+ENV_APPID = "wx00112233aabbccdd"
+
+
 def test_from_env() -> None:
     config = WxConfig.from_env(
         {
-            "WX_APPID": "wxenv",
+            "WX_APPID": ENV_APPID,
             "WX_SECRET": "envsecret",
             "WX_API_BASE": "http://127.0.0.1:9",
             "WX_SESSION_STORE": "memory://",
@@ -85,7 +88,7 @@ def test_from_env() -> None:
             "WX_READ_TIMEOUT": "1.5",
         }
     )
-    assert config.appid == "wxenv" and config.secret == "envsecret"
+    assert config.appid == ENV_APPID and config.secret == "envsecret"
     assert config.api_base == "http://127.0.0.1:9"
     assert config.store == "memory://"
     assert config.login_path == "/login"
@@ -97,7 +100,7 @@ def test_from_env() -> None:
 
 def test_from_env_overrides_and_empty_values() -> None:
     config = WxConfig.from_env(
-        {"WX_APPID": "wxenv", "WX_SECRET": "envsecret", "WX_SESSION_STORE": ""},
+        {"WX_APPID": ENV_APPID, "WX_SECRET": "envsecret", "WX_SESSION_STORE": ""},
         public_paths=("/health",),
     )
     assert config.store is None and config.public_paths == ("/health",)
@@ -105,7 +108,7 @@ def test_from_env_overrides_and_empty_values() -> None:
 
 @pytest.mark.parametrize("variable", ["WX_APPID", "WX_SECRET"])
 def test_from_env_missing_names_the_variable(variable: str) -> None:
-    env = {"WX_APPID": "wxenv", "WX_SECRET": "envsecret"}
+    env = {"WX_APPID": ENV_APPID, "WX_SECRET": "envsecret"}
     del env[variable]
     with pytest.raises(ConfigError, match=variable):
         WxConfig.from_env(env)
@@ -117,18 +120,50 @@ def test_from_env_missing_names_the_variable(variable: str) -> None:
 )
 def test_from_env_bad_values_name_the_variable(variable: str, value: str) -> None:
     with pytest.raises(ConfigError, match=variable):
-        WxConfig.from_env({"WX_APPID": "a", "WX_SECRET": "b", variable: value})
+        WxConfig.from_env({"WX_APPID": ENV_APPID, "WX_SECRET": "b", variable: value})
 
 
 def test_from_env_reads_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WX_APPID", "wxos")
+    monkeypatch.setenv("WX_APPID", ENV_APPID)
     monkeypatch.setenv("WX_SECRET", "ossecret")
-    assert WxConfig.from_env().appid == "wxos"
+    assert WxConfig.from_env().appid == ENV_APPID
+
+
+@pytest.mark.parametrize(
+    "appid",
+    ["wxenv", "your-appid", "wxfedcba987654321", "wxfedcba98765432100", "fedcba9876543210"],
+)
+def test_from_env_checks_the_appid_shape(appid: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        WxConfig.from_env({"WX_APPID": appid, "WX_SECRET": "envsecret"})
+    message = str(caught.value)
+    assert "WX_APPID" in message and "'wx' and 16 hex digits" in message
+    assert "WX_APPID_CHECK=0" in message and appid not in message
+
+
+def test_an_appid_that_looks_like_a_secret_is_named_so_never_echoed() -> None:
+    pasted = "0123456789abcdef0123456789abcdef"
+    with pytest.raises(ConfigError, match="AppSecret") as caught:
+        WxConfig.from_env({"WX_APPID": pasted, "WX_SECRET": "envsecret"})
+    assert pasted not in str(caught.value)
+
+
+def test_the_appid_check_can_be_turned_off_for_other_platforms() -> None:
+    env = {"WX_APPID": "tt0123456789abcdef", "WX_SECRET": "envsecret"}
+    assert WxConfig.from_env({**env, "WX_APPID_CHECK": "0"}).appid == env["WX_APPID"]
+    assert WxConfig.from_env(env, appid_check=False).appid == env["WX_APPID"]
+    # The argument wins over the variable, both ways.
+    with pytest.raises(ConfigError, match="16 hex digits"):
+        WxConfig.from_env({**env, "WX_APPID_CHECK": "0"}, appid_check=True)
+    with pytest.raises(ConfigError, match="WX_APPID_CHECK"):
+        WxConfig.from_env({**env, "WX_APPID_CHECK": "maybe"})
+    # Built in code, the appid is taken as given (tests and other platforms).
+    assert WxConfig(appid="tt-app", secret="s").appid == "tt-app"
 
 
 def test_wafer_compat_is_on_by_default_and_read_from_env() -> None:
     assert WxConfig(**BASE).wafer_compat is True
-    env = {"WX_APPID": "a", "WX_SECRET": "b"}
+    env = {"WX_APPID": ENV_APPID, "WX_SECRET": "b"}
     assert WxConfig.from_env({**env, "WX_WAFER_COMPAT": "0"}).wafer_compat is False
     assert WxConfig.from_env({**env, "WX_WAFER_COMPAT": "on"}).wafer_compat is True
     with pytest.raises(ConfigError, match="WX_WAFER_COMPAT"):

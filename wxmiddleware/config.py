@@ -179,11 +179,21 @@ class WxConfig:
         return replace(self, **_canonical(changes))
 
     @classmethod
-    def from_env(cls, environ: Optional[Mapping[str, str]] = None, **overrides: Any) -> WxConfig:
+    def from_env(
+        cls,
+        environ: Optional[Mapping[str, str]] = None,
+        *,
+        appid_check: Optional[bool] = None,
+        **overrides: Any,
+    ) -> WxConfig:
         """Build the configuration from ``WX_*`` environment variables.
 
         Keyword arguments override what the environment says. A missing ``WX_APPID`` or
-        ``WX_SECRET`` raises :class:`ConfigError` naming the variable.
+        ``WX_SECRET`` raises :class:`ConfigError` naming the variable. The appid must have
+        the shape of a WeChat mini-program's (``wx`` and 16 hex digits), or
+        :class:`ConfigError` names that shape: a placeholder or a pasted secret fails here,
+        not as a ``502`` at the first login. ``appid_check=False`` (or ``WX_APPID_CHECK=0``;
+        the argument wins) accepts any appid, for another platform's ids.
         """
         env = os.environ if environ is None else environ
         values: Dict[str, Any] = {}
@@ -205,7 +215,35 @@ class WxConfig:
                 raise ConfigError(
                     f"{_ENV_VARIABLES[name]} is not set: the WeChat {name} is required"
                 )
+        if appid_check is None:
+            appid_check = _parse_bool(env.get("WX_APPID_CHECK", "1") or "1", "WX_APPID_CHECK")
+        if appid_check:
+            _check_appid_shape(str(values["appid"]).strip())
         return cls(**values)
+
+
+#: A WeChat mini-program's appid: "wx" and 16 hex digits.
+_WECHAT_APPID = re.compile(r"^wx[0-9a-fA-F]{16}$")
+
+
+def _check_appid_shape(appid: str) -> None:
+    """Raise :class:`ConfigError` unless ``appid`` has a WeChat appid's shape.
+
+    The message never repeats the value: a secret pasted into ``WX_APPID`` would otherwise
+    reach the log.
+    """
+    if _WECHAT_APPID.match(appid):
+        return
+    hint = (
+        " (32 hex digits: is that the AppSecret?)"
+        if re.fullmatch(r"[0-9a-fA-F]{32}", appid)
+        else f" (got {len(appid)} characters)"
+    )
+    raise ConfigError(
+        "WX_APPID must be a WeChat mini-program appid, 'wx' and 16 hex digits"
+        f" like wx0123456789abcdef{hint}; for another platform's appid set"
+        " WX_APPID_CHECK=0 (or WxConfig.from_env(appid_check=False))"
+    )
 
 
 def _canonical(options: Mapping[str, Any]) -> Dict[str, Any]:
