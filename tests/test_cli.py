@@ -9,23 +9,29 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, Iterator, List
+from typing import Dict, Iterator, List, Optional
 
 import pytest
 import requests
 
-from wxmiddleware import SQLiteStore, WxSession
+import wxmiddleware
+from wxmiddleware import ConfigError, SQLiteStore, WxSession
+from wxmiddleware.cli import resolve_admin_store
 from wxmiddleware.session import new_token, short_hash, token_key
+from wxmiddleware.stores import default_sqlite_path
 
 from .e2e.servers import ROOT, free_port
 
 
-def run_cli(*args: str, env: Dict[str, str]) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, env: Dict[str, str], cwd: Optional[Path] = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "wxmiddleware", *args],
         capture_output=True,
         text=True,
         env=env,
+        cwd=cwd,
         timeout=60,
     )
 
@@ -60,6 +66,106 @@ def test_bad_arguments_exit_2(cli_env: Dict[str, str]) -> None:
     assert result.returncode == 2 and "--store" in result.stderr
     result = run_cli("sessions", "list", "--openid", "o", "--store", "ftp://x", env=cli_env)
     assert result.returncode == 2 and "ftp" in result.stderr
+
+
+def test_version(cli_env: Dict[str, str]) -> None:
+    result = run_cli("--version", env=cli_env)
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"wxmiddleware {wxmiddleware.__version__}"
+
+
+def make_store(path: Path) -> None:
+    """An existing, empty SQLite store (its sessions are test_sessions_on_sqlite's subject)."""
+    store = SQLiteStore(path)
+    store.purge_expired()  # the first operation creates the database
+    store.close()
+
+
+def test_a_missing_store_is_refused_naming_its_path_and_never_created(
+    cli_env: Dict[str, str], tmp_path: Path
+) -> None:
+    typo = tmp_path / "app" / "typo.db"
+    result = run_cli(
+        "sessions", "revoke-all", "--store", f"sqlite:///{typo}", "--openid", "o", env=cli_env
+    )
+    assert result.returncode == 2
+    assert f"no session store at {typo}" in result.stderr
+    assert "ended" not in result.stdout
+    assert not typo.exists() and not typo.parent.exists()
+
+
+def test_a_relative_sqlite_path_is_resolved_against_the_working_directory_and_shown(
+    cli_env: Dict[str, str], tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    missing = run_cli(
+        "sessions", "list", "--store", "sqlite:///tmp/app/s.db", "--openid", "o-alice",
+        env=cli_env, cwd=elsewhere,
+    )  # fmt: skip
+    assert missing.returncode == 2
+    assert f"no session store at {elsewhere / 'tmp/app/s.db'}" in missing.stderr
+    assert not (elsewhere / "tmp").exists()
+
+    make_store(elsewhere / "s.db")
+    found = run_cli(
+        "sessions", "list", "--store", "sqlite:///s.db", "--openid", "o-alice", "--json",
+        env=cli_env, cwd=elsewhere,
+    )  # fmt: skip
+    assert found.returncode == 0, found.stderr
+    assert f"store: sqlite:///{elsewhere / 's.db'} (from --store)" in found.stderr
+    assert json.loads(found.stdout) == []  # the store line stays off stdout
+
+
+def test_without_store_it_uses_the_apps_wx_session_store_and_says_so(
+    cli_env: Dict[str, str], tmp_path: Path
+) -> None:
+    path = tmp_path / "app.db"
+    make_store(path)
+    env = dict(cli_env, WX_SESSION_STORE=f"sqlite:///{path}")
+    result = run_cli("sessions", "revoke-all", "--openid", "o-bob", env=env)
+    assert result.returncode == 0, result.stderr
+    assert f"store: sqlite:///{path} (from WX_SESSION_STORE" in result.stderr
+    assert "ended 0 sessions of o-bob" in result.stdout
+
+
+def test_the_apps_default_store_is_named_and_never_created(
+    cli_env: Dict[str, str], tmp_path: Path
+) -> None:
+    appid = "wx0123456789abcdef"
+    env = dict(cli_env, WX_APPID=appid)
+    default = tmp_path / "state" / "wxmiddleware" / f"sessions-{appid}.sqlite3"
+    missing = run_cli("sessions", "purge", env=env)
+    assert missing.returncode == 2
+    assert f"no session store at {default}" in missing.stderr
+    assert "the app's default for appid" in missing.stderr
+    assert not (tmp_path / "state").exists()
+
+    default.parent.mkdir(parents=True)
+    make_store(default)
+    listed = run_cli("sessions", "list", "--openid", "o-alice", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert f"store: sqlite:///{default} (from the app's default" in listed.stderr
+
+
+def test_resolve_admin_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match="inside the app's process"):
+        resolve_admin_store("memory://", None, {})
+    with pytest.raises(ConfigError, match="--store"):
+        resolve_admin_store(None, None, {"WX_SESSION_STORE": " "})
+    redis = resolve_admin_store(None, None, {"WX_SESSION_STORE": "redis://:pw@cache:6379/2"})
+    assert redis.url == "redis://:pw@cache:6379/2"
+    assert redis.shown == "redis://:***@cache:6379/2" and "pw" not in redis.shown
+    assert "WX_SESSION_STORE" in redis.source
+    # --store wins over the environment.
+    (tmp_path / "given.db").touch()
+    given = resolve_admin_store(
+        f"sqlite:///{tmp_path / 'given.db'}", "wxapp", {"WX_SESSION_STORE": "memory://"}
+    )
+    assert given.source == "--store"
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    with pytest.raises(ConfigError, match=str(default_sqlite_path("wxapp"))):
+        resolve_admin_store(None, "wxapp", {})
 
 
 @pytest.fixture

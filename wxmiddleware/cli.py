@@ -10,11 +10,14 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, List, Mapping, NamedTuple, Optional, Sequence
+from urllib.parse import urlsplit, urlunsplit
 
+from . import __version__
 from .errors import ConfigError, StoreUnavailable
-from .stores import SessionStore, open_store
+from .stores import SessionStore, default_sqlite_path, open_store, store_url_scheme
 from .testing import FakeWeChat
 from .testing import main as fake_wechat_main
 
@@ -121,15 +124,81 @@ def _format_time(timestamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
 
 
-def _open_admin_store(args: argparse.Namespace) -> SessionStore:
-    url = args.store or os.environ.get("WX_SESSION_STORE") or None
-    appid = args.appid or os.environ.get("WX_APPID")
-    if url is None and not appid:
+class AdminStore(NamedTuple):
+    """The store a ``sessions`` command works on, as the command will report it."""
+
+    #: The URL to open: a ``sqlite:///`` path made absolute, other URLs as given.
+    url: str
+    #: The URL as printed: absolute for SQLite, a Redis password replaced by ``***``.
+    shown: str
+    #: Where it came from: ``--store``, ``WX_SESSION_STORE``, or the app's default.
+    source: str
+
+
+def _redacted(url: str) -> str:
+    """``url`` with the password of its userinfo, if any, replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def resolve_admin_store(
+    store: Optional[str], appid: Optional[str], environ: Mapping[str, str]
+) -> AdminStore:
+    """Which store a ``sessions`` command opens, without opening (or creating) anything.
+
+    ``--store`` wins; else ``WX_SESSION_STORE``, the variable the app's
+    :meth:`~wxmiddleware.WxConfig.from_env` reads; else the app's default SQLite file for
+    ``appid`` (``--appid`` or ``WX_APPID``). A ``sqlite:///`` path is resolved against the
+    working directory now, as the store would resolve it, and must name an existing file:
+    an administration command that created an empty store would report "0 sessions ended"
+    on the wrong database. ``memory://`` is refused (it lives inside the app's process).
+
+    Raises :class:`~wxmiddleware.errors.ConfigError` naming the resolved path or the
+    missing setting.
+    """
+    if store:
+        url, source = store, "--store"
+    elif environ.get("WX_SESSION_STORE", "").strip():
+        url, source = environ["WX_SESSION_STORE"].strip(), "WX_SESSION_STORE, as the app reads it"
+    elif appid:
+        path = default_sqlite_path(appid)
+        url, source = f"sqlite:///{path}", f"the app's default for appid {appid}"
+    else:
         raise ConfigError(
-            "name the store: --store URL (or WX_SESSION_STORE), or --appid for the"
-            " default SQLite store"
+            "name the store: --store URL, or WX_SESSION_STORE as the app has it, or --appid"
+            " (or WX_APPID) for the app's default SQLite store"
         )
-    return open_store(url, appid or "")
+    scheme = store_url_scheme(url)
+    if scheme == "memory":
+        raise ConfigError(
+            "memory:// sessions live inside the app's process; this command cannot reach them"
+        )
+    if scheme != "sqlite" or not url.lower().startswith("sqlite:///"):
+        # Redis and unknown URLs: open_store checks them (and never creates a Redis).
+        return AdminStore(url, _redacted(url), source)
+    path = Path(url[len("sqlite:///") :])
+    if "?" in str(path) or "#" in str(path) or not str(path):
+        return AdminStore(url, url, source)  # malformed: open_store's error explains it
+    absolute = path if path.is_absolute() else Path.cwd() / path
+    if not absolute.is_file():
+        raise ConfigError(
+            f"no session store at {absolute} (from {source}): check the path;"
+            " this command never creates a store"
+        )
+    resolved = f"sqlite:///{absolute}"
+    return AdminStore(resolved, resolved, source)
+
+
+def _open_admin_store(args: argparse.Namespace) -> SessionStore:
+    chosen = resolve_admin_store(args.store, args.appid or os.environ.get("WX_APPID"), os.environ)
+    print(f"store: {chosen.shown} (from {chosen.source})", file=sys.stderr, flush=True)
+    # The appid names only the default SQLite file, resolved above; open_store ignores it
+    # for a URL.
+    return open_store(chosen.url, "")
 
 
 def _print_progress(count: int) -> None:
@@ -186,16 +255,20 @@ def sessions(args: argparse.Namespace) -> int:
 def _add_sessions_parser(commands: Any) -> None:
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument(
-        "--store", help="store URL (default: $WX_SESSION_STORE, else the default SQLite store)"
+        "--store",
+        help="store URL, as WX_SESSION_STORE takes it (default: $WX_SESSION_STORE, as the app"
+        " reads it, else the app's default SQLite store); never created",
     )
     parent.add_argument(
-        "--appid", help="appid naming the default SQLite store (default: $WX_APPID)"
+        "--appid", help="appid naming the app's default SQLite store (default: $WX_APPID)"
     )
     manage = commands.add_parser(
         "sessions",
         help="list, end or purge stored sessions",
         description="Administer stored sessions by openid. Tokens and session keys are never"
-        " shown; a session is named by the short hash `list` prints. Exit codes: 0 done,"
+        " shown; a session is named by the short hash `list` prints. Every command first"
+        " prints (on stderr) which store it opened and why; a SQLite store that does not"
+        " exist is an error, never created. Exit codes: 0 done,"
         f" {EXIT_NOT_FOUND} no such session, {EXIT_USAGE} bad arguments,"
         f" {EXIT_STORE_UNAVAILABLE} store unavailable.",
     )
@@ -219,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wxmiddleware", description="WeChat mini-program login middleware tools."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run_demo = commands.add_parser(
