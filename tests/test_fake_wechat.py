@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any, Dict, Iterator
 
 import pytest
@@ -570,10 +571,12 @@ def test_fake_wechat_fixture_is_running(fake_wechat: FakeWeChat, http: requests.
     assert "openid" in login(http, fake_wechat, fake_wechat.issue_code())
 
 
-def test_fake_wechat_env_fixture(fake_wechat_env: FakeWeChat) -> None:
+def test_fake_wechat_env_fixture(fake_wechat_env: FakeWeChat, tmp_path: Path) -> None:
     assert os.environ["WX_APPID"] == fake_wechat_env.appid
     assert os.environ["WX_SECRET"] == fake_wechat_env.secret
     assert os.environ["WX_API_BASE"] == fake_wechat_env.url
+    # Sessions go to the test's own directory, never the default store in ~/.local/state.
+    assert os.environ["WX_SESSION_STORE"] == f"sqlite:///{tmp_path / 'wx-sessions.sqlite3'}"
 
 
 # -- server APIs: access tokens, checksession, phone numbers ------------------------------
