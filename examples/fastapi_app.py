@@ -10,7 +10,9 @@ from fastapi import Depends, FastAPI, HTTPException, Request, WebSocket, WebSock
 from wxmiddleware import WxASGIMiddleware, WxConfig, WxSession
 
 app = FastAPI()
-app.add_middleware(WxASGIMiddleware, config=WxConfig.from_env(public_paths=("/health",)))
+# FastAPI's documentation pages fetch /openapi.json without a session: keep them public.
+PUBLIC_PATHS = ("/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
+app.add_middleware(WxASGIMiddleware, config=WxConfig.from_env(public_paths=PUBLIC_PATHS))
 
 
 async def current_session(request: Request) -> WxSession:

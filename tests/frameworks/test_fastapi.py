@@ -52,3 +52,9 @@ def test_session_dependency_and_request_user(
 def test_websocket(client: Any, fake_wechat: FakeWeChat) -> None:
     check_websocket_refused(client, [{}])
     check_websocket_echo(client, fake_wechat, "3rd_session", "ping")
+
+
+def test_the_api_docs_are_public(client: Any) -> None:
+    assert client.get("/docs").status_code == 200
+    assert "/api/me" in client.get("/openapi.json").json()["paths"]
+    assert client.get("/api/me").status_code == 401
