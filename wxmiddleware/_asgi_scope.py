@@ -121,18 +121,18 @@ def _spellings(key: str) -> List[str]:
 class ScopeHeaders:
     """Reads the headers the core asks for out of a scope's raw ``headers`` list.
 
-    Built once at start-up from the pipeline's :class:`~wxmiddleware.core.HeaderNames`, it
-    knows each key under every lower-case spelling it may arrive in: the token and Wafer
-    headers with each ``-`` also as ``_`` (``x-wx-skey``, ``x_wx_skey``…), repeats joined
-    with commas as WSGI servers join them; the framing headers only by their real names, the
-    first value winning (see :class:`~wxmiddleware.core.HeaderMap`). Most headers are ruled
-    out by their length alone.
+    Built once at start-up from the pipeline's :class:`~wxmiddleware.core.HeaderNames` and
+    any ``more`` keys (the CORS headers the pipeline reads), it knows each key under every
+    lower-case spelling it may arrive in: the token, Wafer and CORS headers with each ``-``
+    also as ``_`` (``x-wx-skey``, ``x_wx_skey``…), repeats joined with commas as WSGI servers
+    join them; the framing headers only by their real names, the first value winning (see
+    :class:`~wxmiddleware.core.HeaderMap`). Most headers are ruled out by their length alone.
     """
 
-    def __init__(self, names: HeaderNames) -> None:
+    def __init__(self, names: HeaderNames, more: Iterable[str] = ()) -> None:
         spellings: Dict[bytes, Tuple[str, bool]] = {
             spelling.encode("latin-1"): (key, True)
-            for key in names.joined_keys()
+            for key in (*names.joined_keys(), *more)
             for spelling in _spellings(key)
         }
         for key in names.framing_keys():

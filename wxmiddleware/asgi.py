@@ -101,7 +101,7 @@ class WxASGIMiddleware(MiddlewareBase["ASGIApp", AsyncSessionStore, AsyncWeChatC
     _read_body = staticmethod(_read_body)
 
     def _prepare(self) -> None:
-        self._headers = ScopeHeaders(self._pipeline.header_names)
+        self._headers = ScopeHeaders(self._pipeline.header_names, self._pipeline.cors.header_keys())
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable

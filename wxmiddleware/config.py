@@ -29,6 +29,27 @@ def _as_tuple(value: Any, name: str) -> Tuple[str, ...]:
     return items
 
 
+# An origin as browsers serialise it (Fetch, section 3.1 "Origin header"; HTML's
+# "serialization of an origin"): scheme, host and optional port; no path, no userinfo.
+_ORIGIN = re.compile(r"^[a-z][a-z0-9+.-]*://[^/?#@\s*]+$")
+
+
+def _origins(value: Any) -> Tuple[str, ...]:
+    """``cors_origins`` validated: ``("*",)`` alone, or exact origins in lower case."""
+    origins = tuple(origin.lower() for origin in _as_tuple(value, "cors_origins"))
+    if "*" in origins:
+        if len(origins) > 1:
+            raise ConfigError("cors_origins: '*' allows every origin; give it alone")
+        return origins
+    for origin in origins:
+        if not _ORIGIN.match(origin):
+            raise ConfigError(
+                f"cors_origins: {origin!r} is not an origin: write scheme://host[:port],"
+                " without a path or trailing slash (e.g. https://h5.example.com)"
+            )
+    return origins
+
+
 def header_key(name: str) -> str:
     """The form in which header names compare: case-insensitive, with "_" and "-" equal."""
     return name.lower().replace("_", "-")
@@ -108,6 +129,13 @@ class WxConfig:
     code_ttl: int = 300
     #: Serve clients of Tencent's Wafer SDK too (see the class docstring).
     wafer_compat: bool = True
+    #: The browser origins (``scheme://host[:port]``, compared exactly) allowed to call the
+    #: login and logout paths cross-origin, or ``("*",)`` for any; empty (the default): no
+    #: CORS policy. With a policy, the middleware answers CORS preflights to those two paths
+    #: itself and puts CORS headers on every answer it gives (``401``s included); without
+    #: one, those preflights go to the app. Preflights to the app's own paths always go to
+    #: the app (its CORS layer answers them). From ``WX_CORS_ORIGINS``, comma-separated.
+    cors_origins: Tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("appid", "secret"):
@@ -119,6 +147,7 @@ class WxConfig:
         object.__setattr__(self, "api_base", self.api_base.rstrip("/"))
         for name in ("public_paths", "optional_paths", "token_headers"):
             object.__setattr__(self, name, _as_tuple(getattr(self, name), name))
+        object.__setattr__(self, "cors_origins", _origins(self.cors_origins))
         for name in ("login_path", "logout_path"):
             self._check_path(getattr(self, name), name)
         for name in ("public_paths", "optional_paths"):
@@ -273,6 +302,7 @@ _ENV_VARIABLES = {
     "connect_timeout": "WX_CONNECT_TIMEOUT",
     "read_timeout": "WX_READ_TIMEOUT",
     "wafer_compat": "WX_WAFER_COMPAT",
+    "cors_origins": "WX_CORS_ORIGINS",
 }
 
 _FIELD_KINDS = {

@@ -42,6 +42,12 @@ class BadRequest(WxError):
     default_message = "The request is malformed."
 
 
+class NotFound(WxError):
+    status = 404
+    error = "not_found"
+    default_message = "Nothing is served at this path."
+
+
 class MethodNotAllowed(WxError):
     status = 405
     error = "method_not_allowed"

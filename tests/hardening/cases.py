@@ -140,7 +140,7 @@ MALFORMED: List[Case] = [
     Case("head-without-token", "HEAD", "/api/me", (), b"", 401),
     Case("options-without-token", "OPTIONS", "/api/me", (), b"", 401),
     # Paths around the login and public paths
-    _me("login-trailing-slash", 401, path="/wx/login/"),
+    _me("login-trailing-slash", 404, path="/wx/login/"),
     _me("login-uppercase", 401, path="/WX/LOGIN"),
     _me("public-traversal", 401, path="/health/../api/me"),
     _me("public-dot-segment", 401, path="/health/./"),

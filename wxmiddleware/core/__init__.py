@@ -9,6 +9,7 @@ One concept per private module, on the model of h11's layout:
 - :mod:`._request`: the request view, the token, the login code, the body limits;
 - :mod:`._responses`: every answer the middleware gives itself;
 - :mod:`._wafer`: the dialect of Tencent's Wafer client SDK;
+- :mod:`._cors`: CORS preflights and the ``cors_origins`` policy;
 - :mod:`._upstream`: every call to WeChat, with the one retry rule;
 - :mod:`._login`: the login flow (one code, one upstream call, one session);
 - :mod:`._pipeline`: the request pipeline that ties them together.
@@ -19,6 +20,7 @@ Nothing here imports an I/O library (requests, httpx, sqlite3, redis): the adapt
 translate its :data:`Outcome`.
 """
 
+from ._cors import Cors
 from ._effects import (
     CallHook,
     ClientDisconnected,
@@ -60,11 +62,12 @@ from ._request import (
 from ._responses import (
     Response,
     error_response,
+    head_response,
     json_response,
     login_response,
     logout_response,
 )
-from ._routing import RequestKind, Router
+from ._routing import RequestKind, Router, login_methods
 from ._upstream import exchange, jscode2session
 from ._wafer import (
     WaferLogin,
@@ -83,6 +86,7 @@ __all__ = [
     "WAFER_IV_HEADER",
     "CallHook",
     "ClientDisconnected",
+    "Cors",
     "Effect",
     "Flow",
     "Forward",
@@ -108,12 +112,14 @@ __all__ = [
     "check_logout_method",
     "error_response",
     "exchange",
+    "head_response",
     "jscode2session",
     "json_response",
     "log_failure",
     "login_code_from_body",
     "login_code_from_query",
     "login_flow",
+    "login_methods",
     "login_response",
     "logout_response",
     "missing_token_error",

@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping, Optional, Union
 from ..config import WxConfig
 from ..errors import BadRequest, InvalidSession, WxError
 from ..session import WxSession, code_key, short_hash, token_key
+from ._cors import Cors
 from ._effects import CallHook, ClientDisconnected, Flow, ReadBody, StoreCall
 from ._login import login_flow
 from ._request import (
@@ -33,8 +34,14 @@ from ._request import (
     missing_token_error,
     pick_token,
 )
-from ._responses import Response, error_response, login_response, logout_response
-from ._routing import RequestKind, Router
+from ._responses import (
+    Response,
+    error_response,
+    head_response,
+    login_response,
+    logout_response,
+)
+from ._routing import RequestKind, Router, near_miss_error
 from ._wafer import (
     wafer_error,
     wafer_login,
@@ -172,7 +179,13 @@ class Pipeline:
     ``has_login_hook`` says whether the app gave an ``on_login`` hook (then the flow yields
     :class:`~._effects.CallHook` after each login). ``header_key`` turns a normalised header
     name (``3rd-session``) into a key of the adapter's :class:`~._request.HeaderMap`;
-    :attr:`header_names` holds the results.
+    :attr:`header_names` and :attr:`cors` (:meth:`~._cors.Cors.header_keys`) hold the
+    results.
+
+    Two rules hold for every answer the middleware gives itself (:meth:`respond`): under a
+    CORS policy it carries the policy's headers (:mod:`._cors`), and to ``HEAD`` it has the
+    status and headers of the ``GET`` answer and no body. A CORS preflight is never refused:
+    the policy answers it on the login and logout paths, the app everywhere else.
     """
 
     def __init__(
@@ -185,6 +198,7 @@ class Pipeline:
         self.has_login_hook = has_login_hook
         self.router = Router(config)
         self.header_names = HeaderNames.for_config(config, header_key)
+        self.cors = Cors(config, header_key)
         # Looked up once here rather than on every request.
         self.idle_ttl = config.session_ttl
         self._classify = self.router.classify
@@ -195,9 +209,14 @@ class Pipeline:
         kind = self._classify(view.path, view.raw_path)
         if kind is _PUBLIC:
             return _UNTOUCHED
-        if kind is _LOGIN or kind is _LOGOUT:
+        if view.method == "OPTIONS" and self.cors.is_preflight(view.headers):
+            return self._preflight(view, kind)
+        if kind is not _PROTECTED and kind is not _OPTIONAL:
+            # The login and logout paths, or a near miss of one.
             if not view.websocket:
-                return self._answer(view, kind)
+                if kind is _LOGIN or kind is _LOGOUT:
+                    return self._answer(view, kind)
+                return self.failure(view, kind, near_miss_error(kind, self.config))
             # Login and logout are HTTP requests; a websocket there needs a session.
             kind = _PROTECTED
         try:
@@ -225,7 +244,25 @@ class Pipeline:
             logger.error("internal error: %s", type(error).__name__)
             error = WxError()
         wafer = wafer_error(self.config, kind, error, view.headers, self.header_names)
-        return Respond(error_response(error, wafer))
+        return self.respond(view, error_response(error, wafer))
+
+    def respond(self, view: RequestView, response: Response) -> Respond:
+        """The outcome that answers ``view`` with ``response``, one of the middleware's own:
+        with the CORS policy's headers when one is set, and without a body to ``HEAD``."""
+        cors = self.cors
+        if cors.active:
+            response = cors.decorate(response, view.headers)
+        if view.method == "HEAD":
+            response = head_response(response)
+        return Respond(response)
+
+    def _preflight(self, view: RequestView, kind: RequestKind) -> Outcome:
+        # Browsers send a preflight without credentials (Fetch, section 4.8), so requiring a
+        # token would refuse the real request too. The app's CORS layer answers it, with no
+        # session attached; the policy answers for the middleware's own paths.
+        if kind is _PROTECTED or kind is _OPTIONAL or not self.cors.active:
+            return _ANONYMOUS
+        return Respond(self.cors.preflight_response(kind, view.headers))
 
     def _answer(self, view: RequestView, kind: RequestKind) -> Flow[Outcome]:
         try:
@@ -235,7 +272,7 @@ class Pipeline:
                 response = yield from self._logout(view)
         except Exception as error:
             return self.failure(view, kind, error)
-        return Respond(response)
+        return self.respond(view, response)
 
     def _token(self, headers: HeaderMap) -> Optional[str]:
         values = []

@@ -23,6 +23,7 @@ from urllib.parse import parse_qs
 from ..config import WAFER_SKEY_HEADER, WxConfig, header_key
 from ..errors import BadRequest, InvalidSession, MethodNotAllowed, UnsupportedMediaType
 from ..session import MAX_TOKEN_LENGTH
+from ._routing import login_methods
 
 MAX_CODE_LENGTH = 256
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+")
@@ -254,12 +255,14 @@ def check_login_method(method: str, config: WxConfig, wafer: bool = False) -> No
     """Raise ``405`` unless the login path accepts ``method``.
 
     A Wafer login (``wafer``) may use ``GET`` without ``allow_get_login``: the Wafer client
-    logs in with ``GET`` by default, and its code travels in a header, not in the URL.
+    logs in with ``GET`` by default, and its code travels in a header, not in the URL (see
+    :func:`~._routing.login_methods`). The message names the methods and the path.
     """
-    allowed = ("POST", "GET") if config.allow_get_login or wafer else ("POST",)
+    allowed = login_methods(config, wafer)
     if method not in allowed:
         raise MethodNotAllowed(
-            f"Log in with {' or '.join(allowed)}.", headers=[("Allow", ", ".join(allowed))]
+            f"Log in with {' or '.join(allowed)} {config.login_path}.",
+            headers=[("Allow", ", ".join(allowed))],
         )
 
 

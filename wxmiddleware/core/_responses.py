@@ -40,6 +40,17 @@ class Response:
         return 4000 + self.status
 
 
+def head_response(response: Response) -> Response:
+    """``response`` as the answer to ``HEAD``: the same status and headers, no body.
+
+    RFC 9110, section 9.3.2: a ``HEAD`` answer is the ``GET`` answer without its content,
+    and its ``Content-Length`` (section 8.6) is the length the ``GET`` answer's body would
+    have, so it stays. A body sent anyway would be read as the start of the next answer on a
+    kept-alive connection.
+    """
+    return Response(response.status, response.headers, b"")
+
+
 def json_response(
     status: int, payload: Mapping[str, Any], headers: Iterable[Tuple[str, str]] = ()
 ) -> Response:

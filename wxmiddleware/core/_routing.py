@@ -1,4 +1,5 @@
-"""Which kind of request this is, decided once per request from precomputed tables."""
+"""Which kind of request this is, decided once per request from precomputed tables; and
+which methods the login path accepts."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import re
 from typing import Dict, List, Tuple, Union
 
 from ..config import WxConfig
+from ..errors import NotFound
 
 # Percent-escapes that a framework may decode into a separator after we matched the path.
 _ENCODED_SEPARATOR = re.compile(r"%(2f|5c|00)", re.IGNORECASE)
@@ -17,9 +19,33 @@ class RequestKind(enum.Enum):
 
     LOGIN = "login"
     LOGOUT = "logout"
+    #: The login or logout path spelled with (or without) a trailing slash: answered with
+    #: a ``404`` that names the real path, not a ``401`` about a missing token.
+    NEAR_LOGIN = "near_login"
+    NEAR_LOGOUT = "near_logout"
     PUBLIC = "public"
     OPTIONAL = "optional"
     PROTECTED = "protected"
+
+
+def login_methods(config: WxConfig, wafer: bool = False) -> Tuple[str, ...]:
+    """The methods the login path accepts: ``POST``, and ``GET`` with ``allow_get_login``
+    or for a Wafer login (``wafer``: its code travels in a header, not in the URL).
+
+    ``HEAD`` is never one: it is a safe method (RFC 9110, section 9.2.1), and a login spends
+    a one-time code and makes a session.
+    """
+    return ("POST", "GET") if config.allow_get_login or wafer else ("POST",)
+
+
+def near_miss_error(kind: RequestKind, config: WxConfig) -> NotFound:
+    """The ``404`` for a near miss of the login or logout path (``kind`` is
+    :attr:`RequestKind.NEAR_LOGIN` or :attr:`RequestKind.NEAR_LOGOUT`): it names the method
+    and path that work, where a ``401`` about a missing token would mislead."""
+    if kind is RequestKind.NEAR_LOGIN:
+        methods = " or ".join(login_methods(config))
+        return NotFound(f"This is not the login path: log in with {methods} {config.login_path}.")
+    return NotFound(f"This is not the logout path: log out with POST {config.logout_path}.")
 
 
 # Module constants: reading an enum member through its class costs tens of nanoseconds.
@@ -43,7 +69,9 @@ class Router:
     in ``/*`` match their prefix and everything below it. A path with ``.`` or ``..``
     segments, a backslash, or an encoded ``/``, ``\\`` or NUL in the raw path is never
     public or optional: a framework that normalises it later must not land on a protected
-    route unauthenticated.
+    route unauthenticated. The login and logout paths with a trailing slash added (or
+    removed, when the configured path has one) are :attr:`RequestKind.NEAR_LOGIN` and
+    :attr:`RequestKind.NEAR_LOGOUT`, unless ``public_paths``/``optional_paths`` name them.
     """
 
     def __init__(self, config: WxConfig) -> None:
@@ -64,6 +92,14 @@ class Router:
         self._exact[config.logout_path] = RequestKind.LOGOUT
         # Longest prefix first, so a narrower rule wins over a broader one.
         self._prefixes.sort(key=lambda item: len(item[0]), reverse=True)
+        for path, near in (
+            (config.login_path, RequestKind.NEAR_LOGIN),
+            (config.logout_path, RequestKind.NEAR_LOGOUT),
+        ):
+            other = path[:-1] if path.endswith("/") else path + "/"
+            # Only a path that would need a session: one the app configured keeps its kind.
+            if other and self.classify(other) is _PROTECTED:
+                self._exact[other] = near
 
     def classify(self, path: str, raw_path: Union[str, bytes, None] = None) -> RequestKind:
         """Decide the kind of a request from its decoded path and, when known, its raw path

@@ -7,6 +7,7 @@ answer is ``{"code": 0, "data": {"skey", "userinfo"}}`` and its errors lead with
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional
 
@@ -24,6 +25,12 @@ from ._request import (
 )
 from ._responses import Response, json_response
 from ._routing import RequestKind
+
+logger = logging.getLogger("wxmiddleware")
+
+# What wafer2-client-sdk (lib/login.js) sends in X-WX-Encrypted-Data / X-WX-IV when
+# wx.getUserInfo gave it nothing: JavaScript's String(undefined) and String(null).
+_UNSET = ("undefined", "null")
 
 __all__ = [
     "WAFER_CODE_HEADER",
@@ -54,6 +61,10 @@ def wafer_login(config: WxConfig, headers: HeaderMap, names: HeaderNames) -> Opt
     checked like a body's. ``X-WX-Encrypted-Data`` and ``X-WX-IV`` come together or not at all
     (empty counts as absent), and together stay within ``max_body_bytes``. A comma means the
     header was sent twice (servers join repeats with commas; none of these values holds one).
+
+    A Wafer client that got no user info sends the literal strings ``undefined`` or ``null``
+    in those two headers: they count as absent too (a code-only login), with a warning in
+    the log naming the client bug.
     """
     if not config.wafer_compat:
         return None
@@ -62,6 +73,14 @@ def wafer_login(config: WxConfig, headers: HeaderMap, names: HeaderNames) -> Opt
         return None
     encrypted_data = headers.get(names.wafer_encrypted_data) or None
     iv = headers.get(names.wafer_iv) or None
+    if encrypted_data in _UNSET or iv in _UNSET:
+        logger.warning(
+            "Wafer login: the client sent 'undefined' or 'null' as X-WX-Encrypted-Data/X-WX-IV"
+            " (a bug of Wafer clients without user info: they should send neither header);"
+            " logging in with the code only"
+        )
+        encrypted_data = None if encrypted_data in _UNSET else encrypted_data
+        iv = None if iv in _UNSET else iv
     for name, value in (
         (WAFER_CODE_HEADER, code),
         (WAFER_ENCRYPTED_DATA_HEADER, encrypted_data),
