@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Callable, List, Tuple
+from typing import Callable, Dict, List, Tuple
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from wxmiddleware import WxConfig
 from wxmiddleware.errors import ConfigError
@@ -237,3 +239,48 @@ class TestConfig:
     def test_refuses_what_is_no_origin(self, origins: List[object]) -> None:
         with pytest.raises(ConfigError, match="cors_origins"):
             WxConfig(appid="wx0123456789abcdef", secret="s", cors_origins=origins)  # type: ignore[arg-type]
+
+
+class TestPreflightIsNoBypass:
+    """Whatever a client sends, a protected path runs the app without a live token only for
+    a real preflight, and then without a session."""
+
+    @settings(
+        max_examples=60,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
+    @given(
+        method=st.sampled_from(["OPTIONS", "GET", "POST", "HEAD", "options"]),
+        headers=st.lists(
+            st.tuples(
+                st.sampled_from(
+                    [
+                        "Origin",
+                        "Access-Control-Request-Method",
+                        "access_control_request_method",
+                        "Access-Control-Request-Headers",
+                        "3rd-session",
+                    ]
+                ),
+                st.sampled_from(["", PAGE, "GET", "A" * 43, "null"]),
+            ),
+            max_size=4,
+        ),
+    )
+    def test_random_options(
+        self, policy_app: Driver, method: str, headers: List[Tuple[str, str]]
+    ) -> None:
+        reply = policy_app.raw(method, "/api/me", headers)
+        assert reply.status < 500
+        if reply.seen is None:
+            assert reply.status in (400, 401), reply.body
+            return
+        # As servers present them: "_" read as "-", repeats joined with commas.
+        joined: Dict[str, List[str]] = {}
+        for name, value in headers:
+            joined.setdefault(name.lower().replace("_", "-"), []).append(value)
+        assert method == "OPTIONS"
+        assert ",".join(joined.get("origin", []))
+        assert ",".join(joined.get("access-control-request-method", []))
+        assert reply.seen.session is None
