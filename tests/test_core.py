@@ -342,7 +342,8 @@ class TestLoginFlow:
 
     def test_fresh_code(self) -> None:
         io = Recorder()
-        token, session = io.run(core.login_flow("code-1", self.config))
+        token, session, fresh = io.run(core.login_flow("code-1", self.config))
+        assert fresh
         assert io.effects == ["claim_code", "jscode2session", "save"]
         assert len(token) >= 43 and session.openid == "openid-1"
         _, _, _, key, sealed = io.saved[-1]
@@ -353,12 +354,12 @@ class TestLoginFlow:
 
     def test_retried_code_returns_the_same_session(self) -> None:
         io = Recorder()
-        token, session = io.run(core.login_flow("code-1", self.config))
+        token, session, _ = io.run(core.login_flow("code-1", self.config))
         sealed = io.saved[-1][-1]
         io.effects.clear()
         io.claims = [claim_used(sealed)]
         again = io.run(core.login_flow("code-1", self.config))
-        assert again == (token, session)
+        assert again == (token, session, False)
         assert io.effects == ["claim_code", "get"]
 
     def test_retried_code_after_logout_is_invalid(self) -> None:
@@ -374,7 +375,7 @@ class TestLoginFlow:
 
     def test_pending_then_done(self) -> None:
         io = Recorder()
-        token, _ = io.run(core.login_flow("code-1", self.config))
+        token, _, _ = io.run(core.login_flow("code-1", self.config))
         sealed = io.saved[-1][-1]
         io.effects.clear()
         io.claims = [CLAIM_PENDING, CLAIM_PENDING, claim_used(sealed)]

@@ -93,9 +93,14 @@ def _b64(value: str, error: Type[DecryptError]) -> bytes:
 def decrypt_data(session: SessionOrKey, encrypted_data: str, iv: str, appid: str) -> Dict[str, Any]:
     """Decrypt ``encryptedData`` from the mini-program and check its watermark.
 
-    Raises :class:`IllegalAesKey` (-41001), :class:`IllegalIv` (-41002),
-    :class:`IllegalBuffer` or :class:`WatermarkMismatch` (-41003), :class:`InvalidBase64`
-    (-41004). Messages never contain the key or the data.
+    ``session`` is a :class:`~wxmiddleware.WxSession` or its base64 ``session_key``;
+    ``encrypted_data`` and ``iv`` are the base64 strings ``wx.getUserInfo`` (and the other
+    open-data APIs) give the mini-program; ``appid`` is ours. Returns the decrypted JSON
+    object, ``watermark`` included. Every failure is one of these :class:`DecryptError`
+    (``400``): :class:`IllegalAesKey` (-41001), :class:`IllegalIv` (-41002),
+    :class:`IllegalBuffer` (-41003: wrong key or iv, tampered, not a JSON object, nested
+    too deeply, or holding text that is not valid Unicode) or :class:`WatermarkMismatch`
+    (-41003), :class:`InvalidBase64` (-41004). Messages never contain the key or the data.
     """
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
     from cryptography.hazmat.primitives.padding import PKCS7
@@ -115,7 +120,12 @@ def decrypt_data(session: SessionOrKey, encrypted_data: str, iv: str, appid: str
         padded = decryptor.update(data) + decryptor.finalize()
         plain = unpadder.update(padded) + unpadder.finalize()
         payload = json.loads(plain.decode("utf-8"))
-    except ValueError:  # bad padding, bad UTF-8 and bad JSON all derive from ValueError
+        # JSON's "\ud800" escapes make lone surrogates, which fail wherever the payload is
+        # next encoded (an answer, a log line, a database): refused here, as bad data.
+        json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    # Bad padding, bad UTF-8, bad JSON and a lone surrogate derive from ValueError; nesting
+    # too deep for the parser raises RecursionError.
+    except (ValueError, RecursionError):
         raise IllegalBuffer() from None
     if not isinstance(payload, dict):
         raise IllegalBuffer()

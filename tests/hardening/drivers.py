@@ -46,7 +46,9 @@ def wsgi_environ(
     body: bytes = b"",
     chunked: bool = False,
 ) -> Dict[str, Any]:
-    """The environ gunicorn would build: repeated headers joined with commas."""
+    """The environ gunicorn would build: repeated headers joined with commas. Values go in
+    as given: a lone surrogate in one stands for a server that decodes with
+    ``surrogateescape``."""
     path, _, query = raw_path.partition("?")
     environ: Dict[str, Any] = {
         "REQUEST_METHOD": method,
@@ -140,9 +142,14 @@ def asgi_scope(
     body: bytes = b"",
     chunked: bool = False,
 ) -> Dict[str, Any]:
-    """The scope uvicorn would build: each header as sent (names lower-cased)."""
+    """The scope uvicorn would build: each header as sent (names lower-cased, values as
+    UTF-8, lone surrogates included)."""
     path, _, query = raw_path.partition("?")
-    raw_headers = [(name.lower().encode("latin-1"), value.encode()) for name, value in headers]
+    # A lone surrogate goes out as the UTF-8 bytes a careless client would send for it.
+    raw_headers = [
+        (name.lower().encode("latin-1"), value.encode("utf-8", "surrogatepass"))
+        for name, value in headers
+    ]
     names = {name for name, _ in raw_headers}
     if not chunked and b"content-length" not in names and (body or method in ("POST", "PUT")):
         raw_headers.append((b"content-length", str(len(body)).encode()))

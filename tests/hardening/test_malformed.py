@@ -1,6 +1,9 @@
-"""Every malformed request gets a 4xx JSON answer, never a 5xx or the app: WSGI and ASGI."""
+"""Every malformed request gets a 4xx JSON answer, never a 5xx, the app or an ERROR log
+line: WSGI and ASGI."""
 
 from __future__ import annotations
+
+import logging
 
 import pytest
 
@@ -12,7 +15,10 @@ from .drivers import raw_client
 
 @pytest.mark.parametrize("adapter", ["wsgi", "asgi"])
 @pytest.mark.parametrize("case", MALFORMED, ids=[case.id for case in MALFORMED])
-def test_malformed_request(case: Case, adapter: str, fake_wechat: FakeWeChat) -> None:
+def test_malformed_request(
+    case: Case, adapter: str, fake_wechat: FakeWeChat, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="wxmiddleware")
     if adapter == "asgi":
         pytest.importorskip("httpx")
     send = raw_client(adapter, fake_wechat.appid, fake_wechat.secret, fake_wechat.url)
@@ -27,3 +33,4 @@ def test_malformed_request(case: Case, adapter: str, fake_wechat: FakeWeChat) ->
     assert answer.json()["error"]
     assert answer.json().get("code") == (-1 if case.wafer else None)
     assert fake_wechat.jscode2session_calls == 0
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Iterator, List, Tuple
 from urllib.parse import unquote
@@ -70,7 +71,7 @@ def fake() -> Iterator[FakeWeChat]:
 @given(request=requests())
 @pytest.mark.parametrize("adapter", ["wsgi", "asgi"])
 def test_random_requests_keep_the_invariants(
-    adapter: str, fake: FakeWeChat, request: Request
+    adapter: str, fake: FakeWeChat, request: Request, caplog: pytest.LogCaptureFixture
 ) -> None:
     if adapter == "asgi":
         pytest.importorskip("httpx")
@@ -83,7 +84,14 @@ def test_random_requests_keep_the_invariants(
         store=store,
         connect_timeout=2.0,
         read_timeout=2.0,
+        allow_get_login=True,
     )
     method, path, headers, body = request
+    caplog.set_level(logging.DEBUG, logger="wxmiddleware")
+    seen = len(caplog.records)
     answer = send(method, path, headers, body, False)
     check_invariants(answer, request, fake.secret)
+    # No client can write ERROR lines at will, and no line names the live token.
+    logged = caplog.records[seen:]
+    assert not [record for record in logged if record.levelno >= logging.ERROR]
+    assert not [record for record in logged if LIVE_TOKEN in record.getMessage()]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Optional, Tuple
+from typing import NamedTuple, Optional
 
 from ..config import WxConfig
 from ..errors import InvalidCode, UpstreamTimeout
@@ -23,8 +23,15 @@ from ._upstream import jscode2session
 #: How often a login waiting on a concurrent login with the same code looks again, in seconds.
 PENDING_POLL_SECONDS = 0.025
 
-#: A login's result: the new (or earlier) session's token, and the session.
-LoginResult = Tuple[str, WxSession]
+
+class LoginResult(NamedTuple):
+    """A login's result: the session's token, the session, and who made it."""
+
+    token: str
+    session: WxSession
+    #: This login made the session; ``False`` when an earlier login with the same code did
+    #: and this one is its retry.
+    fresh: bool
 
 
 def new_session(reply: CodeSession, config: WxConfig, now: Optional[float] = None) -> WxSession:
@@ -40,21 +47,47 @@ def new_session(reply: CodeSession, config: WxConfig, now: Optional[float] = Non
     )
 
 
-def login_flow(code: str, config: WxConfig) -> Flow[LoginResult]:
-    """Log in with ``code``; return ``(token, session)``.
+def login_flow(code: str, config: WxConfig, replayable: bool = True) -> Flow[LoginResult]:
+    """Log in with ``code``; return its :class:`LoginResult`.
 
     The same code sent again within its lifetime (a client retry, possibly to another worker)
     yields the same session; concurrent duplicates wait for the first one instead of calling
     WeChat again. The store remembers the code only as :func:`code_key` plus the token
-    sealed under the code. Errors are raised as :class:`~wxmiddleware.errors.WxError`.
+    sealed under the code. A code that is not ``replayable`` (one that came in a URL, and so
+    sits in access logs for anyone who reads them) is neither remembered nor looked up: it
+    goes to WeChat each time, which refuses it after its first use, so a second use is
+    ``invalid_code``. Errors are raised as :class:`~wxmiddleware.errors.WxError`.
     """
-    key = code_key(code)
+    key = None
+    if replayable:
+        key = code_key(code)
+        earlier = yield from _claim(code, key, config)
+        if earlier is not None:
+            return earlier
+    try:
+        reply = yield from jscode2session(config, code)
+    except GeneratorExit:
+        raise
+    except BaseException:  # a cancelled request (asyncio) must release its claim too
+        if key is not None:
+            yield StoreCall("release_code", (key,))
+        raise
+    token = new_token()
+    session = new_session(reply, config)
+    sealed = None if key is None else seal_token(code, token)
+    yield StoreCall("save", (token, session, config.session_ttl, key, sealed))
+    return LoginResult(token, session, True)
+
+
+def _claim(code: str, key: str, config: WxConfig) -> Flow[Optional[LoginResult]]:
+    """Claim ``code`` for this login (``None``), or find the session an earlier login with
+    it made; wait while another login holds it."""
     # A duplicate waits as long as the first login may take: two attempts and a backoff.
     deadline = time.monotonic() + 2 * (config.connect_timeout + config.read_timeout) + 1
     while True:
         claim = yield StoreCall("claim_code", (key, config.code_ttl))
         if claim.state is ClaimState.OWNER:
-            break
+            return None
         if claim.state is ClaimState.PENDING:
             if time.monotonic() >= deadline:
                 raise UpstreamTimeout("A login with this code is still in progress.")
@@ -66,16 +99,4 @@ def login_flow(code: str, config: WxConfig) -> Flow[LoginResult]:
             session = yield StoreCall("get", (token, config.session_ttl))
         if token is None or session is None:
             raise InvalidCode("This login code was already used; call wx.login() again.")
-        return token, session
-    try:
-        reply = yield from jscode2session(config, code)
-    except GeneratorExit:
-        raise
-    except BaseException:  # a cancelled request (asyncio) must release its claim too
-        yield StoreCall("release_code", (key,))
-        raise
-    token = new_token()
-    session = new_session(reply, config)
-    sealed = seal_token(code, token)
-    yield StoreCall("save", (token, session, config.session_ttl, key, sealed))
-    return token, session
+        return LoginResult(token, session, False)

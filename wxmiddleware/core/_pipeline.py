@@ -234,14 +234,17 @@ class Pipeline:
         """The outcome of a request that failed with ``error``: every error is shaped here.
 
         A :class:`~wxmiddleware.errors.WxError` answers its JSON (in Wafer's dialect when the
-        request speaks it); any other exception is a fault of ours, logged by class name and
-        answered ``500`` without a traceback; a client gone before its body is dropped.
+        request speaks it); any other exception is a fault of ours (a bug, or the app's
+        ``on_login`` hook failing), logged at ERROR with its traceback and answered ``500``
+        without one; a client gone before its body is dropped.
         """
         if isinstance(error, ClientDisconnected):
             logger.debug("login: the client disconnected before sending its body")
             return DROP
         if not isinstance(error, WxError):
-            logger.error("internal error: %s", type(error).__name__)
+            # exc_info=error rather than logger.exception(): the traceback is error's own,
+            # whether or not this runs inside the except clause that caught it.
+            logger.error("internal error: %s", type(error).__name__, exc_info=error)
             error = WxError()
         wafer = wafer_error(self.config, kind, error, view.headers, self.header_names)
         return self.respond(view, error_response(error, wafer))
@@ -305,24 +308,48 @@ class Pipeline:
         config = self.config
         wafer = wafer_login(config, view.headers, self.header_names)
         check_login_method(view.method, config, wafer is not None)
+        # A code from a URL sits in access logs: it gets no idempotent replay.
+        in_url = wafer is None and view.method == "GET"
         if wafer is not None:
             code = wafer.code
-        elif view.method == "GET":
+        elif in_url:
             code = login_code_from_query(view.query)
         else:
             body = yield from self._read_body(view)
             code = login_code_from_body(view.headers.get(self.header_names.content_type), body)
+        subject = f"code={short_hash(code_key(code))}"
         try:
-            token, session = yield from login_flow(code, config)
+            token, session, fresh = yield from login_flow(code, config, replayable=not in_url)
+            # Undecryptable user info keeps the session: the same code with data that
+            # decrypts (wx.getUserInfo called again) gets it.
             userinfo = None if wafer is None else wafer_userinfo(wafer, session, config)
         except WxError as error:
-            log_failure("login", error, f"code={short_hash(code_key(code))}")
+            log_failure("login", error, subject)
             raise
         logger.info("login: session %s", short_hash(token_key(token)))
-        extra = (yield CallHook(session, userinfo)) if self.has_login_hook else None
+        extra = None
+        if self.has_login_hook:
+            try:
+                extra = yield CallHook(session, userinfo)
+            except Exception:
+                if fresh:
+                    # The hook failed, the client gets a 500 and no token: the session this
+                    # login made must not outlive it (a retry of the code: invalid_code).
+                    yield from self._end_session(token)
+                raise
         if userinfo is None:
             return login_response(token, session, config, extra)
         return wafer_login_response(token, userinfo, extra)
+
+    def _end_session(self, token: str) -> Flow[None]:
+        try:
+            yield StoreCall("delete", (token,))
+        except Exception as error:  # the login's own failure is the one to answer
+            logger.warning(
+                "login: session %s could not be ended after the login failed (%s)",
+                short_hash(token_key(token)),
+                type(error).__name__,
+            )
 
     def _logout(self, view: RequestView) -> Flow[Response]:
         check_logout_method(view.method)

@@ -178,13 +178,31 @@ def pick_token(values: Sequence[str]) -> Optional[str]:
     if token is None:
         return None
     if len(token) > MAX_TOKEN_LENGTH or not _TOKEN.fullmatch(token):
+        check_text(token, "The session token")
         raise InvalidSession("The session token is malformed; log in again.")
     return token
 
 
+def check_text(value: str, what: str) -> str:
+    """``value`` unchanged, or ``400`` when it cannot be encoded as UTF-8.
+
+    A string from a request can hold a lone surrogate (``"\\ud800"`` in a JSON body, or a
+    server that decodes bytes with ``surrogateescape``) that passes every other check and
+    fails later, wherever it is first encoded: hashing, logging, the call to WeChat. ``what``
+    names the value in the message (``"The login code"``); the value itself is never shown.
+    """
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest(f"{what} is not valid Unicode text.") from None
+    return value
+
+
 def check_code(value: Any) -> str:
     """A login code as the client sent it, or ``400``: present, a string, at most
-    :data:`MAX_CODE_LENGTH` characters, without control characters."""
+    :data:`MAX_CODE_LENGTH` characters, encodable (:func:`check_text`), without control
+    characters."""
     if value is None:
         raise BadRequest('The login code is missing: send {"code": "..."} from wx.login().')
     if not isinstance(value, str):
@@ -195,7 +213,7 @@ def check_code(value: Any) -> str:
         raise BadRequest("The login code is too long.")
     if _CONTROL.search(value):
         raise BadRequest("The login code contains control characters.")
-    return value
+    return check_text(value, "The login code")
 
 
 def _code_from_fields(fields: Mapping[str, Any]) -> str:
@@ -215,19 +233,30 @@ def _single_values(pairs: Mapping[str, List[str]]) -> Dict[str, str]:
     return values
 
 
+#: What the login answers tell a client whose body is JSON under another content type.
+SEND_JSON = "Content-Type: application/json"
+
+
 def login_code_from_body(content_type: Optional[str], body: bytes) -> str:
-    """Read the login code from a JSON or form body (``code``, or its alias ``wxCode``)."""
+    """Read the login code from a JSON or form body (``code``, or its alias ``wxCode``).
+
+    ``content_type`` is the request's ``Content-Type`` (``None`` or empty: JSON). Every way
+    the body can fail to parse, nesting deep enough to exhaust the parser's recursion
+    included, is a ``400``; so is a body that is JSON under another content type (curl's
+    ``-d '{"code": ...}'`` sends it as a form), whose message names the header to send. A
+    content type we do not read is a ``415``.
+    """
     media_type = (content_type or "").split(";", 1)[0].strip().lower()
     if not body.strip():
         raise BadRequest('The login request has no body: send {"code": "..."}.')
     if media_type in ("application/json", "") or media_type.endswith("+json"):
-        try:
-            data = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise BadRequest("The login body is not valid UTF-8 JSON.") from None
-        if not isinstance(data, dict):
-            raise BadRequest("The login body must be a JSON object.")
-        return _code_from_fields(data)
+        return _code_from_fields(_json_object(body))
+    if body.lstrip()[:1] in (b"{", b"["):
+        # No form field or other supported body starts with a bracket: this is JSON.
+        raise BadRequest(
+            "The login body looks like JSON but its Content-Type is not JSON (curl -d sends"
+            f" a form): send it with {SEND_JSON}."
+        )
     if media_type == "application/x-www-form-urlencoded":
         try:
             text = body.decode("utf-8")
@@ -236,8 +265,20 @@ def login_code_from_body(content_type: Optional[str], body: bytes) -> str:
             raise BadRequest("The login form is not valid UTF-8.") from None
         return _code_from_fields(_single_values(pairs))
     raise UnsupportedMediaType(
-        "Send the login code as application/json or application/x-www-form-urlencoded."
+        f"Send the login code as JSON with {SEND_JSON},"
+        " or as a form (application/x-www-form-urlencoded)."
     )
+
+
+def _json_object(body: bytes) -> Mapping[str, Any]:
+    try:
+        data = json.loads(body.decode("utf-8"))
+    # RecursionError is not a ValueError: a few kilobytes of "[[[[" raise it.
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise BadRequest("The login body is not valid UTF-8 JSON.") from None
+    if not isinstance(data, dict):
+        raise BadRequest("The login body must be a JSON object.")
+    return data
 
 
 def login_code_from_query(query_string: Union[str, bytes]) -> str:
@@ -276,7 +317,8 @@ def body_length(content_length: Optional[str], config: WxConfig) -> Optional[int
     """Validate a ``Content-Length`` before reading: ``None`` when absent (chunked)."""
     if content_length is None or content_length == "":
         return None
-    if not content_length.isdigit():
+    # isdigit() alone also accepts "²" and other digits that int() refuses.
+    if not (content_length.isascii() and content_length.isdigit()):
         raise BadRequest("The Content-Length header is malformed.")
     length = int(content_length)
     if length > config.max_body_bytes:
