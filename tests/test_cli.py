@@ -15,6 +15,7 @@ import pytest
 import requests
 
 import wxmiddleware
+from tests.stores.support import SCOPE
 from wxmiddleware import ConfigError, SQLiteStore, WxSession
 from wxmiddleware.cli import resolve_admin_store
 from wxmiddleware.session import new_token, short_hash, token_key
@@ -176,9 +177,9 @@ def populated(tmp_path: Path) -> Iterator[Dict[str, object]]:
     tokens: List[str] = []
     for openid in ("o-alice", "o-alice", "o-bob"):
         token = new_token()
-        store.save(token, WxSession(openid, "sk-secret-value", None, now, now + 3600), 600)
+        store.save(token, WxSession(openid, "sk-secret-value", None, now, now + 3600), 600, SCOPE)
         tokens.append(token)
-    store.save(new_token(), WxSession("o-old", "sk-old", None, now - 7200, now - 1), 600)
+    store.save(new_token(), WxSession("o-old", "sk-old", None, now - 7200, now - 1), 600, SCOPE)
     yield {"url": f"sqlite:///{path}", "store": store, "tokens": tokens}
     store.close()
 
@@ -249,7 +250,7 @@ def test_sessions_on_redis(cli_env: Dict[str, str]) -> None:
     now = time.time()
     token = new_token()
     openid = f"o-cli-{new_token()[:8]}"
-    store.save(token, WxSession(openid, "sk-redis-secret", None, now, now + 3600), 600)
+    store.save(token, WxSession(openid, "sk-redis-secret", None, now, now + 3600), 600, SCOPE)
     try:
         listed = run_cli(
             "sessions", "list", "--store", url, "--openid", openid, "--json", env=cli_env
@@ -270,7 +271,7 @@ def test_sessions_on_redis(cli_env: Dict[str, str]) -> None:
             env=cli_env,
         )
         assert revoked.returncode == 0, revoked.stderr
-        assert store.get(token, 600) is None
+        assert store.get(token, 600, SCOPE) is None
     finally:
         store.revoke_all(openid)
         store.close()

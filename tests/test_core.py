@@ -299,7 +299,7 @@ class Recorder:
         self.effects.append("claim_code")
         return self.claims.pop(0) if len(self.claims) > 1 else self.claims[0]
 
-    def get(self, token: str, idle_ttl: int) -> Optional[WxSession]:
+    def get(self, token: str, idle_ttl: int, scope: Any) -> Optional[WxSession]:
         self.effects.append("get")
         return self.sessions.get(token)
 
@@ -346,7 +346,7 @@ class TestLoginFlow:
         assert fresh
         assert io.effects == ["claim_code", "jscode2session", "save"]
         assert len(token) >= 43 and session.openid == "openid-1"
-        _, _, _, key, sealed = io.saved[-1]
+        _, _, _, _, key, sealed = io.saved[-1]
         assert key == code_key("code-1") and token not in sealed
         call = io.calls[0]
         assert call.params["js_code"] == "code-1" and call.url.endswith("/sns/jscode2session")

@@ -138,14 +138,14 @@ def asgi_client(middleware: WxASGIMiddleware, clients: List[httpx.AsyncClient]) 
 class DownStore(MemoryStore):
     """A store that cannot be reached."""
 
-    def get(self, token: str, idle_ttl: int) -> Optional[WxSession]:
+    def get(self, token: str, idle_ttl: int, scope: Any) -> Optional[WxSession]:
         raise StoreUnavailable()
 
 
 class AsyncDownStore(AsyncMemoryStore):
     """An asynchronous store that cannot be reached."""
 
-    async def get(self, token: str, idle_ttl: int) -> Optional[WxSession]:
+    async def get(self, token: str, idle_ttl: int, scope: Any) -> Optional[WxSession]:
         raise StoreUnavailable()
 
 

@@ -83,7 +83,7 @@ class SyncPerformer(Generic[_C]):
         """Carry out a request's plan (:meth:`wxmiddleware.core.Pipeline.handle`)."""
         if type(plan) is SessionLookup:
             try:
-                session = self.store.get(plan.token, plan.idle_ttl)
+                session = self.store.get(plan.token, plan.idle_ttl, plan.scope)
             except Exception as error:  # the lookup decides what an error comes to
                 return plan.failed(error)
             return plan.found(session)
@@ -144,7 +144,7 @@ class AsyncPerformer(Generic[_C]):
         """See :meth:`SyncPerformer.run_request`."""
         if type(plan) is SessionLookup:
             try:
-                session = await self.store.get(plan.token, plan.idle_ttl)
+                session = await self.store.get(plan.token, plan.idle_ttl, plan.scope)
             except Exception as error:  # the lookup decides what an error comes to
                 return plan.failed(error)
             return plan.found(session)

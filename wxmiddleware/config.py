@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
+from ._sealing import MIN_STORE_KEY_LENGTH
 from .errors import ConfigError
 
 DEFAULT_API_BASE = "https://api.weixin.qq.com"
@@ -129,6 +130,14 @@ class WxConfig:
     code_ttl: int = 300
     #: Serve clients of Tencent's Wafer SDK too (see the class docstring).
     wafer_compat: bool = True
+    #: How many live sessions one user (openid) may have; a login beyond it ends the
+    #: oldest. Every login writes WeChat's new session_key into all of them.
+    max_sessions_per_user: int = 5
+    #: Keys that seal session_keys at rest in SQLite and Redis (AES-GCM under a key HKDF
+    #: derives from each), newest first: the first seals, all of them open, so a key is
+    #: rotated by putting the new one first. Empty: one key derived from ``secret``. Each
+    #: at least 16 characters; ``WX_STORE_KEY`` takes them comma-separated. Never logged.
+    store_key: Tuple[str, ...] = field(default=(), repr=False)
     #: The browser origins (``scheme://host[:port]``, compared exactly) allowed to call the
     #: login and logout paths cross-origin, or ``("*",)`` for any; empty (the default): no
     #: CORS policy. With a policy, the middleware answers CORS preflights to those two paths
@@ -168,7 +177,16 @@ class WxConfig:
                 f"wafer_compat needs {WAFER_SKEY_HEADER!r} in token_headers"
                 " (or set wafer_compat=False)"
             )
-        for name in ("session_ttl", "session_max_age", "max_body_bytes", "code_ttl"):
+        object.__setattr__(self, "store_key", _as_tuple(self.store_key, "store_key"))
+        if any(len(key) < MIN_STORE_KEY_LENGTH for key in self.store_key):
+            raise ConfigError(f"each store_key must be at least {MIN_STORE_KEY_LENGTH} characters")
+        for name in (
+            "session_ttl",
+            "session_max_age",
+            "max_body_bytes",
+            "code_ttl",
+            "max_sessions_per_user",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
@@ -302,6 +320,8 @@ _ENV_VARIABLES = {
     "connect_timeout": "WX_CONNECT_TIMEOUT",
     "read_timeout": "WX_READ_TIMEOUT",
     "wafer_compat": "WX_WAFER_COMPAT",
+    "max_sessions_per_user": "WX_MAX_SESSIONS_PER_USER",
+    "store_key": "WX_STORE_KEY",
     "cors_origins": "WX_CORS_ORIGINS",
 }
 
@@ -311,6 +331,7 @@ _FIELD_KINDS = {
     "allow_get_login": "bool",
     "expose_openid": "bool",
     "wafer_compat": "bool",
+    "max_sessions_per_user": "int",
     "connect_timeout": "float",
     "read_timeout": "float",
 }

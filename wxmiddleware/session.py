@@ -6,6 +6,13 @@ the store holds no usable token, and remember a login code only as :func:`code_k
 token sealed under a key derived from the code (:func:`seal_token`): only a holder of the code
 can get the token back.
 
+A session belongs to one app (:attr:`WxSession.appid`): a store reads it only for a
+:class:`SessionScope` of that app, which also carries the keys that seal session_keys at
+rest and the cap of sessions per user. WeChat keeps one valid session_key per user of an
+app, so every store keeps that one key in all of the user's live sessions: a login or a
+reset writes its key into all of them unless a newer one is already there
+(:func:`key_replaces`), and a login beyond the cap ends the oldest (:func:`over_cap`).
+
 A session's lifetime is decided here, once, for every store: it ends at its absolute expiry
 (:func:`absolute_expiry`) or when it has not been used for ``idle_ttl`` seconds, whichever
 comes first (:func:`is_live`); each use moves the idle deadline (:func:`idle_deadline`), and
@@ -17,12 +24,19 @@ from __future__ import annotations
 
 import base64
 import enum
+import functools
 import hashlib
 import hmac
-import json
 import secrets
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple, TypeVar
+
+from ._sealing import Sealer, sealing_materials
+
+if TYPE_CHECKING:
+    from .config import WxConfig
+
+_T = TypeVar("_T")
 
 TOKEN_BYTES = 32
 # token_urlsafe(32) gives 43 characters; anything far longer is not one of ours.
@@ -30,42 +44,100 @@ MAX_TOKEN_LENGTH = 128
 #: Seconds: the most a stored idle deadline may lag behind the last use (see
 #: :func:`deadline_after_use`).
 MAX_SLIDE_GRANULARITY = 60.0
+#: How many live sessions a user of an app may have unless configured otherwise
+#: (``max_sessions_per_user``): a login beyond it ends the oldest.
+DEFAULT_MAX_SESSIONS = 5
 
 
 @dataclass(frozen=True)
 class WxSession:
-    """One logged-in mini-program user. ``session_key`` never leaves the server."""
+    """One logged-in mini-program user of the app ``appid``.
+
+    ``session_key`` never leaves the server; it is WeChat's current key for the user when
+    the session was read (a later login or reset replaces it in every session of the user).
+    Times are epoch seconds.
+    """
 
     openid: str
     session_key: str = field(repr=False)
     unionid: Optional[str]
     created_at: float
     expires_at: float
+    appid: str = ""
 
-    def to_json(self) -> str:
-        """Serialise for a store (JSON, never pickle)."""
-        return json.dumps(
-            {
-                "openid": self.openid,
-                "session_key": self.session_key,
-                "unionid": self.unionid,
-                "created_at": self.created_at,
-                "expires_at": self.expires_at,
-            },
-            separators=(",", ":"),
-        )
+
+@dataclass(frozen=True)
+class SessionScope:
+    """What a store needs to know about the app whose sessions it reads and writes.
+
+    ``appid``: a session is found only by a scope of its own app (a token is valid for its
+    app alone, even in a store and key prefix that several apps share). ``sealer`` seals
+    the session_key in persistent stores. ``max_sessions``: how many live sessions a user
+    may have; a login beyond it ends the oldest.
+    """
+
+    appid: str
+    sealer: Sealer = field(repr=False)
+    max_sessions: int = DEFAULT_MAX_SESSIONS
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> WxSession:
-        """Parse what :meth:`to_json` wrote."""
-        data: Dict[str, Any] = json.loads(text)
-        return cls(
-            openid=data["openid"],
-            session_key=data["session_key"],
-            unionid=data.get("unionid"),
-            created_at=float(data["created_at"]),
-            expires_at=float(data["expires_at"]),
-        )
+    def for_config(cls, config: WxConfig) -> SessionScope:
+        """The scope of the app ``config`` describes: sealed under its ``store_key`` keys
+        (the first seals, all open) or, without them, a key derived from its secret.
+
+        One scope per configuration, made on first use: the middleware, its login flow and
+        the API clients of one configuration share it (and its derived keys).
+        """
+        return _scope_for(config)
+
+    def seal_key(self, openid: str, session_key: str) -> str:
+        """``session_key`` sealed for a record of ``openid`` in this app."""
+        return self.sealer.seal(session_key, self._associated(openid))
+
+    def open_key(self, openid: str, sealed: str) -> Optional[str]:
+        """The session_key :meth:`seal_key` sealed for ``openid``, or ``None`` when it does
+        not open (another app's record, a retired store key, tampering)."""
+        return self.sealer.open(sealed, self._associated(openid))
+
+    def _associated(self, openid: str) -> bytes:
+        return f"{self.appid}\x00{openid}".encode()
+
+
+@functools.lru_cache(maxsize=64)
+def _scope_for(config: WxConfig) -> SessionScope:
+    materials = sealing_materials(config.secret, config.store_key)
+    return SessionScope(config.appid, Sealer(materials), config.max_sessions_per_user)
+
+
+def key_replaces(current_at: float, new_at: float) -> bool:
+    """Whether a session_key WeChat issued at ``new_at`` replaces one issued at
+    ``current_at`` (epoch seconds): the newer key wins, so that concurrent logins and
+    resets of one user leave all of the user's sessions with the same, latest key."""
+    return new_at >= current_at
+
+
+def over_cap(sessions: Sequence[Tuple[_T, float]], max_sessions: int) -> List[_T]:
+    """Which of a user's live ``sessions`` (each a handle and its creation time) end so
+    that at most ``max_sessions`` remain: the oldest."""
+    if len(sessions) <= max_sessions:
+        return []
+    ordered = sorted(sessions, key=lambda item: item[1])
+    return [handle for handle, _ in ordered[: len(sessions) - max_sessions]]
+
+
+def sign_with_session_key(session: WxSession | str, payload: str) -> str:
+    """The hex ``hmac_sha256(key=session_key, msg=payload)`` of WeChat's user-state
+    signatures.
+
+    ``wx.requestVirtualPayment``'s ``signature`` is this over its ``signData``, and
+    checksession, resetusersessionkey and getuserencryptkey send it over ``""``. Sources:
+    developers.weixin.qq.com/miniprogram/dev/api/payment/wx.requestVirtualPayment.html
+    ("用户态签名"), and the pages of user-login/ResetUserSessionKey and
+    user-info/internet/getUserEncryptKey. ``session`` is a :class:`WxSession` or the
+    session_key itself; the key is used as its UTF-8 bytes, as those pages' samples do.
+    """
+    key = session.session_key if isinstance(session, WxSession) else session
+    return hmac.new(key.encode("utf-8"), payload.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def absolute_expiry(created_at: float, max_age: float) -> float:

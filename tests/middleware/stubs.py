@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from wxmiddleware import AsyncMemoryStore, AsyncSQLiteStore, MemoryStore, SQLiteStore
+from wxmiddleware._sealing import Sealer
 from wxmiddleware.errors import StoreUnavailable
-from wxmiddleware.session import CodeClaim, WxSession
+from wxmiddleware.session import CodeClaim, SessionScope, WxSession
 
 WSGI = "wsgi"
 ASGI = "asgi"
@@ -23,16 +24,16 @@ def sqlite_store(adapter: str, path: Path) -> Any:
 
 
 def live_memory_store(adapter: str, token: str, session: WxSession, ttl: int) -> Any:
-    """A memory store that already holds ``session`` under ``token``."""
+    """A memory store that already holds ``session`` under ``token``, for its app."""
     store = MemoryStore()
-    store.save(token, session, ttl)
+    store.save(token, session, ttl, SessionScope(session.appid, Sealer(["unused-in-memory"])))
     return store if adapter == WSGI else AsyncMemoryStore(store)
 
 
 class DownStore(MemoryStore):
     """A store whose server is down: reading a session or claiming a code fails."""
 
-    def get(self, token: str, idle_ttl: int) -> Optional[WxSession]:
+    def get(self, token: str, idle_ttl: int, scope: SessionScope) -> Optional[WxSession]:
         raise StoreUnavailable()
 
     def claim_code(self, code_key: str, ttl: int) -> CodeClaim:
@@ -42,7 +43,7 @@ class DownStore(MemoryStore):
 class AsyncDownStore(AsyncMemoryStore):
     """The async twin of :class:`DownStore`."""
 
-    async def get(self, token: str, idle_ttl: int) -> Optional[WxSession]:
+    async def get(self, token: str, idle_ttl: int, scope: SessionScope) -> Optional[WxSession]:
         raise StoreUnavailable()
 
     async def claim_code(self, code_key: str, ttl: int) -> CodeClaim:

@@ -6,9 +6,19 @@ import asyncio
 import time
 from typing import Any, Callable
 
-from wxmiddleware.session import WxSession, new_token
+from wxmiddleware import WxConfig
+from wxmiddleware._sealing import Sealer
+from wxmiddleware.session import SessionScope, WxSession, new_token
 
 IDLE = 7200
+#: The app whose sessions the store tests save and read (sealed under a test key).
+SCOPE = SessionScope("wx-test-app", Sealer(["test-store-key-0123456789"]))
+
+
+def app_scope(fake: Any) -> SessionScope:
+    """The scope in which a middleware configured for the fake WeChat ``fake`` keeps its
+    sessions (its appid, and a key derived from its secret)."""
+    return SessionScope.for_config(WxConfig(appid=fake.appid, secret=fake.secret))
 
 
 def make_session(openid: str = "o-alice", max_age: float = 30 * 86400, **extra: str) -> WxSession:
@@ -20,6 +30,7 @@ def make_session(openid: str = "o-alice", max_age: float = 30 * 86400, **extra: 
         unionid=extra.get("unionid"),
         created_at=now,
         expires_at=now + max_age,
+        appid=SCOPE.appid,
     )
 
 

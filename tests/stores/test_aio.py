@@ -12,6 +12,7 @@ from typing import AsyncIterator, Callable, List, Tuple, Union
 
 import pytest
 
+from tests.stores.support import SCOPE
 from wxmiddleware.errors import ConfigError, StoreUnavailable
 from wxmiddleware.session import ClaimState, WxSession, code_key, new_token, token_key
 from wxmiddleware.stores import MemoryStore, SQLiteStore
@@ -41,12 +42,12 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 def make_session(openid: str = "o-alice", max_age: float = 86400) -> WxSession:
     now = time.time()
-    return WxSession(openid, "sk-" + new_token(), "u-1", now, now + max_age)
+    return WxSession(openid, "sk-" + new_token(), "u-1", now, now + max_age, SCOPE.appid)
 
 
 async def test_purge_reports_progress_in_the_loop_thread(store: AsyncStore) -> None:
     for _ in range(PURGE_BATCH + 1):
-        await store.save(new_token(), make_session(max_age=-1), IDLE)
+        await store.save(new_token(), make_session(max_age=-1), IDLE, SCOPE)
     reports: List[Tuple[int, str]] = []
     loop_thread = threading.current_thread().name
 
@@ -62,8 +63,8 @@ async def test_purge_reports_progress_in_the_loop_thread(store: AsyncStore) -> N
 async def test_memory_store_wraps_the_one_given() -> None:
     shared = MemoryStore()
     token = new_token()
-    shared.save(token, make_session(), IDLE)
-    assert await AsyncMemoryStore(shared).get(token, IDLE) is not None
+    shared.save(token, make_session(), IDLE, SCOPE)
+    assert await AsyncMemoryStore(shared).get(token, IDLE, SCOPE) is not None
 
 
 class TestSQLiteOffTheLoop:
@@ -92,11 +93,13 @@ class TestSQLiteOffTheLoop:
 
                 monkeypatch.setattr(store, name, recording)
         token = new_token()
-        assert await sqlite_store.get(token, IDLE) is None  # opens the file: in the writer
+        assert await sqlite_store.get(token, IDLE, SCOPE) is None  # opens the file: in the writer
         assert (await sqlite_store.claim_code(code_key("c"), 300)).state is ClaimState.OWNER
-        await sqlite_store.save(token, make_session(), IDLE)
-        assert await sqlite_store.get(token, IDLE) is not None
-        assert await sqlite_store.get(token, 2 * IDLE) is not None  # slides the idle deadline
+        await sqlite_store.save(token, make_session(), IDLE, SCOPE)
+        assert await sqlite_store.get(token, IDLE, SCOPE) is not None
+        assert (
+            await sqlite_store.get(token, 2 * IDLE, SCOPE) is not None
+        )  # slides the idle deadline
         loop = threading.current_thread().name
         assert calls[0].startswith("sync._lookup wxmiddleware-sqlite")
         assert calls[1:] == [
@@ -113,7 +116,7 @@ class TestSQLiteOffTheLoop:
         monkeypatch.setattr(aio_module, "MAINTAIN_EVERY", 3)
         expired = new_token()
         other = SQLiteStore(sqlite_store.sync.path)
-        other.save(expired, make_session(max_age=-1), IDLE)  # already expired
+        other.save(expired, make_session(max_age=-1), IDLE, SCOPE)  # already expired
         other.close()
         threads: List[str] = []
         maintain = sqlite_store.sync._maintain
@@ -123,9 +126,9 @@ class TestSQLiteOffTheLoop:
             maintain()
 
         monkeypatch.setattr(sqlite_store.sync, "_maintain", recording)
-        await sqlite_store.get(new_token(), IDLE)  # opens the file
+        await sqlite_store.get(new_token(), IDLE, SCOPE)  # opens the file
         for _ in range(3):
-            await sqlite_store.save(new_token(), make_session(), IDLE)
+            await sqlite_store.save(new_token(), make_session(), IDLE, SCOPE)
         await sqlite_store.aclose()  # waits for the maintenance under way
         assert len(threads) == 1 and threads[0].startswith("wxmiddleware-sqlite")
         with sqlite3.connect(sqlite_store.sync.path) as conn:
@@ -164,19 +167,19 @@ class TestSQLiteOffTheLoop:
     ) -> None:
         token = new_token()
         session = make_session()
-        await sqlite_store.save(token, session, IDLE)
-        await sqlite_store.get(token, IDLE)
+        await sqlite_store.save(token, session, IDLE, SCOPE)
+        await sqlite_store.get(token, IDLE, SCOPE)
         blocker = sqlite3.connect(sqlite_store.sync.path, isolation_level=None)
         try:
             blocker.execute("BEGIN IMMEDIATE")  # another process's writer, mid-transaction
             writes = [
-                asyncio.ensure_future(sqlite_store.save(new_token(), make_session(), IDLE)),
+                asyncio.ensure_future(sqlite_store.save(new_token(), make_session(), IDLE, SCOPE)),
                 asyncio.ensure_future(sqlite_store.claim_code(code_key("c"), 300)),
-                asyncio.ensure_future(sqlite_store.get(token, 3 * IDLE)),  # needs a slide
+                asyncio.ensure_future(sqlite_store.get(token, 3 * IDLE, SCOPE)),  # needs a slide
             ]
             for _ in range(10):
                 await asyncio.sleep(0.01)  # the loop keeps turning while they wait
-            assert await sqlite_store.get(token, IDLE) == session  # reads answer meanwhile
+            assert await sqlite_store.get(token, IDLE, SCOPE) == session  # reads answer meanwhile
             assert not any(write.done() for write in writes)
             blocker.execute("COMMIT")
         finally:
@@ -186,23 +189,23 @@ class TestSQLiteOffTheLoop:
 
     async def test_a_lock_held_too_long_is_store_unavailable(self, tmp_path: Path) -> None:
         store = AsyncSQLiteStore(SQLiteStore(tmp_path / "s.db", timeout=0.05))
-        await store.save(new_token(), make_session(), IDLE)
+        await store.save(new_token(), make_session(), IDLE, SCOPE)
         blocker = sqlite3.connect(store.sync.path, isolation_level=None)
         try:
             blocker.execute("BEGIN IMMEDIATE")
             with pytest.raises(StoreUnavailable):
-                await store.save(new_token(), make_session(), IDLE)
+                await store.save(new_token(), make_session(), IDLE, SCOPE)
         finally:
             blocker.close()
             await store.aclose()
 
     async def test_close_and_reuse(self, sqlite_store: AsyncSQLiteStore) -> None:
         token = new_token()
-        await sqlite_store.save(token, make_session(), IDLE)
+        await sqlite_store.save(token, make_session(), IDLE, SCOPE)
         await sqlite_store.aclose()
-        assert await sqlite_store.get(token, IDLE) is not None
+        assert await sqlite_store.get(token, IDLE, SCOPE) is not None
         await sqlite_store.delete(token)
-        assert await sqlite_store.get(token, IDLE) is None
+        assert await sqlite_store.get(token, IDLE, SCOPE) is None
 
 
 class TestOpenAsyncStore:

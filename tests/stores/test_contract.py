@@ -16,8 +16,17 @@ from typing import Any, Iterator, List, NamedTuple, Optional
 
 import pytest
 
-from tests.stores.support import IDLE, Blocking, make_session
-from wxmiddleware.session import ClaimState, code_key, new_token, seal_token, short_hash, token_key
+from tests.stores.support import IDLE, SCOPE, Blocking, make_session
+from wxmiddleware._sealing import Sealer
+from wxmiddleware.session import (
+    ClaimState,
+    SessionScope,
+    code_key,
+    new_token,
+    seal_token,
+    short_hash,
+    token_key,
+)
 from wxmiddleware.stores import (
     AsyncSessionStore,
     MemoryStore,
@@ -141,32 +150,33 @@ def test_store_satisfies_protocol(backend: Backend) -> None:
 def test_save_get_round_trip(store: Any) -> None:
     token = new_token()
     session = make_session(unionid="u-1")
-    store.save(token, session, IDLE)
-    assert store.get(token, IDLE) == session
+    store.save(token, session, IDLE, SCOPE)
+    assert store.get(token, IDLE, SCOPE) == session
 
 
 def test_unknown_token_is_none(store: Any) -> None:
-    store.save(new_token(), make_session(), IDLE)
-    assert store.get(new_token(), IDLE) is None
+    store.save(new_token(), make_session(), IDLE, SCOPE)
+    assert store.get(new_token(), IDLE, SCOPE) is None
 
 
 def test_sessions_lifecycle(store: Any) -> None:
     token, other = new_token(), new_token()
     session = make_session(unionid="u-1")
-    store.save(token, session, IDLE)
-    store.save(other, make_session(), IDLE)
-    store.save(new_token(), make_session("o-bob"), IDLE)
-    assert store.get(token, IDLE) == session
-    assert store.get(new_token(), IDLE) is None
+    store.save(token, session, IDLE, SCOPE)
+    # A second login that brought the same key (WeChat does not renew it every time).
+    store.save(other, make_session(session_key=session.session_key), IDLE, SCOPE)
+    store.save(new_token(), make_session("o-bob"), IDLE, SCOPE)
+    assert store.get(token, IDLE, SCOPE) == session
+    assert store.get(new_token(), IDLE, SCOPE) is None
     infos = store.sessions_for("o-alice")
     assert sorted(info.key_hash for info in infos) == sorted(
         short_hash(token_key(t)) for t in (token, other)
     )
     assert store.delete(token) is True
     assert store.delete(token) is False
-    assert store.get(token, IDLE) is None
+    assert store.get(token, IDLE, SCOPE) is None
     assert store.revoke_all("o-alice") == 1
-    assert store.get(other, IDLE) is None
+    assert store.get(other, IDLE, SCOPE) is None
     assert len(store.sessions_for("o-bob")) == 1
 
 
@@ -176,13 +186,13 @@ def test_idle_timeout_slides_then_expires(backend: Backend) -> None:
     # 140 s (1.2 s) after the login is not.
     idle, first, second, last = (1, 0.6, 0.6, 1.2) if backend.redis else (100, 50, 90, 101)
     token = new_token()
-    store.save(token, make_session(), idle)
+    store.save(token, make_session(), idle, SCOPE)
     backend.advance(first)
-    assert store.get(token, idle) is not None  # slides the idle timeout
+    assert store.get(token, idle, SCOPE) is not None  # slides the idle timeout
     backend.advance(second)
-    assert store.get(token, idle) is not None
+    assert store.get(token, idle, SCOPE) is not None
     backend.advance(last)
-    assert store.get(token, idle) is None
+    assert store.get(token, idle, SCOPE) is None
     if backend.redis:
         assert backend.redis.session_pttl(token) == -2  # Redis itself dropped the key
 
@@ -192,7 +202,7 @@ def test_idle_deadline_slides_with_granularity(clocked_backend: Backend) -> None
     backend = clocked_backend
     store = backend.store
     token = new_token()
-    store.save(token, make_session(), IDLE)
+    store.save(token, make_session(), IDLE, SCOPE)
     saved = time.time()
 
     def idle_until() -> float:
@@ -200,13 +210,13 @@ def test_idle_deadline_slides_with_granularity(clocked_backend: Backend) -> None
         return idle_until
 
     backend.advance(30)  # within min(60, 7200 / 10): no write
-    assert store.get(token, IDLE) is not None
+    assert store.get(token, IDLE, SCOPE) is not None
     assert idle_until() == saved + IDLE
     backend.advance(31)
-    assert store.get(token, IDLE) is not None
+    assert store.get(token, IDLE, SCOPE) is not None
     assert idle_until() == time.time() + IDLE
     backend.advance(0.5)  # granularity min(60, 10 / 10) = 1 s for a short idle_ttl
-    store.get(token, 10)
+    store.get(token, 10, SCOPE)
     assert idle_until() == time.time() + IDLE - 0.5
 
 
@@ -214,24 +224,24 @@ def test_absolute_expiry(backend: Backend) -> None:
     store, redis = backend.store, backend.redis
     max_age, live, over = (1.5, 0.5, 1.1) if redis else (30, 20, 11)
     token = new_token()
-    store.save(token, make_session(max_age=max_age), IDLE)
+    store.save(token, make_session(max_age=max_age), IDLE, SCOPE)
     if redis:
         assert 0 < redis.session_pttl(token) <= 1500  # capped at the expiry
     backend.advance(live)
-    assert store.get(token, IDLE) is not None
+    assert store.get(token, IDLE, SCOPE) is not None
     if redis:
         # GETEX set the TTL to IDLE; the cap brought it back to the absolute expiry.
         assert 0 < redis.session_pttl(token) <= 1000
     backend.advance(over)
-    assert store.get(token, IDLE) is None
+    assert store.get(token, IDLE, SCOPE) is None
     if redis:
         assert redis.session_pttl(token) == -2
 
 
 def test_session_already_past_its_expiry_is_none(store: Any) -> None:
     token = new_token()
-    store.save(token, make_session(max_age=-1), IDLE)
-    assert store.get(token, IDLE) is None
+    store.save(token, make_session(max_age=-1), IDLE, SCOPE)
+    assert store.get(token, IDLE, SCOPE) is None
 
 
 def test_several_sessions_per_openid(backend: Backend) -> None:
@@ -241,12 +251,14 @@ def test_several_sessions_per_openid(backend: Backend) -> None:
     for token in tokens:
         session = make_session()
         sessions.append(session)
-        store.save(token, session, IDLE)
+        store.save(token, session, IDLE, SCOPE)
         backend.advance(0.01 if backend.redis else 1)
-    store.save(new_token(), make_session(openid="o-bob"), IDLE)
+    store.save(new_token(), make_session(openid="o-bob"), IDLE, SCOPE)
 
+    # Every token of the user resolves to the key of the newest login.
+    newest = sessions[-1].session_key
     for token, session in zip(tokens, sessions):
-        assert store.get(token, IDLE) == session
+        assert store.get(token, IDLE, SCOPE) == dataclasses.replace(session, session_key=newest)
     infos = store.sessions_for("o-alice")
     hashes = [short_hash(token_key(token)) for token in tokens]
     assert sorted(info.key_hash for info in infos) == sorted(hashes)
@@ -261,7 +273,7 @@ def test_sessions_for_never_exposes_token_or_session_key(backend: Backend) -> No
     store = backend.store
     token = new_token()
     session = make_session(session_key="sk-secret-value", unionid="u-1")
-    store.save(token, session, IDLE)
+    store.save(token, session, IDLE, SCOPE)
     [info] = store.sessions_for("o-alice")
     assert isinstance(info, SessionInfo)
     assert [f.name for f in dataclasses.fields(SessionInfo)] == [
@@ -287,9 +299,9 @@ def test_sessions_for_never_exposes_token_or_session_key(backend: Backend) -> No
 def test_sessions_for_skips_expired(backend: Backend) -> None:
     store = backend.store
     idle, later = (1, 1.1) if backend.redis else (10, 11)
-    store.save(new_token(), make_session(), idle)
+    store.save(new_token(), make_session(), idle, SCOPE)
     live = new_token()
-    store.save(live, make_session(), IDLE)
+    store.save(live, make_session(), IDLE, SCOPE)
     backend.advance(later)
     assert [info.key_hash for info in store.sessions_for("o-alice")] == [
         short_hash(token_key(live))
@@ -299,13 +311,13 @@ def test_sessions_for_skips_expired(backend: Backend) -> None:
 def test_delete(backend: Backend) -> None:
     store = backend.store
     token, other = new_token(), new_token()
-    store.save(token, make_session(), IDLE)
-    store.save(other, make_session(), IDLE)
+    store.save(token, make_session(), IDLE, SCOPE)
+    store.save(other, make_session(), IDLE, SCOPE)
     assert store.delete(token) is True
-    assert store.get(token, IDLE) is None
+    assert store.get(token, IDLE, SCOPE) is None
     assert store.delete(token) is False
     assert store.delete(new_token()) is False
-    assert store.get(other, IDLE) is not None
+    assert store.get(other, IDLE, SCOPE) is not None
     if backend.redis:
         # The index keeps only the session that is left.
         index = backend.redis.index("o-alice")
@@ -316,16 +328,16 @@ def test_revoke_all_ends_only_that_openid(backend: Backend) -> None:
     store = backend.store
     alice: List[str] = [new_token() for _ in range(3)]
     for token in alice:
-        store.save(token, make_session(), IDLE)
+        store.save(token, make_session(), IDLE, SCOPE)
     bob = new_token()
-    store.save(bob, make_session(openid="o-bob"), IDLE)
+    store.save(bob, make_session(openid="o-bob"), IDLE, SCOPE)
 
     assert store.revoke_all("o-alice") == 3
-    assert all(store.get(token, IDLE) is None for token in alice)
+    assert all(store.get(token, IDLE, SCOPE) is None for token in alice)
     assert store.sessions_for("o-alice") == []
     if backend.redis:
         assert not backend.redis.client.exists(backend.redis.index("o-alice"))
-    assert store.get(bob, IDLE) is not None
+    assert store.get(bob, IDLE, SCOPE) is not None
     assert store.revoke_all("o-alice") == 0
     assert store.revoke_all("o-nobody") == 0
 
@@ -339,7 +351,7 @@ def test_claim_code_pending_then_sealed(store: Any) -> None:
 
     token = new_token()
     sealed = seal_token(code, token)
-    store.save(token, make_session(), IDLE, code_key=key, sealed_token=sealed)
+    store.save(token, make_session(), IDLE, SCOPE, code_key=key, sealed_token=sealed)
     claim = store.claim_code(key, 300)
     assert (claim.state, claim.sealed_token) == (ClaimState.USED, sealed)
     assert store.claim_code(code_key("code-2"), 300).state is ClaimState.OWNER
@@ -366,7 +378,7 @@ def test_release_code_keeps_a_completed_record(store: Any) -> None:
     assert store.claim_code(key, 300).state is ClaimState.OWNER
     token = new_token()
     sealed = seal_token(code, token)
-    store.save(token, make_session(), IDLE, code_key=key, sealed_token=sealed)
+    store.save(token, make_session(), IDLE, SCOPE, code_key=key, sealed_token=sealed)
     store.release_code(key)
     claim = store.claim_code(key, 300)
     assert (claim.state, claim.sealed_token) == (ClaimState.USED, sealed)
@@ -386,14 +398,14 @@ def test_purge_expired(clocked_backend: Backend) -> None:
     backend = clocked_backend
     store = backend.store
     short, absolute, live = new_token(), new_token(), new_token()
-    store.save(short, make_session(), 10)
-    store.save(absolute, make_session(max_age=15), IDLE)
-    store.save(live, make_session(), IDLE)
+    store.save(short, make_session(), 10, SCOPE)
+    store.save(absolute, make_session(max_age=15), IDLE, SCOPE)
+    store.save(live, make_session(), IDLE, SCOPE)
     assert store.claim_code(code_key("old"), 5).state is ClaimState.OWNER
     backend.advance(20)
 
     assert store.purge_expired() == 2
-    assert store.get(live, IDLE) is not None
+    assert store.get(live, IDLE, SCOPE) is not None
     assert store.delete(short) is False
     assert store.delete(absolute) is False
     assert store.claim_code(code_key("old"), 5).state is ClaimState.OWNER
@@ -404,19 +416,19 @@ def test_purge_expired_counts_sessions_past_their_expiry(clocked_backend: Backen
     backend = clocked_backend
     store = backend.store
     token = new_token()
-    store.save(token, make_session(max_age=-1), IDLE)
-    store.save(new_token(), make_session(), IDLE)
+    store.save(token, make_session(max_age=-1), IDLE, SCOPE)
+    store.save(new_token(), make_session(), IDLE, SCOPE)
     assert store.purge_expired() == 1
-    assert store.get(token, IDLE) is None
+    assert store.get(token, IDLE, SCOPE) is None
 
 
 def test_revoke_session_by_key_hash(backend: Backend) -> None:
     store = backend.store
     first, second = new_token(), new_token()
-    store.save(first, make_session(), IDLE)
-    store.save(second, make_session(), IDLE)
+    store.save(first, make_session(), IDLE, SCOPE)
+    store.save(second, make_session(), IDLE, SCOPE)
     bob = new_token()
-    store.save(bob, make_session(openid="o-bob"), IDLE)
+    store.save(bob, make_session(openid="o-bob"), IDLE, SCOPE)
     named = short_hash(token_key(first))
     assert named in {info.key_hash for info in store.sessions_for("o-alice")}
 
@@ -424,9 +436,9 @@ def test_revoke_session_by_key_hash(backend: Backend) -> None:
     assert store.revoke_session("o-alice", short_hash(token_key(bob))) is False
     assert store.revoke_session("o-alice", "") is False
     assert store.revoke_session("o-alice", named) is True
-    assert store.get(first, IDLE) is None
-    assert store.get(second, IDLE) is not None
-    assert store.get(bob, IDLE) is not None
+    assert store.get(first, IDLE, SCOPE) is None
+    assert store.get(second, IDLE, SCOPE) is not None
+    assert store.get(bob, IDLE, SCOPE) is not None
     assert [info.key_hash for info in store.sessions_for("o-alice")] == [
         short_hash(token_key(second))
     ]
@@ -441,9 +453,9 @@ def test_purge_expired_reports_progress_per_batch(clocked_backend: Backend) -> N
     store = backend.store
     expired = 2 * PURGE_BATCH + 500
     for index in range(expired):
-        store.save(new_token(), make_session(openid=f"o-{index % 7}"), 10)
+        store.save(new_token(), make_session(openid=f"o-{index}"), 10, SCOPE)
     live = new_token()
-    store.save(live, make_session(), IDLE)
+    store.save(live, make_session(), IDLE, SCOPE)
     backend.advance(11)
 
     reported: List[int] = []
@@ -451,7 +463,7 @@ def test_purge_expired_reports_progress_per_batch(clocked_backend: Backend) -> N
     assert len(reported) >= 3  # one report per batch of about PURGE_BATCH
     assert reported == sorted(reported)
     assert reported[-1] == expired
-    assert store.get(live, IDLE) is not None
+    assert store.get(live, IDLE, SCOPE) is not None
     assert store.purge_expired(reported.append) == 0
 
 
@@ -524,3 +536,84 @@ def test_lock_past_its_ttl_is_not_released_by_its_old_owner(backend: Backend) ->
     backend.advance(later)
     assert store.release_lock("refresh", owner) is False
     assert store.acquire_lock("refresh", ttl) is not None
+
+
+# --- one current session_key per user (issue 14), sessions bound to their app (issue 17) ---
+
+
+def _pause(backend: Backend) -> None:
+    backend.advance(0.01 if backend.redis else 1)
+
+
+def test_a_login_puts_its_key_into_every_session_of_the_user(backend: Backend) -> None:
+    store = backend.store
+    phone, bob = new_token(), new_token()
+    store.save(phone, make_session(session_key="k-phone"), IDLE, SCOPE)
+    store.save(bob, make_session("o-bob", session_key="k-bob"), IDLE, SCOPE)
+    _pause(backend)
+    pc = new_token()
+    store.save(pc, make_session(session_key="k-pc"), IDLE, SCOPE)
+    assert store.get(phone, IDLE, SCOPE).session_key == "k-pc"
+    assert store.get(pc, IDLE, SCOPE).session_key == "k-pc"
+    assert store.get(bob, IDLE, SCOPE).session_key == "k-bob"
+
+
+def test_set_session_key_reaches_every_live_session_of_the_user(backend: Backend) -> None:
+    store = backend.store
+    tokens = [new_token() for _ in range(3)]
+    for token in tokens:
+        store.save(token, make_session(session_key="k-login"), IDLE, SCOPE)
+    bob = new_token()
+    store.save(bob, make_session("o-bob", session_key="k-bob"), IDLE, SCOPE)
+    store.delete(tokens[0])
+    assert store.set_session_key("o-alice", "k-reset", time.time() + 1, SCOPE) == 2
+    assert [store.get(token, IDLE, SCOPE) for token in tokens[:1]] == [None]
+    assert {store.get(token, IDLE, SCOPE).session_key for token in tokens[1:]} == {"k-reset"}
+    assert store.get(bob, IDLE, SCOPE).session_key == "k-bob"
+    assert store.set_session_key("o-nobody", "k", time.time(), SCOPE) == 0
+
+
+def test_an_older_key_never_replaces_a_newer_one(store: Any) -> None:
+    token = new_token()
+    session = make_session(session_key="k-current")
+    store.save(token, session, IDLE, SCOPE)
+    # A reset that reaches the store after a later login (their WeChat answers crossed).
+    assert store.set_session_key("o-alice", "k-stale", session.created_at - 5, SCOPE) == 1
+    assert store.get(token, IDLE, SCOPE).session_key == "k-current"
+    store.set_session_key("o-alice", "k-newer", session.created_at + 5, SCOPE)
+    assert store.get(token, IDLE, SCOPE).session_key == "k-newer"
+
+
+def test_the_cap_ends_the_oldest_sessions_of_the_user(backend: Backend) -> None:
+    store = backend.store
+    capped = dataclasses.replace(SCOPE, max_sessions=2)
+    tokens = []
+    for _ in range(4):
+        tokens.append(new_token())
+        store.save(tokens[-1], make_session(), IDLE, capped)
+        store.save(new_token(), make_session("o-bob"), IDLE, capped)
+        _pause(backend)
+    assert [store.get(token, IDLE, capped) is not None for token in tokens] == [
+        False,
+        False,
+        True,
+        True,
+    ]
+    assert len(store.sessions_for("o-alice")) == 2
+    assert len(store.sessions_for("o-bob")) == 2
+
+
+def test_a_session_is_found_only_by_its_own_app(backend: Backend) -> None:
+    store = backend.store
+    token = new_token()
+    store.save(token, make_session(session_key="k-a"), IDLE, SCOPE)
+    same_keys = dataclasses.replace(SCOPE, appid="wx-other-app")
+    other_secret = SessionScope(SCOPE.appid, Sealer(["another-apps-store-key"]))
+    assert store.get(token, IDLE, same_keys) is None
+    if backend.ordered:  # the persistent stores (SQLite, Redis) seal: other keys open nothing
+        assert store.get(token, IDLE, other_secret) is None
+    # The other app's logins and resets of the same openid leave this app's sessions alone.
+    store.save(new_token(), make_session(session_key="k-b"), IDLE, same_keys)
+    assert store.set_session_key("o-alice", "k-b2", time.time() + 1, same_keys) == 1
+    found = store.get(token, IDLE, SCOPE)
+    assert found is not None and found.session_key == "k-a" and found.appid == SCOPE.appid

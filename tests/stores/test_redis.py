@@ -30,7 +30,7 @@ from tests.redis_support import (  # noqa: E402
     shared_client,
     unique_prefix,
 )
-from tests.stores.support import Blocking, make_session  # noqa: E402
+from tests.stores.support import SCOPE, Blocking, app_scope, make_session  # noqa: E402
 from tests.tls_support import write_tls_files  # noqa: E402
 from wxmiddleware import WxConfig, WxMiddleware  # noqa: E402
 from wxmiddleware.errors import ConfigError, StoreUnavailable  # noqa: E402
@@ -45,12 +45,13 @@ from wxmiddleware.session import (  # noqa: E402
     short_hash,
     token_key,
 )
+from wxmiddleware.stores import _records, open_store  # noqa: E402
 from wxmiddleware.stores import _redis_layout as redis_layout  # noqa: E402
-from wxmiddleware.stores import open_store  # noqa: E402
 from wxmiddleware.stores import redis as redis_stores  # noqa: E402
 from wxmiddleware.stores.base import PURGE_BATCH  # noqa: E402
 from wxmiddleware.stores.redis import AsyncRedisStore, RedisStore  # noqa: E402
 from wxmiddleware.testing import FakeWeChat  # noqa: E402
+from wxmiddleware.testing.model import new_session_key  # noqa: E402
 
 pytestmark = pytest.mark.redis
 
@@ -95,9 +96,9 @@ def session_ttl_ms(client: Any, prefix: str, token: str) -> int:
 
 def test_get_slides_the_ttl_to_idle_ttl(store: Any, shared: Any, prefix: str) -> None:
     token = new_token()
-    store.save(token, make_session(), 100)
+    store.save(token, make_session(), 100, SCOPE)
     assert 99_000 < session_ttl_ms(shared, prefix, token) <= 100_000
-    store.get(token, 600)
+    store.get(token, 600, SCOPE)
     assert 599_000 < session_ttl_ms(shared, prefix, token) <= 600_000
 
 
@@ -106,16 +107,16 @@ def test_value_past_its_expiry_is_none_and_dropped(store: Any, shared: Any, pref
     # servers): refused, and the key deleted.
     token = new_token()
     key = f"{prefix}s:{token_key(token)}"
-    shared.set(key, make_session(max_age=-5).to_json(), ex=60)
-    assert store.get(token, IDLE) is None
+    shared.set(key, _records.encode(make_session(max_age=-5), SCOPE), ex=60)
+    assert store.get(token, IDLE, SCOPE) is None
     assert not shared.exists(key)
 
 
 def test_sessions_for_skips_and_unindexes_expired(store: Any, shared: Any, prefix: str) -> None:
     idle = new_token()
-    store.save(idle, make_session(), IDLE)
+    store.save(idle, make_session(), IDLE, SCOPE)
     live = new_token()
-    store.save(live, make_session(), IDLE)
+    store.save(live, make_session(), IDLE, SCOPE)
     index = f"{prefix}o:{token_key('o-alice')}"
     assert shared.zcard(index) == 2
     shared.delete(f"{prefix}s:{token_key(idle)}")  # as Redis does when its idle TTL ends
@@ -127,19 +128,19 @@ def test_sessions_for_skips_and_unindexes_expired(store: Any, shared: Any, prefi
 
 def test_revoke_all_counts_only_live_sessions(store: Any, shared: Any, prefix: str) -> None:
     idle = new_token()
-    store.save(idle, make_session(), IDLE)
-    store.save(new_token(), make_session(), IDLE)
+    store.save(idle, make_session(), IDLE, SCOPE)
+    store.save(new_token(), make_session(), IDLE, SCOPE)
     shared.delete(f"{prefix}s:{token_key(idle)}")  # as Redis does when its idle TTL ends
     assert store.revoke_all("o-alice") == 1
 
 
 def test_index_lives_as_long_as_its_longest_session(store: Any, shared: Any, prefix: str) -> None:
     index = f"{prefix}o:{token_key('o-alice')}"
-    store.save(new_token(), make_session(max_age=1000), IDLE)
+    store.save(new_token(), make_session(max_age=1000), IDLE, SCOPE)
     assert 999_000 < shared.pttl(index) <= 1_000_000
-    store.save(new_token(), make_session(max_age=100), IDLE)  # a shorter one keeps it
+    store.save(new_token(), make_session(max_age=100), IDLE, SCOPE)  # a shorter one keeps it
     assert 999_000 < shared.pttl(index) <= 1_000_000
-    store.save(new_token(), make_session(max_age=5000), IDLE)
+    store.save(new_token(), make_session(max_age=5000), IDLE, SCOPE)
     assert 4_999_000 < shared.pttl(index) <= 5_000_000
 
 
@@ -147,10 +148,10 @@ def test_index_drops_entries_past_their_absolute_expiry(
     store: Any, shared: Any, prefix: str
 ) -> None:
     index = f"{prefix}o:{token_key('o-alice')}"
-    store.save(new_token(), make_session(max_age=0.05), IDLE)
+    store.save(new_token(), make_session(max_age=0.05), IDLE, SCOPE)
     time.sleep(0.1)
     live = new_token()
-    store.save(live, make_session(), IDLE)
+    store.save(live, make_session(), IDLE, SCOPE)
     assert [m.decode() for m in shared.zrange(index, 0, -1)] == [token_key(live)]
 
 
@@ -159,7 +160,9 @@ def test_completing_a_claim_keeps_its_ttl(store: Any, shared: Any, prefix: str) 
     key = code_key(code)
     assert store.claim_code(key, 300).state is ClaimState.OWNER
     token = new_token()
-    store.save(token, make_session(), IDLE, code_key=key, sealed_token=seal_token(code, token))
+    store.save(
+        token, make_session(), IDLE, SCOPE, code_key=key, sealed_token=seal_token(code, token)
+    )
     assert 290 < shared.ttl(f"{prefix}c:{key}") <= 300
 
 
@@ -168,8 +171,10 @@ def test_completing_an_expired_claim_writes_no_record(store: Any, shared: Any, p
     assert store.claim_code(key, 300).state is ClaimState.OWNER
     shared.delete(f"{prefix}c:{key}")  # as Redis does when code_ttl ends
     token = new_token()
-    store.save(token, make_session(), IDLE, code_key=key, sealed_token=seal_token("code-1", token))
-    assert store.get(token, IDLE) is not None
+    store.save(
+        token, make_session(), IDLE, SCOPE, code_key=key, sealed_token=seal_token("code-1", token)
+    )
+    assert store.get(token, IDLE, SCOPE) is not None
     assert (
         store.claim_code(key, 300).state is ClaimState.OWNER
     )  # no record without a TTL was left behind
@@ -179,9 +184,9 @@ def test_purge_expired_unindexes_sessions_redis_expired(
     store: Any, shared: Any, prefix: str
 ) -> None:
     short, live = new_token(), new_token()
-    store.save(short, make_session(), 1)
-    store.save(live, make_session(), IDLE)
-    store.save(new_token(), make_session(openid="o-bob"), 1)
+    store.save(short, make_session(), 1, SCOPE)
+    store.save(live, make_session(), IDLE, SCOPE)
+    store.save(new_token(), make_session(openid="o-bob"), 1, SCOPE)
     assert store.claim_code(code_key("old"), 1).state is ClaimState.OWNER
     time.sleep(1.1)
     index = f"{prefix}o:{token_key('o-alice')}"
@@ -194,14 +199,14 @@ def test_purge_expired_unindexes_sessions_redis_expired(
     assert not shared.exists(f"{prefix}o:{token_key('o-bob')}")  # its last entry went
     assert store.delete(short) is False
     assert store.claim_code(code_key("old"), 1).state is ClaimState.OWNER
-    assert store.get(live, IDLE) is not None
+    assert store.get(live, IDLE, SCOPE) is not None
     assert store.purge_expired() == 0
 
 
 def test_purge_expired_reports_every_batch(store: Any) -> None:
     users = PURGE_BATCH + 10
     for index in range(users):
-        store.save(new_token(), make_session(openid=f"o-{index}"), 1)
+        store.save(new_token(), make_session(openid=f"o-{index}"), 1, SCOPE)
     time.sleep(1.1)
     reports: List[int] = []
     assert store.purge_expired(reports.append) == users
@@ -212,7 +217,7 @@ def test_purge_expired_stays_within_its_prefix(shared: Any, prefix: str) -> None
     # A prefix with glob characters: unescaped, its SCAN pattern would match the other one.
     starred = RedisStore.from_url(SHARED_URL, key_prefix=prefix + "*:")
     other = RedisStore.from_url(SHARED_URL, key_prefix=prefix + "x:")
-    other.save(new_token(), make_session(), 1)
+    other.save(new_token(), make_session(), 1, SCOPE)
     time.sleep(1.1)
     assert starred.purge_expired() == 0
     assert shared.zcard(f"{prefix}x:o:{token_key('o-alice')}") == 1
@@ -272,14 +277,16 @@ def test_key_layout(store: Any, shared: Any, prefix: str) -> None:
     key = code_key(code)
     assert store.claim_code(key, 300).state is ClaimState.OWNER
     session = make_session()
-    store.save(token, session, IDLE, code_key=key, sealed_token=seal_token(code, token))
+    store.save(token, session, IDLE, SCOPE, code_key=key, sealed_token=seal_token(code, token))
     keys = {k.decode() for k in shared.scan_iter(match=prefix + "*")}
     assert keys == {
         f"{prefix}s:{token_key(token)}",
         f"{prefix}o:{token_key(session.openid)}",
         f"{prefix}c:{key}",
     }
-    assert WxSession.from_json(shared.get(f"{prefix}s:{token_key(token)}")) == session
+    raw = shared.get(f"{prefix}s:{token_key(token)}")
+    assert _records.decode(raw, SCOPE) == session
+    assert session.session_key.encode() not in raw
     assert all(shared.pttl(k) > 0 for k in keys)  # nothing lives forever
 
 
@@ -365,9 +372,16 @@ def dump_database(client: Any) -> Dict[bytes, bytes]:
     return dumped
 
 
-def test_no_key_or_value_holds_a_token_or_code_in_clear(
-    fake_wechat: FakeWeChat, shared: Any, prefix: str
+def test_no_key_or_value_holds_a_token_code_or_session_key_in_clear(
+    fake_wechat: FakeWeChat, shared: Any, prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    issued: List[str] = []
+
+    def record_key() -> str:
+        issued.append(new_session_key())
+        return issued[-1]
+
+    monkeypatch.setattr(fake_wechat, "session_key_factory", record_key)
     store = RedisStore.from_url(SHARED_URL, key_prefix=prefix)
     app = TestApp(wsgi_app(fake_wechat, store))
     tokens, codes = [], []
@@ -383,8 +397,9 @@ def test_no_key_or_value_holds_a_token_or_code_in_clear(
     mine = {k: v for k, v in dumped.items() if k.startswith(prefix.encode())}
     assert len(mine) == 3 + 2 + 3  # sessions, indexes, code records
     blob = b"\n".join(k + b" " + v for k, v in dumped.items())
-    assert b"session_key" in blob  # the check reads the values it means to
-    for secret in tokens + codes:
+    assert blob.count(b'{"kt":') == 3  # the check reads the values it means to
+    assert len(issued) == 3
+    for secret in tokens + codes + issued:
         assert secret.encode() not in blob
     for token in tokens:
         assert token_key(token).encode() in blob
@@ -399,11 +414,11 @@ def test_memory_per_session(shared: Any, prefix: str) -> None:
     assert store.claim_code(key, 300).state is ClaimState.OWNER
     token = new_token()
     session = make_session(openid=openid, unionid=unionid, session_key=session_key)
-    store.save(token, session, IDLE, code_key=key, sealed_token=seal_token(code, token))
+    store.save(token, session, IDLE, SCOPE, code_key=key, sealed_token=seal_token(code, token))
     session_bytes = shared.memory_usage(f"{prefix}s:{token_key(token)}")
     index_one = shared.memory_usage(f"{prefix}o:{token_key(openid)}")
     for _ in range(9):
-        store.save(new_token(), make_session(openid=openid), IDLE)
+        store.save(new_token(), make_session(openid=openid), IDLE, SCOPE)
     index_ten = shared.memory_usage(f"{prefix}o:{token_key(openid)}")
     code_bytes = shared.memory_usage(f"{prefix}c:{key}")
     store.close()
@@ -425,8 +440,8 @@ def test_decode_responses_client(prefix: str) -> None:
     code = "code-str"
     assert store.claim_code(code_key(code), 300).state is ClaimState.OWNER
     session = make_session()
-    store.save(token, session, IDLE, code_key(code), seal_token(code, token))
-    assert store.get(token, IDLE) == session
+    store.save(token, session, IDLE, SCOPE, code_key(code), seal_token(code, token))
+    assert store.get(token, IDLE, SCOPE) == session
     assert store.claim_code(code_key(code), 300) == claim_used(seal_token(code, token))
     assert [i.key_hash for i in store.sessions_for("o-alice")] == [short_hash(token_key(token))]
     assert store.revoke_all("o-alice") == 1
@@ -516,9 +531,9 @@ def test_async_store_makes_one_client_per_event_loop_lazily(prefix: str) -> None
     token = new_token()
 
     async def use() -> None:
-        await store.save(token, make_session(), IDLE)
-        assert await store.get(token, IDLE) is not None
-        assert await store.get(token, IDLE) is not None
+        await store.save(token, make_session(), IDLE, SCOPE)
+        assert await store.get(token, IDLE, SCOPE) is not None
+        assert await store.get(token, IDLE, SCOPE) is not None
 
     async def use_and_close() -> None:
         await use()
@@ -537,10 +552,10 @@ def test_async_store_over_a_given_client(prefix: str) -> None:
         client = redis.asyncio.Redis.from_url(SHARED_URL)
         store = AsyncRedisStore(client, key_prefix=prefix)
         token = new_token()
-        await store.save(token, make_session(), IDLE)
-        assert await store.get(token, IDLE) is not None
+        await store.save(token, make_session(), IDLE, SCOPE)
+        assert await store.get(token, IDLE, SCOPE) is not None
         await store.aclose()  # the client is the caller's: still usable
-        assert await store.get(token, IDLE) is not None
+        assert await store.get(token, IDLE, SCOPE) is not None
         await client.aclose()
 
     asyncio.run(main())
@@ -550,20 +565,20 @@ def test_wsgi_and_asgi_stores_read_each_other(prefix: str) -> None:
     sync = RedisStore.from_url(SHARED_URL, key_prefix=prefix)
     token = new_token()
     session = make_session(unionid="u-1")
-    sync.save(token, session, IDLE)
+    sync.save(token, session, IDLE, SCOPE)
 
     async def main() -> Optional[WxSession]:
         store = AsyncRedisStore.from_url(SHARED_URL, key_prefix=prefix)
-        found = await store.get(token, IDLE)
+        found = await store.get(token, IDLE, SCOPE)
         other = new_token()
-        await store.save(other, make_session(), IDLE)
-        assert sync.get(other, IDLE) is not None
+        await store.save(other, make_session(), IDLE, SCOPE)
+        assert sync.get(other, IDLE, SCOPE) is not None
         assert await store.delete(token) is True
         await store.aclose()
         return found
 
     assert asyncio.run(main()) == session
-    assert sync.get(token, IDLE) is None
+    assert sync.get(token, IDLE, SCOPE) is None
     sync.close()
 
 
@@ -632,13 +647,13 @@ def test_unreachable_server_is_unavailable_quickly(tmp_path: Path) -> None:
     token = new_token()
     started = time.monotonic()
     with pytest.raises(StoreUnavailable) as excinfo:
-        store.get(token, IDLE)
+        store.get(token, IDLE, SCOPE)
     assert time.monotonic() - started < 5
     assert_unavailable(excinfo.value, token, token_key(token), "hunter2")
     detail = excinfo.value.detail or ""
     assert "ConnectionError" in detail and short_hash(token_key(token)) in detail
     for call in (
-        lambda: store.save(token, make_session(), IDLE),
+        lambda: store.save(token, make_session(), IDLE, SCOPE),
         lambda: store.delete(token),
         lambda: store.revoke_all("o-alice"),
         lambda: store.sessions_for("o-alice"),
@@ -658,7 +673,7 @@ def test_unreachable_server_is_unavailable_quickly(tmp_path: Path) -> None:
     async def main() -> StoreUnavailable:
         async_store = AsyncRedisStore.from_url(url)
         try:
-            await async_store.get(token, IDLE)
+            await async_store.get(token, IDLE, SCOPE)
         except StoreUnavailable as error:
             return error
         finally:
@@ -672,7 +687,7 @@ def test_wrong_type_under_a_key_is_unavailable(store: Any, shared: Any, prefix: 
     token = new_token()
     shared.rpush(f"{prefix}s:{token_key(token)}", "x")
     with pytest.raises(StoreUnavailable) as excinfo:
-        store.get(token, IDLE)
+        store.get(token, IDLE, SCOPE)
     assert "ResponseError (WRONGTYPE)" in (excinfo.value.detail or "")
     assert_unavailable(excinfo.value, token)
 
@@ -681,7 +696,7 @@ def test_undecodable_session_is_unavailable(store: Any, shared: Any, prefix: str
     token = new_token()
     shared.set(f"{prefix}s:{token_key(token)}", b"not json", ex=60)
     with pytest.raises(StoreUnavailable) as excinfo:
-        store.get(token, IDLE)
+        store.get(token, IDLE, SCOPE)
     assert_unavailable(excinfo.value, token)
 
 
@@ -778,10 +793,11 @@ def test_one_redis_command_per_authenticated_request(
     assert login_calls == {
         "set": 3,  # the claim, the session, the completed code record
         "get": 1,  # the claim's read-back
+        "zrange": 2,  # in the index script, and the index read back in the transaction
         "multi": 1,
         "exec": 1,
         "eval": 1,  # the openid index
-        **{name: 1 for name in script_internal},
+        **{name: 1 for name in script_internal - {"zrange"}},
     }
     assert sent == 7
     assert login_round_trips == 2
@@ -824,9 +840,9 @@ def test_session_near_its_absolute_expiry_costs_a_second_command(tmp_path: Path)
         stats = server.client()
         store = RedisStore.from_url(server.url())
         token = new_token()
-        store.save(token, make_session(max_age=60), IDLE)
+        store.save(token, make_session(max_age=60), IDLE, SCOPE)
         stats.config_resetstat()
-        assert store.get(token, IDLE) is not None
+        assert store.get(token, IDLE, SCOPE) is not None
         assert command_calls(stats) == {"getex": 1, "pexpire": 1}
         store.close()
         stats.close()
@@ -975,7 +991,7 @@ def test_async_store_killed_then_recovers_in_the_same_loop(
                     assert response.status_code == 503
                     assert response.json()["error"] == "store_unavailable"
                 with pytest.raises(StoreUnavailable):
-                    await store.get(new_token(), IDLE)
+                    await store.get(new_token(), IDLE, SCOPE)
                 assert calls == ["/api/me"]
 
                 server.start()
@@ -1008,7 +1024,7 @@ def test_rediss_url(fake_wechat: FakeWeChat, tmp_path: Path) -> None:
         async def main() -> Optional[WxSession]:
             async_store = AsyncRedisStore.from_url(url, ssl_ca_certs=str(ca))
             try:
-                return await async_store.get(token, IDLE)
+                return await async_store.get(token, IDLE, app_scope(fake_wechat))
             finally:
                 await async_store.aclose()
 
@@ -1018,7 +1034,7 @@ def test_rediss_url(fake_wechat: FakeWeChat, tmp_path: Path) -> None:
         # A server whose certificate does not verify is unavailable, never trusted.
         untrusting = RedisStore.from_url(url)
         with pytest.raises(StoreUnavailable) as excinfo:
-            untrusting.get(token, IDLE)
+            untrusting.get(token, IDLE, SCOPE)
         assert "ConnectionError" in (excinfo.value.detail or "")
         untrusting.close()
     finally:
@@ -1043,7 +1059,7 @@ def test_sentinel_master_for_client(fake_wechat: FakeWeChat, tmp_path: Path) -> 
             from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 
             async_client = AsyncSentinel(nodes, sentinel_kwargs=options).master_for("wx", **options)
-            found = await AsyncRedisStore(async_client).get(token, IDLE)
+            found = await AsyncRedisStore(async_client).get(token, IDLE, app_scope(fake_wechat))
             await async_client.aclose()
             return found
 

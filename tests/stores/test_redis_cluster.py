@@ -22,6 +22,7 @@ from redis.cluster import ClusterNode, RedisCluster  # noqa: E402
 from webtest import TestApp  # noqa: E402
 
 from tests.redis_support import RedisServer, redis_cluster, unique_prefix  # noqa: E402
+from tests.stores.support import SCOPE, app_scope  # noqa: E402
 from wxmiddleware import WxConfig, WxMiddleware  # noqa: E402
 from wxmiddleware.session import (  # noqa: E402
     ClaimState,
@@ -139,8 +140,8 @@ def test_cluster_claims_and_releases_codes(cluster: List[RedisServer], prefix: s
     store.release_code(key)
     assert store.claim_code(key, 300).state is ClaimState.OWNER
     token = new_token()
-    session = WxSession("o-carol", "sk", None, 0.0, 4e9)
-    store.save(token, session, IDLE, key, seal_token("code-1", token))
+    session = WxSession("o-carol", "sk", None, 0.0, 4e9, SCOPE.appid)
+    store.save(token, session, IDLE, SCOPE, key, seal_token("code-1", token))
     store.release_code(key)
     assert store.claim_code(key, 300) == claim_used(seal_token("code-1", token))
     assert store.delete(token) is True
@@ -159,26 +160,26 @@ def test_async_cluster_client(
         nodes = [AsyncClusterNode("127.0.0.1", server.port) for server in cluster]
         client = AsyncRedisCluster(startup_nodes=nodes, **CLIENT_OPTIONS)
         store = AsyncRedisStore(client, key_prefix=prefix)
-        found = await store.get(token, IDLE)
+        found = await store.get(token, IDLE, app_scope(fake_wechat))
         assert found is not None and found.openid == openid
 
         mine = new_token()
         key = code_key("async-code")
         assert (await store.claim_code(key, 300)).state is ClaimState.OWNER
         assert (await store.claim_code(key, 300)).state is ClaimState.PENDING
-        session = WxSession(openid, "sk", None, found.created_at, found.expires_at)
-        await store.save(mine, session, IDLE, key, seal_token("async-code", mine))
+        session = WxSession(openid, "sk", None, found.created_at, found.expires_at, SCOPE.appid)
+        await store.save(mine, session, IDLE, SCOPE, key, seal_token("async-code", mine))
         assert await store.claim_code(key, 300) == claim_used(seal_token("async-code", mine))
         assert len(await store.sessions_for(openid)) == 2
-        assert sync_store.get(mine, IDLE) == session
+        assert sync_store.get(mine, IDLE, SCOPE) == session
 
         assert await store.delete(mine) is True
         assert await store.revoke_all(openid) == 1
-        assert await store.get(token, IDLE) is None
+        assert await store.get(token, IDLE, SCOPE) is None
         await client.aclose()
 
     asyncio.run(main())
-    assert sync_store.get(token, IDLE) is None
+    assert sync_store.get(token, IDLE, SCOPE) is None
     sync_store.client.close()
 
 
@@ -192,19 +193,19 @@ def test_cluster_values_locks_revoke_and_purge(cluster: List[RedisServer], prefi
 
     now = time.time()
     kept = new_token()
-    store.save(kept, WxSession("o-kept", "sk", None, now, now + 3600), IDLE)
+    store.save(kept, WxSession("o-kept", "sk", None, now, now + 3600), IDLE, SCOPE)
     named = new_token()
-    store.save(named, WxSession("o-kept", "sk", None, now, now + 3600), IDLE)
+    store.save(named, WxSession("o-kept", "sk", None, now, now + 3600), IDLE, SCOPE)
     assert store.revoke_session("o-kept", short_hash(token_key(named))) is True
     # Indexes of many users, on every master, whose sessions Redis expires.
     for index in range(30):
-        store.save(new_token(), WxSession(f"o-{index}", "sk", None, now, now + 3600), 1)
+        store.save(new_token(), WxSession(f"o-{index}", "sk", None, now, now + 3600), 1, SCOPE)
     assert sum(1 for keys in keys_per_master(cluster, prefix + "o:") if keys) == 3
     time.sleep(1.1)
     reports: List[int] = []
     assert store.purge_expired(reports.append) == 30
     assert reports[-1] == 30
-    assert store.get(kept, IDLE) is not None
+    assert store.get(kept, IDLE, SCOPE) is not None
 
     async def main() -> None:
         nodes = [AsyncClusterNode("127.0.0.1", server.port) for server in cluster]

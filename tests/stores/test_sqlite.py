@@ -12,6 +12,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from tests.stores.support import SCOPE
 from wxmiddleware.errors import ConfigError, StoreUnavailable
 from wxmiddleware.session import ClaimState, WxSession, code_key, new_token, short_hash, token_key
 from wxmiddleware.stores import MemoryStore, SQLiteStore, default_sqlite_path, open_store
@@ -25,7 +26,7 @@ JOIN_TIMEOUT = 60
 
 def make_session(openid: str = "o-alice", session_key: str = "sk-value") -> WxSession:
     now = time.time()
-    return WxSession(openid, session_key, None, now, now + 86400)
+    return WxSession(openid, session_key, None, now, now + 86400, SCOPE.appid)
 
 
 @pytest.fixture
@@ -49,9 +50,9 @@ def database_bytes(db: Path) -> bytes:
 
 def _child_share(path: str, token: str, queue: Any) -> None:
     store = SQLiteStore(path)
-    found = store.get(token, IDLE)
+    found = store.get(token, IDLE, SCOPE)
     mine = new_token()
-    store.save(mine, make_session("o-child"), IDLE)
+    store.save(mine, make_session("o-child"), IDLE, SCOPE)
     queue.put((found.openid if found else None, mine))
 
 
@@ -62,9 +63,9 @@ def _child_claim(path: str, key: str, barrier: Any, queue: Any) -> None:
 
 
 def _child_after_fork(store: SQLiteStore, token: str, queue: Any) -> None:
-    found = store.get(token, IDLE)
+    found = store.get(token, IDLE, SCOPE)
     mine = new_token()
-    store.save(mine, make_session("o-child"), IDLE)
+    store.save(mine, make_session("o-child"), IDLE, SCOPE)
     queue.put((found.openid if found else None, mine))
 
 
@@ -79,7 +80,7 @@ def _run(process: Any) -> None:
 
 def test_creates_directory_schema_and_wal(store: SQLiteStore, db: Path) -> None:
     assert not db.parent.exists()
-    store.save(new_token(), make_session(), IDLE)
+    store.save(new_token(), make_session(), IDLE, SCOPE)
     assert db.is_file()
     conn = sqlite3.connect(db)
     try:
@@ -92,10 +93,10 @@ def test_survives_restart(db: Path) -> None:
     token = new_token()
     session = make_session()
     first = SQLiteStore(db)
-    first.save(token, session, IDLE)
+    first.save(token, session, IDLE, SCOPE)
     first.close()
     second = SQLiteStore(db)
-    assert second.get(token, IDLE) == session
+    assert second.get(token, IDLE, SCOPE) == session
     assert second.sessions_for("o-alice")[0].key_hash == short_hash(token_key(token))
     second.close()
 
@@ -103,13 +104,13 @@ def test_survives_restart(db: Path) -> None:
 def test_database_holds_no_token_in_clear(store: SQLiteStore, db: Path) -> None:
     tokens = [new_token() for _ in range(5)]
     for token in tokens:
-        store.save(token, make_session(session_key="sk-marker"), IDLE)
-        store.get(token, IDLE)
+        store.save(token, make_session(session_key="sk-marker"), IDLE, SCOPE)
+        store.get(token, IDLE, SCOPE)
 
     def check(content: bytes) -> None:
-        assert b"sk-marker" in content  # the check reads the data it means to
+        assert b"sk-marker" not in content  # session_keys are sealed
         for token in tokens:
-            assert token_key(token).encode() in content
+            assert token_key(token).encode() in content  # the check reads the rows
             assert token.encode() not in content
 
     check(database_bytes(db))  # the rows are still in the WAL file
@@ -130,12 +131,12 @@ def test_save_purges_lazily_once_per_interval(
         finally:
             conn.close()
 
-    store.save(new_token(), make_session(), 5)
+    store.save(new_token(), make_session(), 5, SCOPE)
     now[0] += 10
-    store.save(new_token(), make_session(), 5)  # within the interval: nothing purged
+    store.save(new_token(), make_session(), 5, SCOPE)  # within the interval: nothing purged
     assert rows() == 2
     now[0] += sqlite_module.PURGE_INTERVAL
-    store.save(new_token(), make_session(), IDLE)
+    store.save(new_token(), make_session(), IDLE, SCOPE)
     assert rows() == 1
 
 
@@ -144,13 +145,13 @@ def test_save_purges_lazily_once_per_interval(
 
 def test_two_processes_share_sessions(store: SQLiteStore) -> None:
     token = new_token()
-    store.save(token, make_session(), IDLE)
+    store.save(token, make_session(), IDLE, SCOPE)
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     _run(ctx.Process(target=_child_share, args=(str(store.path), token, queue)))
     found, child_token = queue.get(timeout=5)
     assert found == "o-alice"
-    child_session = store.get(child_token, IDLE)
+    child_session = store.get(child_token, IDLE, SCOPE)
     assert child_session is not None and child_session.openid == "o-child"
 
 
@@ -176,25 +177,25 @@ def test_claim_code_race_across_processes(db: Path) -> None:
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
 def test_store_created_before_fork_works_in_child(store: SQLiteStore) -> None:
     token = new_token()
-    store.save(token, make_session(), IDLE)  # the parent has used the store before forking
+    store.save(token, make_session(), IDLE, SCOPE)  # the parent has used the store before forking
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
     _run(ctx.Process(target=_child_after_fork, args=(store, token, queue)))
     found, child_token = queue.get(timeout=5)
     assert found == "o-alice"
-    assert store.get(token, IDLE) is not None
-    child_session = store.get(child_token, IDLE)
+    assert store.get(token, IDLE, SCOPE) is not None
+    child_session = store.get(child_token, IDLE, SCOPE)
     assert child_session is not None and child_session.openid == "o-child"
 
 
 def test_connection_from_another_process_is_replaced_not_closed(store: SQLiteStore) -> None:
     # What a fork that bypasses os.register_at_fork hooks leaves behind.
     token = new_token()
-    store.save(token, make_session(), IDLE)
+    store.save(token, make_session(), IDLE, SCOPE)
     local: Any = store._db.local
     inherited = local.conn
     local.pid = -1
-    assert store.get(token, IDLE) is not None
+    assert store.get(token, IDLE, SCOPE) is not None
     assert local.conn is not inherited
     assert sqlite_db.INHERITED[-1] is inherited
     sqlite_db.INHERITED.remove(inherited)
@@ -284,26 +285,26 @@ def test_sqlite_failures_are_store_unavailable(tmp_path: Path) -> None:
 def test_cached_session_ends_when_another_store_deletes_it(store: SQLiteStore, db: Path) -> None:
     other = SQLiteStore(db)  # as another worker process would see the file
     token = new_token()
-    store.save(token, make_session(), IDLE)
-    assert store.get(token, IDLE) is not None  # parsed and cached
+    store.save(token, make_session(), IDLE, SCOPE)
+    assert store.get(token, IDLE, SCOPE) is not None  # parsed and cached
     assert other.delete(token)
-    assert store.get(token, IDLE) is None
+    assert store.get(token, IDLE, SCOPE) is None
     second = new_token()
-    store.save(second, make_session(), IDLE)
-    assert store.get(second, IDLE) is not None
+    store.save(second, make_session(), IDLE, SCOPE)
+    assert store.get(second, IDLE, SCOPE) is not None
     assert other.revoke_all("o-alice") == 1
-    assert store.get(second, IDLE) is None
+    assert store.get(second, IDLE, SCOPE) is None
     other.close()
 
 
 def test_cached_session_follows_a_replaced_row(store: SQLiteStore, db: Path) -> None:
     other = SQLiteStore(db)
     token = new_token()
-    store.save(token, make_session(session_key="sk-first"), IDLE)
-    first = store.get(token, IDLE)
+    store.save(token, make_session(session_key="sk-first"), IDLE, SCOPE)
+    first = store.get(token, IDLE, SCOPE)
     assert first is not None and first.session_key == "sk-first"
-    other.save(token, make_session(session_key="sk-second"), IDLE)
-    again = store.get(token, IDLE)
+    other.save(token, make_session(session_key="sk-second"), IDLE, SCOPE)
+    again = store.get(token, IDLE, SCOPE)
     assert again is not None and again.session_key == "sk-second"
     other.close()
 
@@ -311,21 +312,21 @@ def test_cached_session_follows_a_replaced_row(store: SQLiteStore, db: Path) -> 
 def test_cached_session_still_expires(store: SQLiteStore) -> None:
     token = new_token()
     now = time.time()
-    store.save(token, WxSession("o-alice", "sk", None, now, now + 0.3), IDLE)
-    assert store.get(token, IDLE) is not None
+    store.save(token, WxSession("o-alice", "sk", None, now, now + 0.3), IDLE, SCOPE)
+    assert store.get(token, IDLE, SCOPE) is not None
     time.sleep(0.4)
-    assert store.get(token, IDLE) is None
+    assert store.get(token, IDLE, SCOPE) is None
 
 
 def test_cache_is_bounded(store: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sqlite_module, "RECENT_SESSIONS", 3)
     tokens = [new_token() for _ in range(5)]
     for token in tokens:
-        store.save(token, make_session(), IDLE)
-        assert store.get(token, IDLE) is not None
+        store.save(token, make_session(), IDLE, SCOPE)
+        assert store.get(token, IDLE, SCOPE) is not None
     assert len(store._recent) == 3
     assert list(store._recent) == tokens[2:]  # the oldest went first
-    assert all(store.get(token, IDLE) is not None for token in tokens)
+    assert all(store.get(token, IDLE, SCOPE) is not None for token in tokens)
 
 
 # --- failures ---
@@ -345,7 +346,7 @@ def assert_unavailable(
 
 def test_locked_database_is_unavailable(store: SQLiteStore, db: Path) -> None:
     token = new_token()
-    store.save(token, make_session(session_key="sk-secret"), IDLE)
+    store.save(token, make_session(session_key="sk-secret"), IDLE, SCOPE)
     locked = SQLiteStore(db, timeout=0.05)
     blocker = sqlite3.connect(db, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
@@ -353,14 +354,14 @@ def test_locked_database_is_unavailable(store: SQLiteStore, db: Path) -> None:
         other = new_token()
         # SQLiteBusy: a StoreUnavailable that says nothing was written.
         with pytest.raises(SQLiteBusy) as excinfo:
-            locked.save(other, make_session(session_key="sk-secret"), IDLE)
+            locked.save(other, make_session(session_key="sk-secret"), IDLE, SCOPE)
         assert_unavailable(excinfo, locked, other, token_key(other), "sk-secret")
         detail = excinfo.value.detail or ""
         assert "OperationalError" in detail and short_hash(token_key(other)) in detail
         with pytest.raises(SQLiteBusy):
             locked.claim_code(code_key("c"), 300)
         # WAL readers are not blocked by a writer.
-        assert locked.get(token, IDLE) is not None
+        assert locked.get(token, IDLE, SCOPE) is not None
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
@@ -374,16 +375,16 @@ def test_path_under_a_file_is_unavailable(tmp_path: Path) -> None:
     store = SQLiteStore(blocker / "s.sqlite3")
     token = new_token()
     with pytest.raises(StoreUnavailable) as excinfo:
-        store.get(token, IDLE)
+        store.get(token, IDLE, SCOPE)
     assert_unavailable(excinfo, store, token, token_key(token))
     with pytest.raises(StoreUnavailable):
-        store.save(token, make_session(), IDLE)
+        store.save(token, make_session(), IDLE, SCOPE)
 
 
 def test_path_that_is_a_directory_is_unavailable(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path)
     with pytest.raises(StoreUnavailable) as excinfo:
-        store.get(new_token(), IDLE)
+        store.get(new_token(), IDLE, SCOPE)
     assert "OperationalError" in (excinfo.value.detail or "")
 
 
@@ -393,7 +394,7 @@ def test_corrupt_file_is_unavailable(tmp_path: Path) -> None:
     store = SQLiteStore(db)
     token = new_token()
     with pytest.raises(StoreUnavailable) as excinfo:
-        store.get(token, IDLE)
+        store.get(token, IDLE, SCOPE)
     assert "DatabaseError" in (excinfo.value.detail or "")
     assert not isinstance(excinfo.value, SQLiteBusy)  # not worth another try elsewhere
     assert_unavailable(excinfo, store, token, token_key(token))

@@ -9,6 +9,7 @@ from ..config import WxConfig
 from ..errors import InvalidCode, UpstreamTimeout
 from ..session import (
     ClaimState,
+    SessionScope,
     WxSession,
     absolute_expiry,
     code_key,
@@ -44,6 +45,7 @@ def new_session(reply: CodeSession, config: WxConfig, now: Optional[float] = Non
         unionid=reply.unionid,
         created_at=now,
         expires_at=absolute_expiry(now, config.session_max_age),
+        appid=config.appid,
     )
 
 
@@ -75,7 +77,9 @@ def login_flow(code: str, config: WxConfig, replayable: bool = True) -> Flow[Log
     token = new_token()
     session = new_session(reply, config)
     sealed = None if key is None else seal_token(code, token)
-    yield StoreCall("save", (token, session, config.session_ttl, key, sealed))
+    # The store puts the new key into the user's other sessions and applies the cap.
+    scope = SessionScope.for_config(config)
+    yield StoreCall("save", (token, session, config.session_ttl, scope, key, sealed))
     return LoginResult(token, session, True)
 
 
@@ -96,7 +100,8 @@ def _claim(code: str, key: str, config: WxConfig) -> Flow[Optional[LoginResult]]
         token = unseal_token(code, claim.sealed_token or "")
         session = None
         if token is not None:
-            session = yield StoreCall("get", (token, config.session_ttl))
+            scope = SessionScope.for_config(config)
+            session = yield StoreCall("get", (token, config.session_ttl, scope))
         if token is None or session is None:
             raise InvalidCode("This login code was already used; call wx.login() again.")
         return LoginResult(token, session, False)

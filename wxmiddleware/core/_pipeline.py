@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping, Optional, Union
 
 from ..config import WxConfig
 from ..errors import BadRequest, InvalidSession, WxError
-from ..session import WxSession, code_key, short_hash, token_key
+from ..session import SessionScope, WxSession, code_key, short_hash, token_key
 from ._cors import Cors
 from ._effects import CallHook, ClientDisconnected, Flow, ReadBody, StoreCall
 from ._login import login_flow
@@ -106,18 +106,19 @@ class SessionLookup(Forward):
 
     An authenticated request is a flow of one effect: look the token up, then forward or
     refuse. Written as this continuation instead of a generator it costs less per request,
-    and every request of an app pays that. A performer calls ``store.get(token, idle_ttl)``
-    and hands the result to :meth:`found`, or the exception to :meth:`failed`; both give the
-    outcome. Found, the lookup is itself the :class:`Forward` (one object per request).
+    and every request of an app pays that. A performer calls ``store.get(token, idle_ttl,
+    scope)`` and hands the result to :meth:`found`, or the exception to :meth:`failed`; both
+    give the outcome. Found, the lookup is itself the :class:`Forward` (one object per request).
     """
 
-    __slots__ = ("_kind", "_pipeline", "_view", "idle_ttl", "token")
+    __slots__ = ("_kind", "_pipeline", "_view", "idle_ttl", "scope", "token")
     #: A found session is always attached (a class attribute: one store less per request).
     attach = True
 
     def __init__(self, pipeline: Pipeline, view: RequestView, kind: RequestKind, token: str):
         self.token = token
         self.idle_ttl = pipeline.idle_ttl
+        self.scope = pipeline.scope
         self._pipeline = pipeline
         self._view = view
         self._kind = kind
@@ -201,6 +202,8 @@ class Pipeline:
         self.cors = Cors(config, header_key)
         # Looked up once here rather than on every request.
         self.idle_ttl = config.session_ttl
+        #: The app's sessions in the store: its appid, sealing keys and per-user cap.
+        self.scope = SessionScope.for_config(config)
         self._classify = self.router.classify
         self._token_keys = self.header_names.tokens
 

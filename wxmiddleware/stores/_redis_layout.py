@@ -28,7 +28,16 @@ from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..errors import ConfigError, StoreUnavailable
-from ..session import CLAIM_OWNER, CLAIM_PENDING, CodeClaim, WxSession, claim_used, short_hash
+from ..session import (
+    CLAIM_OWNER,
+    CLAIM_PENDING,
+    CodeClaim,
+    SessionScope,
+    WxSession,
+    claim_used,
+    short_hash,
+)
+from . import _records
 from .base import SessionInfo
 
 _T = TypeVar("_T")
@@ -83,6 +92,31 @@ if value and string.sub(value, 1, 2) == 'p:' then
 end
 return 0
 """
+# Puts a sealed session_key (ARGV[1], issued at ARGV[2]) into one session record, keeping
+# its TTL, unless the record holds a newer key: session.key_replaces, applied where Redis can
+# do it atomically. The record's head is _records.HEAD; ARGV[3] is the appid member that
+# must follow it (_records.appid_member). Answers 0: no such session; 1: rewritten; 2: it
+# holds this key or a newer one; 3: not a record of this app.
+REKEY_SCRIPT = """
+local value = redis.call('GET', KEYS[1])
+if not value then
+  return 0
+end
+local _, last, at, sealed = string.find(value, '^{"kt":([^,]+),"sk":"([^"]*)",')
+if not last or string.sub(value, last + 1, last + #ARGV[3]) ~= ARGV[3] then
+  return 3
+end
+if sealed == ARGV[1] or tonumber(at) > tonumber(ARGV[2]) then
+  return 2
+end
+local record = '{"kt":' .. ARGV[2] .. ',"sk":"' .. ARGV[1] .. '",' .. string.sub(value, last + 1)
+redis.call('SET', KEYS[1], record, 'KEEPTTL')
+return 1
+"""
+#: What :data:`REKEY_SCRIPT` answers for a session that is still there, of this app.
+REKEY_LIVE = (1, 2)
+#: ... and for one that is gone.
+REKEY_GONE = 0
 # Deletes a lock only for the owner that holds it.
 RELEASE_LOCK_SCRIPT = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -167,10 +201,14 @@ def ttl_ms(ttl: float) -> int:
     return max(1, math.ceil(ttl * 1000))
 
 
-def parse_session(raw: Union[bytes, str], hashed_token: str) -> WxSession:
+def parse_session(
+    raw: Union[bytes, str], hashed_token: str, scope: SessionScope
+) -> Optional[WxSession]:
+    """The session a stored record holds for ``scope``'s app (``None``: not one of its
+    sessions); :class:`StoreUnavailable` for a value that is not a record at all."""
     try:
-        return WxSession.from_json(raw)
-    except (ValueError, KeyError, TypeError) as exc:
+        return _records.decode(raw, scope)
+    except ValueError as exc:
         raise StoreUnavailable(
             detail=f"Redis: undecodable session {short_hash(hashed_token)}: {type(exc).__name__}"
         ) from None
@@ -178,6 +216,14 @@ def parse_session(raw: Union[bytes, str], hashed_token: str) -> WxSession:
 
 def index_command(index: str, hashed_token: str, session: WxSession, now: float) -> Command:
     return ("EVAL", _INDEX_SCRIPT, 1, index, hashed_token, repr(session.expires_at), repr(now))
+
+
+def score_pairs(reply: Sequence[Any]) -> List[Tuple[str, float]]:
+    """``ZRANGE … WITHSCORES`` as (member, score) pairs: a flat list in RESP2, pairs in
+    RESP3."""
+    if reply and isinstance(reply[0], (list, tuple)):
+        return [(text(member), float(score)) for member, score in reply]
+    return [(text(member), float(score)) for member, score in zip(reply[0::2], reply[1::2])]
 
 
 def describe(
@@ -191,7 +237,7 @@ def describe(
             stale.append(member)
             continue
         try:
-            session = WxSession.from_json(raw)
+            session = _records.public_fields(raw)
         except (ValueError, KeyError, TypeError):
             continue
         if session.expires_at <= now or pttl <= 0:

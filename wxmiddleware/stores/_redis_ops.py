@@ -27,16 +27,30 @@ from typing import (
     List,
     Optional,
     Sequence,
+    Tuple,
     TypeVar,
     Union,
     overload,
 )
 
-from ..session import CodeClaim, WxSession, idle_deadline, is_live, short_hash, token_key
+from ..session import (
+    CodeClaim,
+    SessionScope,
+    WxSession,
+    idle_deadline,
+    is_live,
+    over_cap,
+    short_hash,
+    token_key,
+)
+from . import _records
 from ._redis_layout import (
     NEXT_INDEX,
     PENDING_PREFIX,
     REDIS_ERRORS,
+    REKEY_GONE,
+    REKEY_LIVE,
+    REKEY_SCRIPT,
     RELEASE_LOCK_SCRIPT,
     RELEASE_SCRIPT,
     Batch,
@@ -52,6 +66,7 @@ from ._redis_layout import (
     lock_commands,
     lock_result,
     parse_session,
+    score_pairs,
     text,
     ttl_ms,
 )
@@ -120,7 +135,7 @@ class RedisOperations:
         self.keys = keys
         self.cluster = cluster
 
-    def get(self, token: str, idle_ttl: int) -> Operation[Optional[WxSession]]:
+    def get(self, token: str, idle_ttl: int, scope: SessionScope) -> Operation[Optional[WxSession]]:
         """One ``GETEX key EX idle_ttl``: the session, its idle timeout slid. Only in the last
         ``idle_ttl`` seconds of a session's absolute lifetime does a ``PEXPIRE`` follow, to cap
         the key's TTL at that expiry (a cap of zero or less deletes a session that is over)."""
@@ -130,7 +145,9 @@ class RedisOperations:
             (raw,) = yield Batch((("GETEX", key, "EX", idle_ttl),))
             if raw is None:
                 return None
-            session = parse_session(raw, hashed)
+            session = parse_session(raw, hashed, scope)
+            if session is None:
+                return None
             now = time.time()
             deadline = idle_deadline(session.expires_at, idle_ttl, now)
             left_ms = math.ceil((deadline - now) * 1000)
@@ -143,26 +160,77 @@ class RedisOperations:
         token: str,
         session: WxSession,
         idle_ttl: int,
+        scope: SessionScope,
         code_key: Optional[str] = None,
         sealed_token: Optional[str] = None,
     ) -> Operation[None]:
         """The openid index entry (a one-key script), the session and, when a claim is being
-        completed, its code record (its TTL kept): one ``MULTI``/``EXEC``, or on a Cluster the
-        index entry first, so that a failure leaves no session ``revoke_all`` cannot find."""
+        completed, its code record (its TTL kept), with the index read back: one
+        ``MULTI``/``EXEC``, or on a Cluster the index entry first, so that a failure leaves
+        no session ``revoke_all`` cannot find. Then the new key goes into the user's other
+        sessions (:meth:`set_session_key`'s scripts, one round trip) and the oldest beyond
+        the cap are deleted (one more round trip, only then)."""
         hashed = token_key(token)
         now = time.time()
-        index = index_command(self.keys.index(session.openid), hashed, session, now)
+        index_key = self.keys.index(session.openid)
+        index = index_command(index_key, hashed, session, now)
+        sealed = scope.seal_key(session.openid, session.session_key)
+        record = _records.encode(session, scope, sealed)
         # At least 1 ms: a session already past its expiry is written to vanish at once.
         ttl_ms = max(1, math.ceil((idle_deadline(session.expires_at, idle_ttl, now) - now) * 1000))
-        rest: List[Command] = [("SET", self.keys.session(hashed), session.to_json(), "PX", ttl_ms)]
+        rest: List[Command] = [("SET", self.keys.session(hashed), record, "PX", ttl_ms)]
         if code_key is not None and sealed_token is not None:
             rest.append(("SET", self.keys.code(code_key), sealed_token, "XX", "KEEPTTL"))
+        read_index: Command = ("ZRANGE", index_key, 0, -1, "WITHSCORES")
         with failures("save", "session", hashed):
             if self.cluster:
-                yield Batch((index,))
+                replies = yield Batch((index, read_index))
                 yield Batch(rest)
             else:
-                yield Batch((index, *rest), transaction=True)
+                replies = yield Batch((index, *rest, read_index), transaction=True)
+            others = [entry for entry in score_pairs(replies[-1]) if entry[0] != hashed]
+            live = yield from self._rekey(index_key, others, sealed, session.created_at, scope)
+            # Index scores are absolute expiries: within one app, the order of creation.
+            ended = over_cap([*live, (hashed, session.expires_at)], scope.max_sessions)
+            if ended:
+                yield Batch(self._revoke_commands(session.openid, ended))
+
+    def set_session_key(
+        self, openid: str, session_key: str, key_at: float, scope: SessionScope
+    ) -> Operation[int]:
+        """The openid's index, then one script per session (one key each, one round trip)
+        that puts the sealed key in unless the session holds a newer one."""
+        index_key = self.keys.index(openid)
+        with failures("set_session_key"):
+            (raw,) = yield Batch((("ZRANGE", index_key, 0, -1, "WITHSCORES"),))
+            sealed = scope.seal_key(openid, session_key)
+            live = yield from self._rekey(index_key, score_pairs(raw), sealed, key_at, scope)
+        return len(live)
+
+    def _rekey(
+        self,
+        index_key: str,
+        members: List[Tuple[str, float]],
+        sealed: str,
+        key_at: float,
+        scope: SessionScope,
+    ) -> Operation[List[Tuple[str, float]]]:
+        # The key into each indexed session; returns the live ones of scope's app (with
+        # their index scores) and unindexes the gone ones.
+        if not members:
+            return []
+        appid = _records.appid_member(scope.appid)
+        stamp = repr(float(key_at))
+        answers = yield Batch(
+            [
+                ("EVAL", REKEY_SCRIPT, 1, self.keys.session(member), sealed, stamp, appid)
+                for member, _ in members
+            ]
+        )
+        gone = [member for (member, _), answer in zip(members, answers) if answer == REKEY_GONE]
+        if gone:
+            yield Batch((("ZREM", index_key, *gone),))
+        return [entry for entry, answer in zip(members, answers) if answer in REKEY_LIVE]
 
     def delete(self, token: str) -> Operation[bool]:
         """``GETDEL`` of the session, then ``ZREM`` of its index entry."""
@@ -172,7 +240,7 @@ class RedisOperations:
             if raw is None:
                 return False
             try:
-                openid = WxSession.from_json(raw).openid
+                openid = _records.public_fields(raw).openid
             except (ValueError, KeyError, TypeError):
                 return True  # not ours to index; the session key is gone either way
             yield Batch((("ZREM", self.keys.index(openid), hashed),))
@@ -344,6 +412,7 @@ class RedisStoreMethods:
 
     get = _Operation(RedisOperations.get)
     save = _Operation(RedisOperations.save)
+    set_session_key = _Operation(RedisOperations.set_session_key)
     delete = _Operation(RedisOperations.delete)
     revoke_all = _Operation(RedisOperations.revoke_all)
     sessions_for = _Operation(RedisOperations.sessions_for)

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, List, Optional, TypeVar, Union
 
 from ..errors import ConfigError, StoreUnavailable
-from ..session import CodeClaim, WxSession
+from ..session import CodeClaim, SessionScope, WxSession
 from . import _redis_stores, open_store, store_url_scheme
 from ._inline import InlineAsync
 from .base import AsyncSessionStore, PurgeProgress, SessionInfo
@@ -47,6 +47,7 @@ class AsyncMemoryStore:
 
     get = InlineAsync(MemoryStore.get)
     save = InlineAsync(MemoryStore.save)
+    set_session_key = InlineAsync(MemoryStore.set_session_key)
     delete = InlineAsync(MemoryStore.delete)
     revoke_all = InlineAsync(MemoryStore.revoke_all)
     sessions_for = InlineAsync(MemoryStore.sessions_for)
@@ -129,12 +130,12 @@ class AsyncSQLiteStore:
         except StoreUnavailable as error:  # the next round tries again
             logger.warning("SQLite maintenance failed: %s", error.detail)
 
-    async def get(self, token: str, idle_ttl: int) -> Optional[WxSession]:
+    async def get(self, token: str, idle_ttl: int, scope: SessionScope) -> Optional[WxSession]:
         """See :meth:`SessionStore.get`."""
         if self._opened:
-            found = self.sync._lookup(token, idle_ttl)
+            found = self.sync._lookup(token, idle_ttl, scope)
         else:
-            found = await self._in_writer(self.sync._lookup, token, idle_ttl)
+            found = await self._in_writer(self.sync._lookup, token, idle_ttl, scope)
         if found is None:
             return None
         if found.slide_to is not None:
@@ -146,12 +147,33 @@ class AsyncSQLiteStore:
         token: str,
         session: WxSession,
         idle_ttl: int,
+        scope: SessionScope,
         code_key: Optional[str] = None,
         sealed_token: Optional[str] = None,
     ) -> None:
         """See :meth:`SessionStore.save`."""
         await self._write(
-            self._inline.save, self.sync.save, token, session, idle_ttl, code_key, sealed_token
+            self._inline.save,
+            self.sync.save,
+            token,
+            session,
+            idle_ttl,
+            scope,
+            code_key,
+            sealed_token,
+        )
+
+    async def set_session_key(
+        self, openid: str, session_key: str, key_at: float, scope: SessionScope
+    ) -> int:
+        """See :meth:`SessionStore.set_session_key`."""
+        return await self._write(
+            self._inline.set_session_key,
+            self.sync.set_session_key,
+            openid,
+            session_key,
+            key_at,
+            scope,
         )
 
     async def delete(self, token: str) -> bool:

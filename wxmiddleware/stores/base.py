@@ -4,8 +4,12 @@ Synchronous stores close with ``close()``, asynchronous ones with ``await aclose
 convention of httpx and redis-py).
 
 Stores receive tokens and hash them where they persist anything (see
-:func:`wxmiddleware.session.token_key`). Login codes reach a store only as
-:func:`wxmiddleware.session.code_key` plus the token sealed under the code.
+:func:`wxmiddleware.session.token_key`); persistent stores keep the session_key only sealed
+(see :mod:`wxmiddleware.stores._records`). Every session belongs to one app: the methods
+that read or write session_keys take that app's
+:class:`~wxmiddleware.session.SessionScope`, and find nothing of another app's. Login codes
+reach a store only as :func:`wxmiddleware.session.code_key` plus the token sealed under the
+code.
 Every store raises :class:`wxmiddleware.errors.StoreUnavailable` when its backend fails,
 so the middleware can fail closed with a 503.
 
@@ -20,7 +24,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Protocol, runtime_checkable
 
-from ..session import CodeClaim, WxSession
+from ..session import CodeClaim, SessionScope, WxSession
 
 #: How many sessions (or index entries) :meth:`SessionStore.purge_expired` handles between
 #: two calls of its ``progress`` callback.
@@ -53,11 +57,13 @@ class SessionInfo:
 class SessionStore(Protocol):
     """A synchronous session store (used by :class:`wxmiddleware.WxMiddleware`)."""
 
-    def get(self, token: str, idle_ttl: int) -> Optional[WxSession]:
+    def get(self, token: str, idle_ttl: int, scope: SessionScope) -> Optional[WxSession]:
         """Return the live session for ``token`` and slide its idle timeout, or ``None``.
 
         ``idle_ttl`` is in seconds; liveness and the slide follow
-        :func:`wxmiddleware.session.deadline_after_use`.
+        :func:`wxmiddleware.session.deadline_after_use`. A session of another app than
+        ``scope``'s is ``None``, as is a record whose session_key none of ``scope``'s keys
+        opens.
         """
 
     def save(
@@ -65,14 +71,31 @@ class SessionStore(Protocol):
         token: str,
         session: WxSession,
         idle_ttl: int,
+        scope: SessionScope,
         code_key: Optional[str] = None,
         sealed_token: Optional[str] = None,
     ) -> None:
-        """Store a new session, index it under its openid, and complete a code claim.
+        """Store a new session of ``scope``'s app, index it under its openid, and complete a
+        code claim.
 
         The session lives until :func:`wxmiddleware.session.idle_deadline` (``idle_ttl`` in
-        seconds) unless used. With ``code_key`` and ``sealed_token``, a claim of that code
-        made by :meth:`claim_code` is completed: later claims find it used.
+        seconds) unless used. Its session_key, issued at its ``created_at``, then goes into
+        every other live session of the openid in the app (:meth:`set_session_key`), and
+        when the user has more than ``scope.max_sessions`` of them the oldest end. With
+        ``code_key`` and ``sealed_token``, a claim of that code made by :meth:`claim_code`
+        is completed: later claims find it used.
+        """
+
+    def set_session_key(
+        self, openid: str, session_key: str, key_at: float, scope: SessionScope
+    ) -> int:
+        """Put ``session_key``, issued by WeChat at ``key_at`` (epoch seconds), into every
+        live session of ``openid`` in ``scope``'s app that holds an older key
+        (:func:`wxmiddleware.session.key_replaces`); return how many live sessions the user
+        has there.
+
+        Each session is rewritten on its own: a failure part-way leaves each with its old
+        or its new key, never a mixture, and the next login or reset completes the work.
         """
 
     def delete(self, token: str) -> bool:
@@ -138,7 +161,7 @@ class SessionStore(Protocol):
 class AsyncSessionStore(Protocol):
     """The asynchronous twin of :class:`SessionStore` (used by the ASGI middleware)."""
 
-    async def get(self, token: str, idle_ttl: int) -> Optional[WxSession]:
+    async def get(self, token: str, idle_ttl: int, scope: SessionScope) -> Optional[WxSession]:
         """See :meth:`SessionStore.get`."""
 
     async def save(
@@ -146,10 +169,16 @@ class AsyncSessionStore(Protocol):
         token: str,
         session: WxSession,
         idle_ttl: int,
+        scope: SessionScope,
         code_key: Optional[str] = None,
         sealed_token: Optional[str] = None,
     ) -> None:
         """See :meth:`SessionStore.save`."""
+
+    async def set_session_key(
+        self, openid: str, session_key: str, key_at: float, scope: SessionScope
+    ) -> int:
+        """See :meth:`SessionStore.set_session_key`."""
 
     async def delete(self, token: str) -> bool:
         """See :meth:`SessionStore.delete`."""

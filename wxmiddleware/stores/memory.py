@@ -1,13 +1,15 @@
 """MemoryStore: sessions in this process only (tests, single-process development servers).
 
-It holds nothing outside the process, so it keys sessions by the token itself: hashing on
-every request would cost a measurable share of a fast framework's request.
+It holds nothing outside the process, so it keys sessions by the token itself (hashing on
+every request would cost a measurable share of a fast framework's request) and keeps
+session_keys in clear.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from typing import Dict, List, Optional, Set, Tuple
 
 from ..session import (
@@ -15,11 +17,14 @@ from ..session import (
     CLAIM_PENDING,
     ClaimState,
     CodeClaim,
+    SessionScope,
     WxSession,
     claim_used,
     deadline_after_use,
     idle_deadline,
     is_live,
+    key_replaces,
+    over_cap,
     short_hash,
     token_key,
 )
@@ -27,13 +32,16 @@ from .base import PURGE_BATCH, PurgeProgress, SessionInfo, new_lock_owner
 
 
 class _Entry:
-    # expires_at copies session.expires_at: a slot reads faster than the dataclass field.
-    __slots__ = ("expires_at", "idle_until", "session")
+    # expires_at and appid copy the session's: a slot reads faster than a dataclass field.
+    # key_at: when WeChat issued the session_key the session holds (epoch seconds).
+    __slots__ = ("appid", "expires_at", "idle_until", "key_at", "session")
 
-    def __init__(self, session: WxSession, idle_until: float) -> None:
+    def __init__(self, session: WxSession, idle_until: float, key_at: float) -> None:
         self.session = session
         self.idle_until = idle_until
         self.expires_at = session.expires_at
+        self.appid = session.appid
+        self.key_at = key_at
 
 
 class MemoryStore:
@@ -49,10 +57,10 @@ class MemoryStore:
         self._values: Dict[str, Tuple[str, float]] = {}
         self._locks: Dict[str, Tuple[str, float]] = {}
 
-    def get(self, token: str, idle_ttl: int) -> Optional[WxSession]:
+    def get(self, token: str, idle_ttl: int, scope: SessionScope) -> Optional[WxSession]:
         """See :meth:`SessionStore.get`."""
         entry = self._sessions.get(token)
-        if entry is None:
+        if entry is None or entry.appid != scope.appid:
             return None
         deadline = deadline_after_use(entry.idle_until, entry.expires_at, idle_ttl, time.time())
         if deadline is None:
@@ -66,17 +74,49 @@ class MemoryStore:
         token: str,
         session: WxSession,
         idle_ttl: int,
+        scope: SessionScope,
         code_key: Optional[str] = None,
         sealed_token: Optional[str] = None,
     ) -> None:
         """See :meth:`SessionStore.save`."""
-        idle_until = idle_deadline(session.expires_at, idle_ttl, time.time())
+        if session.appid != scope.appid:
+            session = replace(session, appid=scope.appid)
+        now = time.time()
+        idle_until = idle_deadline(session.expires_at, idle_ttl, now)
         with self._lock:
-            self._sessions[token] = _Entry(session, idle_until)
+            self._sessions[token] = _Entry(session, idle_until, session.created_at)
             self._by_openid.setdefault(session.openid, set()).add(token)
+            live = self._rekey(session.openid, session.session_key, session.created_at, scope, now)
+            ended = over_cap(live, scope.max_sessions)
             if code_key is not None and sealed_token is not None:
-                expires = self._codes.get(code_key, (CLAIM_PENDING, time.time()))[1]
+                expires = self._codes.get(code_key, (CLAIM_PENDING, now))[1]
                 self._codes[code_key] = (claim_used(sealed_token), expires)
+        for gone in ended:
+            self.delete(gone)
+
+    def set_session_key(
+        self, openid: str, session_key: str, key_at: float, scope: SessionScope
+    ) -> int:
+        """See :meth:`SessionStore.set_session_key`."""
+        with self._lock:
+            return len(self._rekey(openid, session_key, key_at, scope, time.time()))
+
+    def _rekey(
+        self, openid: str, session_key: str, key_at: float, scope: SessionScope, now: float
+    ) -> List[Tuple[str, float]]:
+        # Under the lock: the key issued at key_at into every live session of the openid in
+        # scope's app that holds an older one; returns those sessions and their creation.
+        live = []
+        for token in self._by_openid.get(openid, ()):
+            entry = self._sessions[token]
+            if entry.appid != scope.appid or not is_live(entry.idle_until, entry.expires_at, now):
+                continue
+            if key_replaces(entry.key_at, key_at):
+                entry.key_at = key_at
+                if entry.session.session_key != session_key:
+                    entry.session = replace(entry.session, session_key=session_key)
+            live.append((token, entry.session.created_at))
+        return live
 
     def delete(self, token: str) -> bool:
         """See :meth:`SessionStore.delete`."""

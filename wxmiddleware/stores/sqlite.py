@@ -2,8 +2,9 @@
 
 Zero setup, shared by every worker process on one machine (gunicorn ``-w 4``), and it
 survives restarts. The database runs in WAL mode so readers never wait for the writer;
-sessions are keyed by :func:`~wxmiddleware.session.token_key`, so the file holds no usable
-token. Expired rows are deleted lazily (see :meth:`SQLiteStore.purge_expired`).
+sessions are keyed by :func:`~wxmiddleware.session.token_key` and hold their session_key
+sealed (:mod:`wxmiddleware.stores._records`), so the file holds no usable token and no
+usable session_key. Expired rows are deleted lazily (see :meth:`SQLiteStore.purge_expired`).
 
 Shared values and locks (:meth:`SQLiteStore.set_value`, :meth:`SQLiteStore.acquire_lock`)
 are rows with an expiry, in tables of their own, so every process on the machine sees them.
@@ -23,14 +24,17 @@ from ..session import (
     CLAIM_OWNER,
     CLAIM_PENDING,
     CodeClaim,
+    SessionScope,
     WxSession,
     claim_used,
     deadline_after_use,
     idle_deadline,
     is_live,
+    over_cap,
     short_hash,
     token_key,
 )
+from . import _records
 from ._sqlite_db import Database, SQLiteBusy, transaction
 from ._sqlite_values import SharedValues
 from .base import PURGE_BATCH, PurgeProgress, SessionInfo
@@ -48,6 +52,11 @@ _SLIDE = "UPDATE wx_sessions SET idle_until = ?1 WHERE key = ?2 AND idle_until <
 _INSERT = (
     "INSERT OR REPLACE INTO wx_sessions (key, openid, value, idle_until, expires_at)"
     " VALUES (?, ?, ?, ?, ?)"
+)
+_DELETE = "DELETE FROM wx_sessions WHERE key = ?"
+# The live sessions of an openid (of every app: the caller checks the record's appid).
+_USER_SESSIONS = (
+    "SELECT key, value FROM wx_sessions WHERE openid = ?1 AND idle_until > ?2 AND expires_at > ?2"
 )
 _LIVE_CODE = "SELECT sealed FROM wx_codes WHERE key = ? AND expires_at > ?"
 # The sealed column of a code record that a login still owns (sealed tokens are never empty).
@@ -118,16 +127,17 @@ class SQLiteStore(SharedValues):
         """The absolute path of the database file."""
         return self._db.path
 
-    def get(self, token: str, idle_ttl: int) -> Optional[WxSession]:
-        """Return the live session for ``token`` and slide its idle timeout, or ``None``."""
-        found = self._lookup(token, idle_ttl)
+    def get(self, token: str, idle_ttl: int, scope: SessionScope) -> Optional[WxSession]:
+        """Return the live session of ``scope``'s app for ``token`` and slide its idle
+        timeout, or ``None``."""
+        found = self._lookup(token, idle_ttl, scope)
         if found is None:
             return None
         if found.slide_to is not None:
             self._slide(found)
         return found.session
 
-    def _lookup(self, token: str, idle_ttl: int) -> Optional[_Lookup]:
+    def _lookup(self, token: str, idle_ttl: int, scope: SessionScope) -> Optional[_Lookup]:
         # The read step of get: it never waits for a writer (WAL mode). Returns the live
         # session and, when its idle deadline should move, the new deadline for _slide.
         recent = self._recent
@@ -148,10 +158,16 @@ class SQLiteStore(SharedValues):
         deadline = deadline_after_use(idle_until, expires_at, idle_ttl, time.time())
         if deadline is None:
             return None
-        if cached is not None and cached[1] == value:
+        if cached is not None and cached[1] == value and cached[2].appid == scope.appid:
             session = cached[2]
         else:
-            session = WxSession.from_json(value)
+            try:
+                opened = _records.decode(value, scope)
+            except ValueError as exc:
+                raise self._db.failure(exc, "get (undecodable)", "session", key) from None
+            if opened is None:
+                return None
+            session = opened
             if len(recent) >= RECENT_SESSIONS:
                 # The oldest entry goes; another thread may have just removed it.
                 with suppress(StopIteration, KeyError, RuntimeError):
@@ -171,15 +187,18 @@ class SQLiteStore(SharedValues):
         token: str,
         session: WxSession,
         idle_ttl: int,
+        scope: SessionScope,
         code_key: Optional[str] = None,
         sealed_token: Optional[str] = None,
     ) -> None:
-        """Store a new session and, in the same transaction, complete a code claim.
+        """Store a new session, put its key into the user's other sessions, end the oldest
+        beyond the cap and complete a code claim: one transaction, all or nothing.
 
         At most once per :data:`PURGE_INTERVAL` seconds per process, the transaction also
         deletes expired sessions and code records.
         """
         key = token_key(token)
+        sealed = scope.seal_key(session.openid, session.session_key)
         try:
             conn = self._db.connection()
             with transaction(conn):
@@ -187,10 +206,12 @@ class SQLiteStore(SharedValues):
                 if self._maintenance and now >= self._next_purge:
                     self._purge(conn, now)
                 idle_until = idle_deadline(session.expires_at, idle_ttl, now)
-                conn.execute(
-                    _INSERT,
-                    (key, session.openid, session.to_json(), idle_until, session.expires_at),
-                )
+                record = _records.encode(session, scope, sealed)
+                conn.execute(_INSERT, (key, session.openid, record, idle_until, session.expires_at))
+                live = self._rekey(conn, session.openid, sealed, session.created_at, scope, now)
+                ended = over_cap(live, scope.max_sessions)
+                if ended:
+                    conn.executemany(_DELETE, [(gone,) for gone in ended])
                 if code_key is not None and sealed_token is not None:
                     conn.execute(
                         "UPDATE wx_codes SET sealed = ? WHERE key = ?", (sealed_token, code_key)
@@ -198,11 +219,52 @@ class SQLiteStore(SharedValues):
         except sqlite3.Error as exc:
             raise self._db.failure(exc, "save", "session", key) from exc
 
+    def set_session_key(
+        self, openid: str, session_key: str, key_at: float, scope: SessionScope
+    ) -> int:
+        """See :meth:`SessionStore.set_session_key`: one transaction."""
+        sealed = scope.seal_key(openid, session_key)
+        try:
+            conn = self._db.connection()
+            with transaction(conn):
+                return len(self._rekey(conn, openid, sealed, key_at, scope, time.time()))
+        except sqlite3.Error as exc:
+            raise self._db.failure(exc, "set_session_key") from exc
+
+    def _rekey(
+        self,
+        conn: sqlite3.Connection,
+        openid: str,
+        sealed: str,
+        key_at: float,
+        scope: SessionScope,
+        now: float,
+    ) -> List[Tuple[str, float]]:
+        # In a write transaction: the sealed key into every live session of the openid in
+        # scope's app whose key is older; returns those sessions' keys and creation times.
+        rows = conn.execute(_USER_SESSIONS, (openid, now)).fetchall()
+        live: List[Tuple[str, float]] = []
+        updates: List[Tuple[str, str]] = []
+        for key, value in rows:
+            try:
+                fields = _records.public_fields(value)
+            except (ValueError, KeyError, TypeError):
+                continue  # not a sealed record: never found, purged when it expires
+            if fields.appid != scope.appid:
+                continue
+            live.append((key, fields.created_at))
+            rekeyed = _records.rekeyed(value, sealed, key_at)
+            if rekeyed is not None:
+                updates.append((rekeyed, key))
+        if updates:
+            conn.executemany("UPDATE wx_sessions SET value = ? WHERE key = ?", updates)
+        return live
+
     def delete(self, token: str) -> bool:
         """End one session; ``True`` if it existed."""
         key = token_key(token)
         try:
-            cursor = self._db.connection().execute("DELETE FROM wx_sessions WHERE key = ?", (key,))
+            cursor = self._db.connection().execute(_DELETE, (key,))
         except sqlite3.Error as exc:
             raise self._db.failure(exc, "delete", "session", key) from exc
         return cursor.rowcount > 0
@@ -233,7 +295,10 @@ class SQLiteStore(SharedValues):
             raise self._db.failure(exc, "sessions_for") from exc
         infos = []
         for key, value, idle_until in rows:
-            session = WxSession.from_json(value)
+            try:
+                session = _records.public_fields(value)
+            except (ValueError, KeyError, TypeError):
+                continue
             infos.append(
                 SessionInfo(
                     key_hash=short_hash(key),
