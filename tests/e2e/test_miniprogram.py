@@ -1,5 +1,6 @@
-"""The mini-program client (``examples/miniprogram/wxlogin.js``) under node, against the Flask
-example served by ``gunicorn -w 2`` and the fake WeChat, all over real sockets."""
+"""The mini-program client (``clients/miniprogram``) under node, against the Flask example
+served by ``gunicorn -w 2`` and the fake WeChat, all over real sockets
+(``examples/miniprogram/test``)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-// wxlogin.js against a real running app and the fake WeChat server, with a stand-in `wx` that
-// does real HTTP. Run by tests/e2e/test_miniprogram.py, or by hand:
+// The mini-program client (clients/miniprogram) against a real running app and the fake WeChat
+// server, with a stand-in `wx` that does real HTTP. Run by tests/e2e/test_miniprogram.py, or by
+// hand:
 //
 //   wxmiddleware fake-wechat --port 8601 &
 //   WX_APPID=... WX_SECRET=... WX_API_BASE=http://127.0.0.1:8601 gunicorn examples.flask_app:app &
@@ -11,7 +12,7 @@
 
 const { describe, test, beforeEach } = require('node:test');
 const assert = require('node:assert/strict');
-const { createClient } = require('../wxlogin.js');
+const { createClient } = require('../../../clients/miniprogram');
 
 const APP_URL = process.env.WX_APP_URL;
 const FAKE_URL = process.env.FAKE_WECHAT_URL;
@@ -88,13 +89,13 @@ function assertOpenid(data) {
   else assert.match(data.openid, /^o.{27}$/);
 }
 
-describe('wxlogin.js against a running app', { skip: SKIP }, () => {
+describe('the client against a running app', { skip: SKIP }, () => {
   let wx;
   let client;
 
   beforeEach(() => {
     wx = makeWx();
-    client = createClient({ baseUrl: APP_URL, wx });
+    client = createClient({ baseUrl: APP_URL, platform: wx });
   });
 
   test('login stores a token and /api/me answers the openid', async () => {
@@ -221,7 +222,7 @@ describe('wxlogin.js against a running app', { skip: SKIP }, () => {
   });
 
   test('a network failure rejects with network_error', async () => {
-    const offline = createClient({ baseUrl: 'http://127.0.0.1:1', wx });
+    const offline = createClient({ baseUrl: 'http://127.0.0.1:1', platform: wx });
     await assert.rejects(offline.request({ url: '/api/me' }), (err) => {
       assert.equal(err.error, 'network_error');
       assert.equal(err.statusCode, 0);
