@@ -1,11 +1,17 @@
-"""Django, as a single-file project, with WeChat mini-program login in both modes.
+"""Django, as a single-file project, with WeChat login as a Django app, in both modes.
 
 WSGI: ``WX_APPID=... WX_SECRET=... gunicorn -w 2 examples.django_app:app``
 ASGI: ``WX_APPID=... WX_SECRET=... uvicorn --workers 2 examples.django_app:asgi``
 
-The middleware wraps Django's whole handler, so it runs before Django parses the request; under
-ASGI it reads the raw headers, and ``3rd_session`` works although Django's own ASGI request
-ignores header names with underscores.
+``wxmiddleware.integrations.django``: ``WxLoginMiddleware`` answers ``/wx/login`` and refuses
+requests without a session (sync under WSGI, async under ASGI); ``WxSessionBackend`` gives
+each WeChat user a Django user, created on the first login, so ``request.user`` and
+``@login_required`` work. Under ASGI the middleware reads the raw headers, so ``3rd_session``
+works although Django's own ASGI request ignores header names with underscores.
+
+The example keeps its database in memory, created and migrated when it starts (each process
+has its own; a user is created again on the worker that first sees it). A real project names
+a real database and runs ``manage.py migrate`` once.
 """
 
 import os
@@ -13,10 +19,12 @@ import secrets
 
 import django
 from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.management import call_command
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
 
-from wxmiddleware import WxASGIMiddleware, WxConfig, WxMiddleware
+from wxmiddleware import session_of
 
 if not settings.configured:
     settings.configure(
@@ -25,16 +33,29 @@ if not settings.configured:
         ROOT_URLCONF=__name__,
         # No Django sessions or signing are used here; a per-process key is enough.
         SECRET_KEY=os.environ.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(50),
-        INSTALLED_APPS=[],
-        MIDDLEWARE=[],
+        INSTALLED_APPS=[
+            "django.contrib.contenttypes",
+            "django.contrib.auth",
+            "wxmiddleware.integrations.django",
+        ],
+        MIDDLEWARE=["wxmiddleware.integrations.django.middleware.WxLoginMiddleware"],
+        AUTHENTICATION_BACKENDS=[
+            "wxmiddleware.integrations.django.backends.WxSessionBackend",
+            "django.contrib.auth.backends.ModelBackend",
+        ],
+        # One in-memory database per process, shared by its threads (Django's ASGI handler
+        # runs the ORM in a thread of its own).
+        DATABASES={
+            "default": {
+                "ENGINE": "django.db.backends.sqlite3",
+                "NAME": "file:wxmiddleware-example?mode=memory&cache=shared",
+            }
+        },
+        # WxConfig's fields over the WX_* environment (WX_APPID, WX_SECRET, ...).
+        WXMIDDLEWARE={"public_paths": ["/health"]},
     )
     django.setup()
-
-
-def wx_value(request: HttpRequest, key: str) -> object:
-    """What the middleware attached: in ``request.scope`` under ASGI, in ``META`` under WSGI."""
-    scope = getattr(request, "scope", None)
-    return scope[key] if scope is not None else request.META[key]
+    call_command("migrate", verbosity=0)
 
 
 def health(request: HttpRequest) -> JsonResponse:
@@ -42,20 +63,23 @@ def health(request: HttpRequest) -> JsonResponse:
 
 
 def me(request: HttpRequest) -> JsonResponse:
-    return JsonResponse(
-        {
-            "openid": wx_value(request, "wxmiddleware.openid"),
-            "unionid": wx_value(request, "wxmiddleware.unionid"),
-        }
-    )
+    # session_of reads what the middleware attached, under WSGI and ASGI alike.
+    session = session_of(request)
+    assert session is not None  # the middleware refused the request otherwise
+    return JsonResponse({"openid": session.openid, "unionid": session.unionid})
 
 
-urlpatterns = [path("health", health), path("api/me", me)]
+@login_required
+def profile(request: HttpRequest) -> JsonResponse:
+    # request.user is the Django user the WeChat login created; its account holds the openid.
+    account = request.user.wx_accounts.get()  # type: ignore[union-attr]
+    return JsonResponse({"username": request.user.get_username(), "openid": account.openid})
 
-wx_config = WxConfig.from_env(public_paths=("/health",))
+
+urlpatterns = [path("health", health), path("api/me", me), path("api/profile", profile)]
 
 from django.core.asgi import get_asgi_application  # noqa: E402 (needs settings first)
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 
-app = WxMiddleware(get_wsgi_application(), config=wx_config)
-asgi = WxASGIMiddleware(get_asgi_application(), config=wx_config)
+app = get_wsgi_application()
+asgi = get_asgi_application()
