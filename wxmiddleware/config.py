@@ -114,7 +114,9 @@ class WxConfig:
     optional_paths: Tuple[str, ...] = ()
     #: Header names that carry the token, compared case-insensitively with ``_`` = ``-``.
     token_headers: Tuple[str, ...] = ("3rd-session", WAFER_SKEY_HEADER)
-    #: Also accept ``GET /wx/login?code=…`` (the code then lands in access logs).
+    #: Also accept ``GET /wx/login?code=…``. The code then lands in access logs, a live
+    #: credential for its five minutes, so such a code is never replayed: a second use is
+    #: ``invalid_code`` (a code in a body or in Wafer's ``X-WX-Code`` keeps idempotent retries).
     allow_get_login: bool = False
     #: Put ``openid`` (and ``unionid``) in the login answer.
     expose_openid: bool = False

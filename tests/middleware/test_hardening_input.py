@@ -89,12 +89,23 @@ def test_lone_surrogate_in_a_query_string_login_is_400(
     [
         ([("X-WX-Code", "\udced\udca0\udc80")], True),
         ([("X-WX-Code", "abc\ud800")], True),
+        ([("X-WX-Code", "abc"), ("X-WX-Encrypted-Data", "QUJD\udc80"), ("X-WX-IV", "QQ==")], True),
+        ([("X-WX-Code", "abc"), ("X-WX-Encrypted-Data", "QUJD"), ("X-WX-IV", "\ud800")], True),
         ([("3rd-session", "\udc80" * 43)], False),
         ([("3rd-session", "A" * 42 + "\udcff")], False),
         ([("X-WX-Skey", "abc\ud800def")], False),
         ([("3rd-session", "A" * 43), ("X-WX-Skey", "\udc80")], False),
     ],
-    ids=["wafer-code-escaped", "wafer-code", "token", "token-tail", "skey", "token-and-skey"],
+    ids=[
+        "wafer-code-escaped",
+        "wafer-code",
+        "wafer-data",
+        "wafer-iv",
+        "token",
+        "token-tail",
+        "skey",
+        "token-and-skey",
+    ],
 )
 def test_lone_surrogate_in_a_header(
     make_app: Callable[..., Driver],

@@ -22,6 +22,7 @@ from ._request import (
     HeaderMap,
     HeaderNames,
     check_code,
+    check_text,
 )
 from ._responses import Response, json_response
 from ._routing import RequestKind
@@ -60,7 +61,8 @@ def wafer_login(config: WxConfig, headers: HeaderMap, names: HeaderNames) -> Opt
     (even empty, which is then refused); its body and query string are not read. The code is
     checked like a body's. ``X-WX-Encrypted-Data`` and ``X-WX-IV`` come together or not at all
     (empty counts as absent), and together stay within ``max_body_bytes``. A comma means the
-    header was sent twice (servers join repeats with commas; none of these values holds one).
+    header was sent twice (servers join repeats with commas; none of these values holds one);
+    a value that is not valid Unicode (a lone surrogate) is a ``400`` too.
 
     A Wafer client that got no user info sends the literal strings ``undefined`` or ``null``
     in those two headers: they count as absent too (a code-only login), with a warning in
@@ -86,8 +88,11 @@ def wafer_login(config: WxConfig, headers: HeaderMap, names: HeaderNames) -> Opt
         (WAFER_ENCRYPTED_DATA_HEADER, encrypted_data),
         (WAFER_IV_HEADER, iv),
     ):
-        if value is not None and "," in value:
-            raise BadRequest(f"The {name} header is given more than once.")
+        if value is not None:
+            if "," in value:
+                raise BadRequest(f"The {name} header is given more than once.")
+            # Before the code is spent: undecodable user info must not cost the login.
+            check_text(value, f"The {name} header")
     code = check_code(code)
     if (encrypted_data is None) != (iv is None):
         raise BadRequest(
