@@ -1,13 +1,15 @@
-"""Flask with WeChat mini-program login.
+"""Flask with WeChat mini-program login, through the ``WxLogin`` extension.
 
 Run: ``WX_APPID=... WX_SECRET=... gunicorn -w 2 examples.flask_app:app``
 """
 
-from flask import Flask, jsonify, request
+from flask import Flask, jsonify
 
-from wxmiddleware import WxConfig, WxMiddleware
+from wxmiddleware.integrations.flask import WxLogin, current_wx_session, wx_login_required
 
 flask_app = Flask(__name__)
+# WX_* keys of app.config override the WX_* environment (WX_APPID, WX_SECRET, ...).
+flask_app.config["WX_PUBLIC_PATHS"] = ["/health"]
 
 
 @flask_app.get("/health")
@@ -17,13 +19,26 @@ def health():  # type: ignore[no-untyped-def]
 
 @flask_app.get("/api/me")
 def me():  # type: ignore[no-untyped-def]
-    return jsonify(
-        openid=request.environ["wxmiddleware.openid"],
-        unionid=request.environ["wxmiddleware.unionid"],
-    )
+    # The middleware refused the request unless it had a session.
+    return jsonify(openid=current_wx_session.openid, unionid=current_wx_session.unionid)
 
 
-flask_app.wsgi_app = WxMiddleware(  # type: ignore[method-assign]
-    flask_app.wsgi_app, config=WxConfig.from_env(public_paths=("/health",))
-)
+@flask_app.get("/feed")
+def feed():  # type: ignore[no-untyped-def]
+    # With WX_OPTIONAL_PATHS=/feed/*, a request without a session gets here too.
+    if not current_wx_session:  # a proxy: test it for truth, not `is None`
+        return jsonify(items=["for everyone"])
+    return jsonify(items=["for everyone", f"for {current_wx_session.openid}"])
+
+
+@flask_app.get("/feed/mine")
+@wx_login_required
+def my_feed():  # type: ignore[no-untyped-def]
+    # On an optional path (WX_OPTIONAL_PATHS=/feed/*), the decorator answers the
+    # middleware's 401 to a request without a session.
+    return jsonify(openid=current_wx_session.openid)
+
+
+# Installs the middleware on flask_app.wsgi_app: flask run and the test client use it too.
+WxLogin(flask_app)
 app = flask_app
