@@ -11,8 +11,10 @@ from ..wechat._paths import (
     CHECK_SESSION_PATH,
     JSCODE2SESSION_PATH,
     PHONE_NUMBER_PATH,
+    RESET_SESSION_KEY_PATH,
     STABLE_TOKEN_PATH,
     TOKEN_PATH,
+    USER_ENCRYPT_KEY_PATH,
 )
 from .faults import Fault
 
@@ -48,6 +50,8 @@ API_ROUTES: Dict[str, Tuple[str, str]] = {
     STABLE_TOKEN_PATH: ("POST", _JSON_UTF8),
     CHECK_SESSION_PATH: ("GET", _JSON_UTF8),
     PHONE_NUMBER_PATH: ("POST", _JSON_UTF8),
+    RESET_SESSION_KEY_PATH: ("GET", _JSON_UTF8),
+    USER_ENCRYPT_KEY_PATH: ("POST", _JSON_UTF8),
 }
 """Each API path the fake serves: ``(the method it answers, the Content-Type of its answers)``."""
 

@@ -23,7 +23,14 @@ import threading
 import time
 from typing import Any, Callable, Deque, Dict, List, Mapping, Optional
 
-from ..wechat._paths import CHECK_SESSION_PATH, JSCODE2SESSION_PATH, STABLE_TOKEN_PATH, TOKEN_PATH
+from ..wechat._paths import (
+    CHECK_SESSION_PATH,
+    JSCODE2SESSION_PATH,
+    PHONE_NUMBER_PATH,
+    RESET_SESSION_KEY_PATH,
+    STABLE_TOKEN_PATH,
+    TOKEN_PATH,
+)
 from ._access_tokens import AccessTokens
 from ._codes import LoginCodes, PhoneCodes
 from ._replies import JSON, Reply, WeChatError, error_body, json_bytes
@@ -69,6 +76,14 @@ class WeChatModel:
       ``hmac_sha256(key=session_key, msg="")`` of the session_key the fake last issued to
       ``openid``, 87009 otherwise (an older session_key, another user's, none);
       ``sig_method`` must be ``hmac_sha256`` (40097).
+    - ``GET /wxa/resetusersessionkey`` checks ``openid``/``signature``/``sig_method`` as
+      checksession does and issues the user a new session_key (``session_key_factory``),
+      answering ``{"errcode": 0, "errmsg": "ok", "openid", "session_key"}``; the old key stops
+      working, as after a new login.
+    - ``POST /wxa/business/getuserencryptkey`` (the same three query parameters) answers the
+      user's last three encryption keys, newest first, as ``key_info_list`` (``encrypt_key``,
+      ``iv``, ``version``, ``expire_in``, ``create_time``); a key lives
+      :attr:`ENCRYPT_KEY_TTL` seconds and the next call after that makes a new one.
     - ``POST /wxa/business/getuserphonenumber`` takes ``{"code": …}`` from
       :meth:`issue_phone_code` (single-use, five minutes; else 40029) and answers its
       ``phone_info``.
@@ -91,6 +106,8 @@ class WeChatModel:
     DEFAULT_SECRET = "fake-secret-0123456789"  # noqa: S105 (the fake's own secret)
     ACCESS_TOKEN_TTL = 7200
     """Seconds an access token is valid (the ``expires_in`` of a new one)."""
+    ENCRYPT_KEY_TTL = 3600
+    """Seconds a user encryption key of ``getuserencryptkey`` lives."""
     TOKEN_OVERLAP = 300.0
     """Seconds a token stays valid after its successor: the old ``/cgi-bin/token`` token
     after a new fetch, and the window in which stable_token hands out the next one."""
@@ -125,6 +142,8 @@ class WeChatModel:
         self._access_tokens = AccessTokens()
         # openid -> the session_key of its latest login (what checksession accepts)
         self._session_keys: Dict[str, str] = {}
+        # openid -> its encryption keys, oldest first, each with its monotonic birth time
+        self._encrypt_keys: Dict[str, List[Dict[str, Any]]] = {}
         self._faults: Dict[str, Deque[Fault]] = {}
         self._calls: List[RecordedCall] = []
 
@@ -150,6 +169,12 @@ class WeChatModel:
         every app bound to one open-platform account.
         """
         return _derived_id("u", f"unionid:{user}") if self.unionid else None
+
+    def session_key_for(self, user: str) -> Optional[str]:
+        """The session_key WeChat currently holds for ``user`` (the one its latest login or
+        reset issued), or ``None`` before the user's first login."""
+        with self._lock:
+            return self._session_keys.get(self.openid_for(user))
 
     def issue_phone_code(
         self,
@@ -303,8 +328,13 @@ class WeChatModel:
             with self._lock:
                 self._access_tokens.check(single("access_token"), now)
             if call.path == CHECK_SESSION_PATH:
-                return json_bytes(self._checksession(single))
-            return json_bytes(self._phone_number(json_object(call.body), now))
+                self._signed_user(single)
+                return json_bytes({"errcode": 0, "errmsg": "ok"})
+            if call.path == PHONE_NUMBER_PATH:
+                return json_bytes(self._phone_number(json_object(call.body), now))
+            if call.path == RESET_SESSION_KEY_PATH:
+                return json_bytes(self._reset_session_key(single))
+            return json_bytes(self._user_encrypt_keys(single, now))
         except WeChatError as refusal:
             return error_body(refusal.errcode, refusal.errmsg)
 
@@ -358,7 +388,9 @@ class WeChatModel:
             )
         return {"access_token": token, "expires_in": expires_in}
 
-    def _checksession(self, single: Callable[[str], Optional[str]]) -> Dict[str, Any]:
+    def _signed_user(self, single: Callable[[str], Optional[str]]) -> str:
+        """The openid of a call signed with the user's current session_key, as checksession,
+        resetusersessionkey and getuserencryptkey check it (40097, 87009)."""
         openid, signature = single("openid") or "", single("signature") or ""
         if single("sig_method") != "hmac_sha256" or not openid or not signature:
             raise WeChatError(40097)
@@ -369,7 +401,35 @@ class WeChatModel:
         expected = hmac.new(session_key.encode("utf-8"), b"", hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, signature):
             raise WeChatError(87009)
-        return {"errcode": 0, "errmsg": "ok"}
+        return openid
+
+    def _reset_session_key(self, single: Callable[[str], Optional[str]]) -> Dict[str, Any]:
+        openid = self._signed_user(single)
+        session_key = self.session_key_factory()
+        with self._lock:
+            self._session_keys[openid] = session_key
+        return {"errcode": 0, "errmsg": "ok", "openid": openid, "session_key": session_key}
+
+    def _user_encrypt_keys(
+        self, single: Callable[[str], Optional[str]], now: float
+    ) -> Dict[str, Any]:
+        openid = self._signed_user(single)
+        with self._lock:
+            keys = self._encrypt_keys.setdefault(openid, [])
+            if not keys or now - keys[-1]["born"] >= self.ENCRYPT_KEY_TTL:
+                keys.append(
+                    {
+                        "encrypt_key": new_session_key(),
+                        "iv": secrets.token_hex(8),
+                        "version": len(keys) + 1,
+                        "create_time": int(time.time()),
+                        "born": now,
+                    }
+                )
+            recent = [dict(key) for key in reversed(keys[-3:])]
+        for key in recent:
+            key["expire_in"] = max(0, int(key.pop("born") + self.ENCRYPT_KEY_TTL - now))
+        return {"errcode": 0, "errmsg": "ok", "key_info_list": recent}
 
     def _phone_number(self, request: Optional[Mapping[str, Any]], now: float) -> Dict[str, Any]:
         code = None if request is None else request.get("code")

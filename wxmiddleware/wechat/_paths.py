@@ -4,7 +4,9 @@ The clients (``_protocol``, ``_token``) and the fake WeChat (``wxmiddleware.test
 import them, so the two can never disagree. Sources: WeChat's server-API reference
 (developers.weixin.qq.com/miniprogram/dev/OpenApiDoc/): user-login/code2Session,
 mp-access-token/getAccessToken, mp-access-token/getStableAccessToken,
-user-info/basic-info/checkSessionKey, user-info/phone-number/getPhoneNumber.
+user-info/basic-info/checkSessionKey, user-info/phone-number/getPhoneNumber,
+user-login/ResetUserSessionKey, and (under minigame/dev/api-backend/open-api/)
+internet/internet.getUserEncryptKey.
 """
 
 JSCODE2SESSION_PATH = "/sns/jscode2session"
@@ -12,3 +14,5 @@ TOKEN_PATH = "/cgi-bin/token"  # noqa: S105 (a URL path)
 STABLE_TOKEN_PATH = "/cgi-bin/stable_token"  # noqa: S105 (a URL path)
 CHECK_SESSION_PATH = "/wxa/checksession"
 PHONE_NUMBER_PATH = "/wxa/business/getuserphonenumber"
+RESET_SESSION_KEY_PATH = "/wxa/resetusersessionkey"
+USER_ENCRYPT_KEY_PATH = "/wxa/business/getuserencryptkey"

@@ -15,24 +15,31 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional, TypeVar
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Dict, List, Optional, TypeVar
 
 from ..config import WxConfig
 from ..core._effects import Flow, Sleep, StoreCall
 from ..core._upstream import exchange
-from ..crypto import session_signature
 from ..errors import (
     BadRequest,
     InvalidCode,
+    InvalidSession,
     RateLimited,
     UpstreamBusy,
     UpstreamError,
     UpstreamTimeout,
     WxError,
 )
-from ..session import WxSession
-from ._paths import CHECK_SESSION_PATH, PHONE_NUMBER_PATH, STABLE_TOKEN_PATH, TOKEN_PATH
+from ..session import SessionScope, WxSession, sign_with_session_key
+from ._paths import (
+    CHECK_SESSION_PATH,
+    PHONE_NUMBER_PATH,
+    RESET_SESSION_KEY_PATH,
+    STABLE_TOKEN_PATH,
+    TOKEN_PATH,
+    USER_ENCRYPT_KEY_PATH,
+)
 from ._protocol import (
     MAX_ATTEMPTS,
     RETRY_BACKOFF_SECONDS,
@@ -48,6 +55,10 @@ logger = logging.getLogger("wxmiddleware")
 TOKEN_REJECTED_ERRCODES = frozenset({40001, 40014, 42001})
 #: checksession's answer for a session_key that is no longer the user's current one.
 SESSION_KEY_EXPIRED_ERRCODE = 87009
+#: errcodes of the calls signed with a session_key (resetusersessionkey, getuserencryptkey)
+#: that say WeChat no longer accepts the session: 87009, an invalid signature (the key is
+#: no longer the user's current one), and 87008 (WeChat refuses the user's session).
+SESSION_REFUSED_ERRCODES = frozenset({87008, SESSION_KEY_EXPIRED_ERRCODE})
 #: Refresh this many seconds before the token expires: WeChat's stable_token hands out the
 #: next token in the last five minutes, while the old one stays valid until its expiry.
 REFRESH_MARGIN_SECONDS = 300.0
@@ -90,17 +101,44 @@ def access_token_request(
     return ApiRequest("GET", TOKEN_PATH, params=params, with_token=False)
 
 
+def _signed_by_session(session: WxSession) -> Dict[str, str]:
+    # The user-state signature these calls carry: the key itself never leaves the server.
+    return {
+        "openid": session.openid,
+        "signature": sign_with_session_key(session, ""),
+        "sig_method": "hmac_sha256",
+    }
+
+
 def check_session_request(session: WxSession) -> ApiRequest:
     """``GET /wxa/checksession``: is ``session``'s session_key still the user's current one?
 
     The session_key itself never leaves the server: WeChat gets its HMAC signature.
     """
-    params = {
-        "openid": session.openid,
-        "signature": session_signature(session),
-        "sig_method": "hmac_sha256",
-    }
-    return ApiRequest("GET", CHECK_SESSION_PATH, params=params)
+    return ApiRequest("GET", CHECK_SESSION_PATH, params=_signed_by_session(session))
+
+
+def reset_session_key_request(session: WxSession) -> ApiRequest:
+    """``GET /wxa/resetusersessionkey`` (access_token, openid, signature, sig_method): WeChat
+    issues the user a new session_key, keeping the old one's expiry.
+
+    Source: developers.weixin.qq.com/miniprogram/dev/OpenApiDoc/user-login/ResetUserSessionKey.html;
+    the answer is ``{"errcode": 0, "errmsg": "ok", "openid", "session_key"}``.
+    """
+    return ApiRequest("GET", RESET_SESSION_KEY_PATH, params=_signed_by_session(session))
+
+
+def user_encrypt_keys_request(session: WxSession) -> ApiRequest:
+    """``POST /wxa/business/getuserencryptkey?access_token&openid&signature&sig_method``:
+    the user's last three encryption keys (those of ``wx.getUserCryptoManager()``).
+
+    Source: developers.weixin.qq.com/minigame/dev/api-backend/open-api/internet/
+    internet.getUserEncryptKey.html (the parameters in the query, as its curl example sends
+    them; "signature = hmac_sha256(session_key, "")"); the answer is
+    ``{"errcode": 0, "errmsg": "ok", "key_info_list": [{"encrypt_key", "version",
+    "expire_in", "iv", "create_time"}, …]}``.
+    """
+    return ApiRequest("POST", USER_ENCRYPT_KEY_PATH, params=_signed_by_session(session))
 
 
 def phone_number_request(phone_code: str) -> ApiRequest:
@@ -120,6 +158,10 @@ def api_error(errcode: int, errmsg: str) -> WxError:
     """Map a server API ``errcode`` to the error the caller sees."""
     if errcode in TOKEN_REJECTED_ERRCODES:
         return AccessTokenRejected(errcode=errcode)
+    if errcode in SESSION_REFUSED_ERRCODES:
+        return InvalidSession(
+            "WeChat no longer accepts this session's key; log in again.", errcode=errcode
+        )
     if errcode == -1:
         return UpstreamBusy(errcode=errcode)
     if errcode == 40029:
@@ -184,6 +226,59 @@ def parse_check_session(status: int, body: bytes) -> bool:
     if errcode:
         raise api_error(errcode, str(data.get("errmsg", "")))
     return True
+
+
+def parse_reset_session_key(status: int, body: bytes) -> str:
+    """Parse a resetusersessionkey reply: the user's new session_key.
+
+    87009/87008 raise :class:`~wxmiddleware.errors.InvalidSession` (401), 45011
+    :class:`~wxmiddleware.errors.RateLimited` (429), as :func:`api_error` maps them.
+    """
+    key = parse_reply(status, body).get("session_key")
+    if not isinstance(key, str) or not key:
+        raise UpstreamError("WeChat answered a session key reset without a session_key.")
+    return key
+
+
+@dataclass(frozen=True)
+class UserEncryptKey:
+    """One of the user's encryption keys (``getuserencryptkey``'s ``key_info_list``).
+
+    ``encrypt_key`` (base64) and ``iv`` are what the mini-program's
+    ``UserCryptoManager.getLatestUserKey()`` gives as ``encryptKey`` and ``iv``; ``version``
+    tells which key a message used; ``expire_in`` is the seconds it has left (0: expired);
+    ``create_time`` is when WeChat made it (Unix seconds). WeChat does not document the
+    cipher the mini-program uses with them (it leaves that to the developer), so this
+    package ships no decryption for it.
+    """
+
+    encrypt_key: str = field(repr=False)
+    iv: str = field(repr=False)
+    version: int
+    expire_in: int
+    create_time: int
+
+
+def parse_user_encrypt_keys(status: int, body: bytes) -> List[UserEncryptKey]:
+    """Parse a getuserencryptkey reply: its ``key_info_list``, as WeChat orders it."""
+    listed = parse_reply(status, body).get("key_info_list")
+    if not isinstance(listed, list):
+        raise UpstreamError("WeChat answered without a key_info_list.")
+    keys = []
+    for item in listed:
+        try:
+            keys.append(
+                UserEncryptKey(
+                    encrypt_key=str(item["encrypt_key"]),
+                    iv=str(item["iv"]),
+                    version=int(item["version"]),
+                    expire_in=int(item["expire_in"]),
+                    create_time=int(item["create_time"]),
+                )
+            )
+        except (KeyError, TypeError, ValueError):
+            raise UpstreamError("WeChat answered a malformed key_info_list.") from None
+    return keys
 
 
 def parse_phone_number(status: int, body: bytes) -> Dict[str, Any]:
@@ -363,3 +458,19 @@ def api_call_flow(
     yield from invalidate_flow(policy, token)
     token = yield from access_token_flow(policy, rejected=token)
     return (yield from exchange(policy.config, request, parse, token))
+
+
+def reset_session_key_flow(policy: TokenPolicy, session: WxSession) -> Flow[WxSession]:
+    """Have WeChat issue ``session``'s user a new session_key; store it in all of the
+    user's sessions (:meth:`~wxmiddleware.stores.base.SessionStore.set_session_key`);
+    return ``session`` with it.
+
+    A key WeChat no longer accepts raises :class:`~wxmiddleware.errors.InvalidSession`; a
+    store that fails after WeChat answered raises
+    :class:`~wxmiddleware.errors.StoreUnavailable`, each session keeping its old key.
+    """
+    request = reset_session_key_request(session)
+    new_key = yield from api_call_flow(policy, request, parse_reset_session_key)
+    scope = SessionScope.for_config(policy.config)
+    yield StoreCall("set_session_key", (session.openid, new_key, time.time(), scope))
+    return replace(session, session_key=new_key)

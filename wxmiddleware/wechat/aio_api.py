@@ -8,7 +8,7 @@ another's token refresh sleeps with ``asyncio.sleep``.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, TypeVar
+from typing import Any, Callable, Dict, List, TypeVar
 
 import httpx
 
@@ -70,6 +70,18 @@ class AsyncWxApi(WxApiBase[AsyncSessionStore, httpx.AsyncClient, AsyncAccessToke
         """See :meth:`WxApi.check_session`."""
         return await self.tokens.call(
             flows.check_session_request(session), flows.parse_check_session
+        )
+
+    async def reset_session_key(self, session: WxSession) -> WxSession:
+        """See :meth:`WxApi.reset_session_key`."""
+        return await self.tokens._performer.run(
+            flows.reset_session_key_flow(self.tokens._policy, session)
+        )
+
+    async def user_encrypt_keys(self, session: WxSession) -> List[flows.UserEncryptKey]:
+        """See :meth:`WxApi.user_encrypt_keys`."""
+        return await self.tokens.call(
+            flows.user_encrypt_keys_request(session), flows.parse_user_encrypt_keys
         )
 
     async def get_phone_number(self, phone_code: str) -> Dict[str, Any]:

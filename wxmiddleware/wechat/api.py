@@ -7,7 +7,7 @@ flows of :mod:`wxmiddleware.wechat._server_api`; this module performs their effe
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, TypeVar
+from typing import Any, Callable, Dict, List, TypeVar
 
 import requests
 
@@ -93,6 +93,29 @@ class WxApi(WxApiBase[SessionStore, requests.Session, AccessTokenManager]):
         expired: data encrypted for the mini-program will not decrypt with it.
         """
         return self.tokens.call(flows.check_session_request(session), flows.parse_check_session)
+
+    def reset_session_key(self, session: WxSession) -> WxSession:
+        """Have WeChat issue the user a new session_key (``GET /wxa/resetusersessionkey``),
+        store it in all of the user's sessions, and return ``session`` holding it.
+
+        Use it when :meth:`check_session` answers ``False`` for a session whose user has not
+        logged in again, before decrypting or signing with its key. A key WeChat no longer
+        accepts (87009, 87008) raises :class:`~wxmiddleware.errors.InvalidSession` (401: the
+        user must log in again), 45011 :class:`~wxmiddleware.errors.RateLimited` (429), a
+        store that is down :class:`~wxmiddleware.errors.StoreUnavailable` (503).
+        """
+        return self.tokens._performer.run(
+            flows.reset_session_key_flow(self.tokens._policy, session)
+        )
+
+    def user_encrypt_keys(self, session: WxSession) -> List[flows.UserEncryptKey]:
+        """The user's last three encryption keys (``POST /wxa/business/getuserencryptkey``),
+        for data the mini-program encrypted with ``wx.getUserCryptoManager()``; pick the one
+        whose ``version`` the message names. Errors as for :meth:`reset_session_key`.
+        """
+        return self.tokens.call(
+            flows.user_encrypt_keys_request(session), flows.parse_user_encrypt_keys
+        )
 
     def get_phone_number(self, phone_code: str) -> Dict[str, Any]:
         """Exchange the code of the mini-program's ``getPhoneNumber`` for the ``phone_info``.
