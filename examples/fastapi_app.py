@@ -1,32 +1,26 @@
-"""FastAPI with WeChat mini-program login.
+"""FastAPI with WeChat mini-program login, through security dependencies.
 
 Run: ``WX_APPID=... WX_SECRET=... uvicorn --workers 2 examples.fastapi_app:app``
+
+``/docs`` shows the login path and an Authorize button that sends the ``3rd-session``
+header with every call it tries.
 """
 
-from typing import Annotated, Any, Dict, Optional
+from typing import Any, Dict
 
-from fastapi import Depends, FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
-from wxmiddleware import WxASGIMiddleware, WxConfig, WxSession
+from wxmiddleware import WxASGIMiddleware, WxConfig
+from wxmiddleware.integrations.fastapi import CurrentWxSession, OptionalWxSession, install
 
-app = FastAPI()
 # FastAPI's documentation pages fetch /openapi.json without a session: keep them public.
 PUBLIC_PATHS = ("/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
-app.add_middleware(WxASGIMiddleware, config=WxConfig.from_env(public_paths=PUBLIC_PATHS))
+config = WxConfig.from_env(public_paths=PUBLIC_PATHS)
 
-
-async def current_session(request: Request) -> WxSession:
-    """The caller's session; on an optional path without one, ``401``.
-
-    A coroutine: FastAPI runs a plain ``def`` dependency in its thread pool.
-    """
-    session: Optional[WxSession] = request.scope["wxmiddleware.session"]
-    if session is None:
-        raise HTTPException(status_code=401, detail="Log in first.")
-    return session
-
-
-CurrentSession = Annotated[WxSession, Depends(current_session)]
+app = FastAPI()
+app.add_middleware(WxASGIMiddleware, config=config)
+# The login and logout paths in /openapi.json; a missing session answered as the middleware does.
+install(app, config)
 
 
 @app.get("/health")
@@ -35,8 +29,17 @@ async def health() -> Dict[str, Any]:
 
 
 @app.get("/api/me")
-async def me(session: CurrentSession) -> Dict[str, Any]:
+async def me(session: CurrentWxSession) -> Dict[str, Any]:
     return {"openid": session.openid, "unionid": session.unionid}
+
+
+@app.get("/feed")
+async def feed(session: OptionalWxSession) -> Dict[str, Any]:
+    # With WX_OPTIONAL_PATHS=/feed, a request without a session gets here with None.
+    items = ["for everyone"]
+    if session is not None:
+        items.append(f"for {session.openid}")
+    return {"items": items}
 
 
 @app.websocket("/ws")
