@@ -16,9 +16,9 @@ from .support import assert_refused, down_store_url
 pytest.importorskip("fastapi")
 
 # At module level: FastAPI resolves a route's annotations in the module's globals.
-from fastapi import Request  # noqa: E402
+from fastapi import Request
 
-from wxmiddleware.integrations.fastapi import CurrentWxSession  # noqa: E402
+from wxmiddleware.integrations.fastapi import CurrentWxSession
 
 
 def refused(response: Any, expected: int = 401) -> None:
