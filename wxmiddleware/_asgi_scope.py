@@ -126,10 +126,14 @@ class ScopeHeaders:
     lower-case spelling it may arrive in: the token, Wafer and CORS headers with each ``-``
     also as ``_`` (``x-wx-skey``, ``x_wx_skey``…), repeats joined with commas as WSGI servers
     join them; the framing headers only by their real names, the first value winning (see
-    :class:`~wxmiddleware.core.HeaderMap`). Most headers are ruled out by their length alone.
+    :class:`~wxmiddleware.core.HeaderMap`). ``exact`` keys are read only by their real names
+    with repeats joined (``x-forwarded-for``: a client's ``x_forwarded_for`` must not stand
+    in for what a proxy wrote). Most headers are ruled out by their length alone.
     """
 
-    def __init__(self, names: HeaderNames, more: Iterable[str] = ()) -> None:
+    def __init__(
+        self, names: HeaderNames, more: Iterable[str] = (), exact: Iterable[str] = ()
+    ) -> None:
         spellings: Dict[bytes, Tuple[str, bool]] = {
             spelling.encode("latin-1"): (key, True)
             for key in (*names.joined_keys(), *more)
@@ -137,6 +141,8 @@ class ScopeHeaders:
         }
         for key in names.framing_keys():
             spellings[key.encode("latin-1")] = (key, False)
+        for key in exact:
+            spellings[key.encode("latin-1")] = (key, True)
         self._spellings = spellings
         self._lengths = frozenset(len(name) for name in spellings)
 

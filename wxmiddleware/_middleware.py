@@ -9,11 +9,13 @@ WeChat client), the performer that carries out the core's plans, and the I/O glu
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, ClassVar, Generic, List, Mapping, Optional, TypeVar
+from typing import Any, Callable, ClassVar, Generic, Iterable, List, Mapping, Optional, TypeVar
 
+from ._ratelimit import AsyncLoginLimiter, LoginLimiter
 from .config import WxConfig
 from .core import Pipeline, resolve_config
 from .errors import ConfigError
+from .observe import Observer, combine
 
 _App = TypeVar("_App")
 _Store = TypeVar("_Store")
@@ -28,6 +30,15 @@ class MiddlewareBase(Generic[_App, _Store, _Client, _Hook]):
     override its fields); ``store`` and ``wechat`` default to what the configuration names,
     opened here and closed by the middleware's ``close``/``aclose``, while ones passed in
     stay the caller's.
+
+    Events: ``on_login(session, request)`` may return extra fields for the login answer;
+    ``on_logout(session, request)`` runs after a logout ended a live session;
+    ``on_reject(reason, request)`` after the middleware refused a request (``reason``: see
+    :mod:`wxmiddleware.observe`). ``request`` is the WSGI environ or the ASGI scope; under
+    ASGI each hook may be a coroutine function. A failing ``on_logout`` or ``on_reject`` is
+    logged and changes no answer. ``observers`` (:class:`~wxmiddleware.observe.Observer`:
+    Prometheus metrics, OpenTelemetry traces…) are told every request's outcome and time
+    every store and WeChat call; with none, nothing is called.
 
     Raises :class:`~wxmiddleware.errors.ConfigError` at construction, rather than on every
     request, for a ``store`` or ``wechat`` of the other kind (a synchronous store given to
@@ -53,6 +64,9 @@ class MiddlewareBase(Generic[_App, _Store, _Client, _Hook]):
         store: Optional[_Store] = None,
         wechat: Optional[_Client] = None,
         on_login: Optional[_Hook] = None,
+        on_logout: Optional[Callable[..., Any]] = None,
+        on_reject: Optional[Callable[..., Any]] = None,
+        observers: Optional[Iterable[Observer]] = None,
         **options: Any,
     ) -> None:
         asynchronous = inspect.iscoroutinefunction(self.performer_class.run)
@@ -67,14 +81,36 @@ class MiddlewareBase(Generic[_App, _Store, _Client, _Hook]):
         )
         self.wechat: _Client = wechat if wechat is not None else self.client_class(self.config)
         self.on_login = on_login
+        self._event_hooks = {
+            event: hook
+            for event, hook in (("logout", on_logout), ("reject", on_reject))
+            if hook is not None
+        }
+        #: The observer every request reports to (``None``: no observers).
+        self.observer = combine(observers)
         self._owned: List[Any] = [
             opened
             for opened, given in ((self.store, store), (self.wechat, wechat))
             if given is None
         ]
-        self._pipeline = Pipeline(self.config, on_login is not None, self._header_key)
+        self._pipeline = Pipeline(
+            self.config,
+            on_login is not None,
+            self._header_key,
+            events=tuple(self._event_hooks),
+            observer=self.observer,
+        )
+        limiter = None
+        if self._pipeline.limits is not None:
+            limiter = (AsyncLoginLimiter if asynchronous else LoginLimiter)(self.config)
         self._performer = self.performer_class(
-            self.store, self.wechat, self._read_body, self._call_hook
+            self.store,
+            self.wechat,
+            self._read_body,
+            self._call_hook,
+            self._notify,
+            observer=self.observer,
+            limiter=limiter,
         )
         self._prepare()
 
@@ -89,6 +125,16 @@ class MiddlewareBase(Generic[_App, _Store, _Client, _Hook]):
 
     def _prepare(self) -> None:
         """Anything more the adapter sets up once, after the rest."""
+
+    def _notify(self, context: Any, event: str, subject: Any) -> Any:
+        """Call the ``on_logout``/``on_reject`` hook (a :class:`~wxmiddleware.core.Notify`
+        effect); the async performer awaits what an async hook returns."""
+        return self._event_hooks[event](subject, self._hook_request(context))
+
+    def _hook_request(self, context: Any) -> Any:
+        """What the event hooks receive as the request: the performer's context (the WSGI
+        environ, Django's request); the ASGI adapter gives the scope."""
+        return context
 
 
 #: What to pass instead, by the kind the middleware needs (``True``: asynchronous).

@@ -57,6 +57,11 @@ async def _read_body(context: Context, length: Optional[int], limit: int) -> byt
     return b"".join(chunks)
 
 
+def _host(client: Optional[Tuple[str, int]]) -> Optional[str]:
+    # scope["client"]: (host, port), or None when the server does not say.
+    return None if not client else client[0]
+
+
 class WxASGIMiddleware(MiddlewareBase["ASGIApp", AsyncSessionStore, AsyncWeChatClient, LoginHook]):
     """Wrap an ASGI app with WeChat mini-program login.
 
@@ -101,7 +106,12 @@ class WxASGIMiddleware(MiddlewareBase["ASGIApp", AsyncSessionStore, AsyncWeChatC
     _read_body = staticmethod(_read_body)
 
     def _prepare(self) -> None:
-        self._headers = ScopeHeaders(self._pipeline.header_names, self._pipeline.cors.header_keys())
+        pipeline = self._pipeline
+        self._headers = ScopeHeaders(
+            pipeline.header_names,
+            pipeline.cors.header_keys(),
+            () if pipeline.limits is None else pipeline.limits.header_keys(),
+        )
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -129,6 +139,8 @@ class WxASGIMiddleware(MiddlewareBase["ASGIApp", AsyncSessionStore, AsyncWeChatC
             www.get("query_string", b""),
             self._headers.read(www["headers"]),
             scope_type == "websocket",
+            True,
+            _host(www.get("client")),
         )
         outcome = await self._performer.run_request(self._pipeline.handle(view), (www, receive))
         if isinstance(outcome, Forward):
@@ -150,6 +162,9 @@ class WxASGIMiddleware(MiddlewareBase["ASGIApp", AsyncSessionStore, AsyncWeChatC
             await returned if inspect.isawaitable(returned) else returned
         )
         return extra
+
+    def _hook_request(self, context: Context) -> AttachedScope:
+        return context[0]
 
     def _closing_on_shutdown(self, send: ASGISendCallable) -> ASGISendCallable:
         async def send_after_closing(message: ASGISendEvent) -> None:

@@ -15,6 +15,12 @@ DEFAULT_API_BASE = "https://api.weixin.qq.com"
 WAFER_SKEY_HEADER = "X-WX-Skey"
 
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+# The notation of the limits library (limits.util.EXPR): "10/minute", "5 per 2 hours",
+# several joined by ",", ";" or "|".
+_ONE_RATE = (
+    r"\s*[0-9]+\s*(?:/|\s*per\s*)\s*(?:[0-9]+\s*)?(?:second|minute|hour|day|month|year)s?\s*"
+)
+_RATE_LIMIT = re.compile(rf"^{_ONE_RATE}(?:[,;|]{_ONE_RATE})*$", re.IGNORECASE)
 
 
 def _as_tuple(value: Any, name: str) -> Tuple[str, ...]:
@@ -140,6 +146,23 @@ class WxConfig:
     #: rotated by putting the new one first. Empty: one key derived from ``secret``. Each
     #: at least 16 characters; ``WX_STORE_KEY`` takes them comma-separated. Never logged.
     store_key: Tuple[str, ...] = field(default=(), repr=False)
+    #: Logins allowed per client address, in the ``limits`` library's notation
+    #: (``"10/minute"``, ``"5/minute;50/day"``); ``None``: no limit. A login over it is
+    #: answered ``429`` with ``Retry-After`` before WeChat is called. Needs
+    #: ``wxmiddleware[ratelimit]``. From ``WX_LOGIN_RATE_LIMIT``.
+    login_rate_limit: Optional[str] = None
+    #: Logins allowed for the whole app (every client together), same notation; ``None``:
+    #: no budget. From ``WX_APP_LOGIN_RATE_LIMIT``.
+    app_login_rate_limit: Optional[str] = None
+    #: How many proxies in front of the app append to ``X-Forwarded-For``: the client address
+    #: of a rate limit is then that header's value this many places from the right
+    #: (werkzeug ``ProxyFix``'s rule). ``0`` (the default): the server's peer address, and
+    #: the header, which any client can write, is ignored. From ``WX_TRUSTED_PROXIES``.
+    trusted_proxies: int = 0
+    #: Where the rate-limit counters live, as a ``limits`` storage URL (``memory://``,
+    #: ``redis://host:6379/1``); ``None``: the Redis of a ``redis://``/``rediss://`` ``store``,
+    #: else this process's memory. From ``WX_RATE_LIMIT_STORAGE``.
+    rate_limit_storage: Optional[str] = None
     #: The browser origins (``scheme://host[:port]``, compared exactly) allowed to call the
     #: login and logout paths cross-origin, or ``("*",)`` for any; empty (the default): no
     #: CORS policy. With a policy, the middleware answers CORS preflights to those two paths
@@ -192,6 +215,22 @@ class WxConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("login_rate_limit", "app_login_rate_limit"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, str) and _RATE_LIMIT.match(value)):
+                raise ConfigError(
+                    f"{name} must be a rate limit such as '10/minute' or '5/minute;50/day',"
+                    f" got {value!r}"
+                )
+        if (
+            isinstance(self.trusted_proxies, bool)
+            or not isinstance(self.trusted_proxies, int)
+            or self.trusted_proxies < 0
+        ):
+            raise ConfigError(
+                f"trusted_proxies must be a number of proxies (0 or more), got"
+                f" {self.trusted_proxies!r}"
+            )
         if self.session_max_age < self.session_ttl:
             raise ConfigError("session_max_age must be at least session_ttl")
         if not 64 <= self.max_body_bytes <= 1024 * 1024:
@@ -324,6 +363,10 @@ _ENV_VARIABLES = {
     "wafer_compat": "WX_WAFER_COMPAT",
     "max_sessions_per_user": "WX_MAX_SESSIONS_PER_USER",
     "store_key": "WX_STORE_KEY",
+    "login_rate_limit": "WX_LOGIN_RATE_LIMIT",
+    "app_login_rate_limit": "WX_APP_LOGIN_RATE_LIMIT",
+    "trusted_proxies": "WX_TRUSTED_PROXIES",
+    "rate_limit_storage": "WX_RATE_LIMIT_STORAGE",
     "cors_origins": "WX_CORS_ORIGINS",
 }
 
@@ -334,6 +377,7 @@ _FIELD_KINDS = {
     "expose_openid": "bool",
     "wafer_compat": "bool",
     "max_sessions_per_user": "int",
+    "trusted_proxies": "int",
     "connect_timeout": "float",
     "read_timeout": "float",
 }

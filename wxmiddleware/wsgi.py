@@ -94,6 +94,7 @@ class WxMiddleware(
             environ,
             False,
             environ.get("wsgi.input_terminated", False),
+            environ.get("REMOTE_ADDR"),
         )
         outcome = self._performer.run_request(self._pipeline.handle(view), environ)
         if isinstance(outcome, Forward):

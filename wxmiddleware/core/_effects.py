@@ -87,8 +87,32 @@ class CallHook(NamedTuple):
     userinfo: Optional[Mapping[str, Any]]
 
 
+class Notify(NamedTuple):
+    """Call the app's hook for ``event`` (``"logout"``: ``on_logout``, ``"reject"``:
+    ``on_reject``) with ``subject`` and the request; send back ``None``.
+
+    ``subject`` is the ended :class:`WxSession` for a logout, the reason (a string of
+    :mod:`wxmiddleware.observe`) for a rejection. An async hook is awaited.
+    """
+
+    event: str
+    subject: Any
+
+
+class RateCheck(NamedTuple):
+    """Count one login against the login rate limits; send back ``None`` while every limit
+    has room, else the seconds until the fullest one has room again.
+
+    ``client`` is the client's address (``None``: unknown, not counted per client); the
+    performer's limiter holds the limits (``login_rate_limit`` per client,
+    ``app_login_rate_limit`` for the app) and their counters.
+    """
+
+    client: Optional[str]
+
+
 #: Any of the effects above; performers tell them apart with ``isinstance``.
-Effect = Union[StoreCall, HttpCall, Sleep, ReadBody, CallHook]
+Effect = Union[StoreCall, HttpCall, Sleep, ReadBody, CallHook, Notify, RateCheck]
 #: A flow: yields effects, receives their results, returns a ``_T``.
 Flow = Generator[Effect, Any, _T]
 

@@ -13,13 +13,28 @@ outcome; they decide nothing.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Mapping, Optional, Union
+from types import GeneratorType
+from typing import Any, Callable, Collection, Dict, Mapping, Optional, Union, cast
 
 from ..config import WxConfig
-from ..errors import BadRequest, InvalidSession, WxError
+from ..errors import BadRequest, InvalidSession, StoreUnavailable, WxError
+from ..observe import (
+    ANONYMOUS,
+    AUTHENTICATED,
+    BAD_REQUEST,
+    EXPIRED,
+    INVALID,
+    MISSING,
+    PREFLIGHT,
+    PUBLIC,
+    RATE_LIMITED,
+    STORE_DOWN,
+    Observer,
+)
 from ..session import SessionScope, WxSession, code_key, short_hash, token_key
 from ._cors import Cors
-from ._effects import CallHook, ClientDisconnected, Flow, ReadBody, StoreCall
+from ._effects import CallHook, ClientDisconnected, Flow, Notify, ReadBody, StoreCall
+from ._limits import LoginLimits, LoginRateLimited
 from ._login import login_flow
 from ._request import (
     HeaderMap,
@@ -126,18 +141,36 @@ class SessionLookup(Forward):
     def __repr__(self) -> str:
         return f"SessionLookup({self._kind.value})"
 
-    def found(self, session: Optional[WxSession]) -> Outcome:
-        """The outcome once the store answered ``session`` (``None``: no live session)."""
+    def found(self, session: Optional[WxSession]) -> Plan:
+        """The plan once the store answered ``session`` (``None``: no live session): this
+        lookup itself (the :class:`Forward`), or the refusal (a flow when ``on_reject`` is
+        set, which the performer runs)."""
         if session is None and self._kind is _PROTECTED:
-            return self._pipeline.failure(self._view, self._kind, InvalidSession())
+            return self._pipeline.failure(
+                self._view, self._kind, InvalidSession(), EXPIRED, self.token
+            )
         self.session = session
         return self
 
-    def failed(self, error: Exception) -> Outcome:
-        """The outcome once the store raised ``error`` (a down store answers 503)."""
+    def failed(self, error: Exception) -> Plan:
+        """The plan once the store raised ``error`` (a down store answers 503)."""
         if isinstance(error, WxError):
             log_failure("session lookup", error, short_hash(token_key(self.token)))
-        return self._pipeline.failure(self._view, self._kind, error)
+        return self._pipeline.failure(self._view, self._kind, error, STORE_DOWN, self.token)
+
+
+class ObservedLookup(SessionLookup):
+    """A :class:`SessionLookup` that tells the pipeline's observer what it came to; used
+    only when there is an observer, so that the lookup costs nothing more without one."""
+
+    __slots__ = ()
+
+    def found(self, session: Optional[WxSession]) -> Plan:
+        plan = super().found(session)
+        if plan is self:
+            observer: Observer = self._pipeline.observer  # type: ignore[assignment]
+            observer.request(AUTHENTICATED if session is not None else ANONYMOUS)
+        return plan
 
 
 #: What :meth:`Pipeline.handle` returns: the outcome itself when no I/O is needed, a
@@ -146,7 +179,12 @@ Plan = Union[Forward, Respond, _Drop, Flow[Outcome]]
 
 
 def log_failure(action: str, error: WxError, subject: str = "") -> None:
-    """One log line per failed login/logout/store access, naming its cause, never a secret."""
+    """One log line per failed login/logout/store access, naming its cause, never a secret.
+
+    The record carries ``extra`` fields for JSON log formatters: ``event`` (``action``),
+    ``error`` (the error word), ``status``, ``errcode`` (WeChat's, or ``None``) and
+    ``subject`` (``code=<hash>`` or a session's short hash, or ``""``).
+    """
     # A misconfiguration or an unusable WeChat needs the operator; a busy one, attention;
     # a bad client request, a record.
     if error.status in (500, 502):
@@ -164,6 +202,13 @@ def log_failure(action: str, error: WxError, subject: str = "") -> None:
         f" errcode={error.errcode}" if error.errcode is not None else "",
         f" ({error.detail})" if error.detail else "",
         f" {subject}" if subject else "",
+        extra={
+            "event": action,
+            "error": error.error,
+            "status": error.status,
+            "errcode": error.errcode,
+            "subject": subject,
+        },
     )
 
 
@@ -178,7 +223,10 @@ class Pipeline:
     """Every decision about a request, for one configuration.
 
     ``has_login_hook`` says whether the app gave an ``on_login`` hook (then the flow yields
-    :class:`~._effects.CallHook` after each login). ``header_key`` turns a normalised header
+    :class:`~._effects.CallHook` after each login); ``events`` names the other hooks it gave
+    (``"logout"``, ``"reject"``: the flows yield :class:`~._effects.Notify` for them);
+    ``observer`` (:class:`~wxmiddleware.observe.Observer`) is told every request's outcome,
+    every rejection's reason and every login's. ``header_key`` turns a normalised header
     name (``3rd-session``) into a key of the adapter's :class:`~._request.HeaderMap`;
     :attr:`header_names` and :attr:`cors` (:meth:`~._cors.Cors.header_keys`) hold the
     results.
@@ -194,9 +242,18 @@ class Pipeline:
         config: WxConfig,
         has_login_hook: bool = False,
         header_key: Optional[Callable[[str], str]] = None,
+        *,
+        events: Collection[str] = (),
+        observer: Optional[Observer] = None,
     ) -> None:
         self.config = config
         self.has_login_hook = has_login_hook
+        self.observer = observer
+        self._on_reject = "reject" in events
+        self._on_logout = "logout" in events
+        self._lookup = SessionLookup if observer is None else ObservedLookup
+        #: The login rate limits, or ``None`` when there are none.
+        self.limits = LoginLimits.for_config(config, header_key)
         self.router = Router(config)
         self.header_names = HeaderNames.for_config(config, header_key)
         self.cors = Cors(config, header_key)
@@ -211,6 +268,8 @@ class Pipeline:
         """Decide what the request needs; run the plan with a performer's ``run_request``."""
         kind = self._classify(view.path, view.raw_path)
         if kind is _PUBLIC:
+            if self.observer is not None:
+                self.observer.request(PUBLIC)
             return _UNTOUCHED
         if view.method == "OPTIONS" and self.cors.is_preflight(view.headers):
             return self._preflight(view, kind)
@@ -219,28 +278,80 @@ class Pipeline:
             if not view.websocket:
                 if kind is _LOGIN or kind is _LOGOUT:
                     return self._answer(view, kind)
-                return self.failure(view, kind, near_miss_error(kind, self.config))
+                return self.failure(view, kind, near_miss_error(kind, self.config), BAD_REQUEST)
             # Login and logout are HTTP requests; a websocket there needs a session.
             kind = _PROTECTED
         try:
             token = self._token(view.headers)
         except Exception as error:
-            return self.failure(view, kind, error)
+            return self.failure(view, kind, error, INVALID)
         if token is not None:
-            return SessionLookup(self, view, kind, token)
+            return self._lookup(self, view, kind, token)
         if kind is _OPTIONAL:
+            if self.observer is not None:
+                self.observer.request(ANONYMOUS)
             return _ANONYMOUS
         # A fresh error each time: a shared one's traceback grows with every raise.
-        return self.failure(view, kind, missing_token_error(self.config))
+        return self.failure(view, kind, missing_token_error(self.config), MISSING)
 
-    def failure(self, view: RequestView, kind: RequestKind, error: Exception) -> Outcome:
-        """The outcome of a request that failed with ``error``: every error is shaped here.
+    def failure(
+        self,
+        view: RequestView,
+        kind: RequestKind,
+        error: Exception,
+        reason: Optional[str] = None,
+        token: Optional[str] = None,
+    ) -> Plan:
+        """The plan of a request that failed with ``error``: every error is shaped here.
 
         A :class:`~wxmiddleware.errors.WxError` answers its JSON (in Wafer's dialect when the
         request speaks it); any other exception is a fault of ours (a bug, or the app's
         ``on_login`` hook failing), logged at ERROR with its traceback and answered ``500``
         without one; a client gone before its body is dropped.
+
+        With a ``reason`` (:mod:`wxmiddleware.observe`: ``missing``, ``expired``…) the
+        request is a rejection: the observer hears of it, a DEBUG record with ``extra``
+        fields (``event``, ``reason``, ``status``, ``session_hash`` when ``token`` is given)
+        is logged, and with an ``on_reject`` hook the plan is a flow that calls it first.
         """
+        outcome = self._shape(view, kind, error)
+        if reason is None or type(outcome) is not Respond:
+            return outcome
+        return self._rejected(outcome, reason, token)
+
+    def _rejected(self, outcome: Respond, reason: str, token: Optional[str]) -> Plan:
+        status = outcome.response.status
+        if logger.isEnabledFor(logging.DEBUG):
+            session_hash = None if token is None else short_hash(token_key(token))
+            logger.debug(
+                "rejected: %s (%d)%s",
+                reason,
+                status,
+                f" session {session_hash}" if session_hash else "",
+                extra={
+                    "event": "reject",
+                    "reason": reason,
+                    "status": status,
+                    "session_hash": session_hash,
+                },
+            )
+        if self.observer is not None:
+            self.observer.rejected(reason, status)
+        if self._on_reject:
+            return self._notify_then(outcome, "reject", reason)
+        return outcome
+
+    def _notify_then(self, outcome: Outcome, event: str, subject: Any) -> Flow[Outcome]:
+        yield from self._notify(event, subject)
+        return outcome
+
+    def _notify(self, event: str, subject: Any) -> Flow[None]:
+        try:
+            yield Notify(event, subject)
+        except Exception as error:  # the hook's failure changes no answer
+            logger.error("on_%s hook failed: %s", event, type(error).__name__, exc_info=error)
+
+    def _shape(self, view: RequestView, kind: RequestKind, error: Exception) -> Outcome:
         if isinstance(error, ClientDisconnected):
             logger.debug("login: the client disconnected before sending its body")
             return DROP
@@ -266,19 +377,52 @@ class Pipeline:
         # Browsers send a preflight without credentials (Fetch, section 4.8), so requiring a
         # token would refuse the real request too. The app's CORS layer answers it, with no
         # session attached; the policy answers for the middleware's own paths.
+        if self.observer is not None:
+            self.observer.request(PREFLIGHT)
         if kind is _PROTECTED or kind is _OPTIONAL or not self.cors.active:
             return _ANONYMOUS
         return Respond(self.cors.preflight_response(kind, view.headers))
 
     def _answer(self, view: RequestView, kind: RequestKind) -> Flow[Outcome]:
+        observer = self.observer
+        activity = None
+        if observer is not None and kind is _LOGIN:
+            activity = observer.login_started()
+        ended: Dict[str, Any] = {}
+        failed: Optional[BaseException] = None
         try:
             if kind is _LOGIN:
-                response = yield from self._login(view)
+                response = yield from self._login(view, ended)
             else:
                 response = yield from self._logout(view)
         except Exception as error:
-            return self.failure(view, kind, error)
+            failed = error
+            reason = _refusal_reason(kind, error)
+            if kind is _LOGIN:
+                self._login_ended(ended, error)
+            plan = self.failure(view, kind, error, reason)
+            if type(plan) is GeneratorType:
+                outcome: Outcome = yield from cast("Flow[Outcome]", plan)
+                return outcome
+            return cast(Outcome, plan)
+        except BaseException as error:  # cancelled (asyncio) or closed: the login ends too
+            failed = error
+            raise
+        finally:
+            if activity is not None:
+                activity.end(failed, ended)
+        if kind is _LOGIN:
+            self._login_ended(ended, None)
         return self.respond(view, response)
+
+    def _login_ended(self, ended: Dict[str, Any], error: Optional[Exception]) -> None:
+        """Note how a login ended in ``ended`` (``outcome``, ``errcode``; ``error``, when
+        given, overrides what the flow noted) and tell the observer."""
+        if error is not None:
+            ended["outcome"] = error.error if isinstance(error, WxError) else "internal_error"
+            ended["errcode"] = error.errcode if isinstance(error, WxError) else None
+        if self.observer is not None:
+            self.observer.login(ended["outcome"], ended.get("errcode"))
 
     def _token(self, headers: HeaderMap) -> Optional[str]:
         values = []
@@ -307,10 +451,13 @@ class Pipeline:
             raise body_too_large(config)
         return body
 
-    def _login(self, view: RequestView) -> Flow[Response]:
+    def _login(self, view: RequestView, ended: Dict[str, Any]) -> Flow[Response]:
         config = self.config
         wafer = wafer_login(config, view.headers, self.header_names)
         check_login_method(view.method, config, wafer is not None)
+        if self.limits is not None:
+            # Before the body is read: a flood of logins costs no WeChat call, no write.
+            yield from self.limits.check(view)
         # A code from a URL sits in access logs: it gets no idempotent replay.
         in_url = wafer is None and view.method == "GET"
         if wafer is not None:
@@ -329,7 +476,13 @@ class Pipeline:
         except WxError as error:
             log_failure("login", error, subject)
             raise
-        logger.info("login: session %s", short_hash(token_key(token)))
+        session_hash = short_hash(token_key(token))
+        ended["outcome"] = "success" if fresh else "replay"
+        logger.info(
+            "login: session %s",
+            session_hash,
+            extra={"event": "login", "outcome": ended["outcome"], "session_hash": session_hash},
+        )
         extra = None
         if self.has_login_hook:
             try:
@@ -356,14 +509,53 @@ class Pipeline:
 
     def _logout(self, view: RequestView) -> Flow[Response]:
         check_logout_method(view.method)
-        token = self._token(view.headers)
-        if token is None:
-            raise missing_token_error(self.config)
         try:
+            token = self._token(view.headers)
+        except WxError as error:
+            raise _Refusal(error, INVALID) from None
+        if token is None:
+            raise _Refusal(missing_token_error(self.config), MISSING)
+        session_hash = short_hash(token_key(token))
+        session = None
+        try:
+            if self._on_logout:
+                # The hook is told whose session ended.
+                session = yield StoreCall("get", (token, self.idle_ttl, self.scope))
             ended = yield StoreCall("delete", (token,))
         except WxError as error:
-            log_failure("logout", error, short_hash(token_key(token)))
+            log_failure("logout", error, session_hash)
             raise
+        if self.observer is not None:
+            self.observer.logout(bool(ended))
         if ended:
-            logger.info("logout: session %s", short_hash(token_key(token)))
+            logger.info(
+                "logout: session %s",
+                session_hash,
+                extra={"event": "logout", "session_hash": session_hash},
+            )
+            if session is not None:
+                yield from self._notify("logout", session)
         return logout_response()
+
+
+class _Refusal(WxError):
+    """A login or logout refused for a :mod:`wxmiddleware.observe` reason: it answers as
+    ``error`` does (its status, word, message and headers)."""
+
+    def __init__(self, error: WxError, reason: str) -> None:
+        super().__init__(error.message, errcode=error.errcode, headers=error.headers)
+        self.status = error.status  # type: ignore[misc]
+        self.error = error.error  # type: ignore[misc]
+        self.reason = reason
+
+
+def _refusal_reason(kind: RequestKind, error: Exception) -> Optional[str]:
+    """The rejection reason of a failed login or logout, or ``None`` when it is not one (a
+    login WeChat refused is a login outcome, not a rejection)."""
+    if isinstance(error, _Refusal):
+        return error.reason
+    if isinstance(error, LoginRateLimited):
+        return RATE_LIMITED
+    if kind is _LOGOUT and isinstance(error, WxError):
+        return STORE_DOWN if isinstance(error, StoreUnavailable) else BAD_REQUEST
+    return None

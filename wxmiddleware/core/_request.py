@@ -118,10 +118,21 @@ class RequestView:
     - ``headers``: a :class:`HeaderMap` keyed as the pipeline's :class:`HeaderNames` say;
     - ``websocket``: a websocket handshake rather than an HTTP request;
     - ``body_framed``: truthy when a body without ``Content-Length`` can still be read to its end
-      (ASGI always; WSGI when the server sets ``wsgi.input_terminated``).
+      (ASGI always; WSGI when the server sets ``wsgi.input_terminated``);
+    - ``client``: the peer's address as the server reports it (``REMOTE_ADDR``, or the host
+      of ``scope["client"]``), or ``None`` when it does not say.
     """
 
-    __slots__ = ("body_framed", "headers", "method", "path", "query", "raw_path", "websocket")
+    __slots__ = (
+        "body_framed",
+        "client",
+        "headers",
+        "method",
+        "path",
+        "query",
+        "raw_path",
+        "websocket",
+    )
 
     def __init__(
         self,
@@ -132,6 +143,7 @@ class RequestView:
         headers: HeaderMap,
         websocket: bool = False,
         body_framed: Any = True,
+        client: Optional[str] = None,
     ) -> None:
         self.method = method
         self.path = path
@@ -140,6 +152,7 @@ class RequestView:
         self.headers = headers
         self.websocket = websocket
         self.body_framed = body_framed
+        self.client = client
 
 
 def missing_token_error(config: WxConfig) -> InvalidSession:
