@@ -16,11 +16,13 @@ a real database and runs ``manage.py migrate`` once.
 
 import os
 import secrets
+import threading
 
 import django
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.management import call_command
+from django.db import connections
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
 
@@ -55,7 +57,18 @@ if not settings.configured:
         WXMIDDLEWARE={"public_paths": ["/health"]},
     )
     django.setup()
-    call_command("migrate", verbosity=0)
+
+    def migrate() -> None:
+        call_command("migrate", verbosity=0)
+        # An in-memory database lives while a connection to it is open: keep this one.
+        KEEP_ALIVE.append(connections["default"].connection)
+
+    # In a thread: uvicorn imports the app inside its event loop, where Django refuses
+    # database calls.
+    KEEP_ALIVE: list = []
+    migration = threading.Thread(target=migrate)
+    migration.start()
+    migration.join()
 
 
 def health(request: HttpRequest) -> JsonResponse:
