@@ -10,10 +10,11 @@ names its parts as class attributes, and the constructors live here.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, Generic, Optional, TypeVar
+from typing import Any, ClassVar, Dict, Generic, Iterable, Optional, TypeVar
 
 from ..config import WxConfig
 from ..crypto import SessionOrKey, decrypt_data, verify_signature
+from ..observe import Observer, combine
 from ._server_api import REFRESH_MARGIN_SECONDS, TokenPolicy
 
 _Store = TypeVar("_Store")
@@ -26,7 +27,9 @@ class TokenManagerBase(Generic[_Store, _Http]):
 
     ``http`` is the HTTP client the WeChat transport uses (a new one by default);
     ``stable`` selects ``POST /cgi-bin/stable_token`` over ``GET /cgi-bin/token``;
-    ``refresh_margin`` is how many seconds before its expiry the token is replaced.
+    ``refresh_margin`` is how many seconds before its expiry the token is replaced;
+    ``observers`` (:class:`~wxmiddleware.observe.Observer`) time its store and WeChat calls
+    and count its token refreshes.
     """
 
     #: The WeChat transport class (``WeChatClient`` or ``AsyncWeChatClient``).
@@ -42,12 +45,13 @@ class TokenManagerBase(Generic[_Store, _Http]):
         *,
         stable: bool = True,
         refresh_margin: float = REFRESH_MARGIN_SECONDS,
+        observers: Optional[Iterable[Observer]] = None,
     ) -> None:
         self.config = config
         self.store = store
         self._policy = TokenPolicy(config, stable=stable, refresh_margin=refresh_margin)
         self._wechat = self.transport_class(config, http)
-        self._performer = self.performer_class(store, self._wechat)
+        self._performer = self.performer_class(store, self._wechat, observer=combine(observers))
 
 
 class WxApiBase(Generic[_Store, _Http, _Manager]):
@@ -56,7 +60,8 @@ class WxApiBase(Generic[_Store, _Http, _Manager]):
 
     ``config`` is the app's :class:`~wxmiddleware.WxConfig`; ``store`` is where the access
     token is shared (give it the middleware's, so every worker uses one token); ``http`` the
-    HTTP client; ``stable_token=False`` fetches tokens with ``GET /cgi-bin/token``.
+    HTTP client; ``stable_token=False`` fetches tokens with ``GET /cgi-bin/token``;
+    ``observers`` watch its calls (see :class:`TokenManagerBase`).
     """
 
     #: The access-token manager class (``AccessTokenManager`` or its async twin).
@@ -69,9 +74,12 @@ class WxApiBase(Generic[_Store, _Http, _Manager]):
         http: Optional[_Http] = None,
         *,
         stable_token: bool = True,
+        observers: Optional[Iterable[Observer]] = None,
     ) -> None:
         self.config = config
-        self.tokens: _Manager = self.manager_class(config, store, http, stable=stable_token)
+        self.tokens: _Manager = self.manager_class(
+            config, store, http, stable=stable_token, observers=observers
+        )
 
     def decrypt(self, session: SessionOrKey, encrypted_data: str, iv: str) -> Dict[str, Any]:
         """Decrypt the mini-program's ``encryptedData`` with the session's key.
