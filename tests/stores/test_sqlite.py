@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sqlite3
+import stat
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -385,7 +386,7 @@ def test_path_that_is_a_directory_is_unavailable(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path)
     with pytest.raises(StoreUnavailable) as excinfo:
         store.get(new_token(), IDLE, SCOPE)
-    assert "OperationalError" in (excinfo.value.detail or "")
+    assert "is not a file" in (excinfo.value.detail or "")
 
 
 def test_corrupt_file_is_unavailable(tmp_path: Path) -> None:
@@ -436,11 +437,72 @@ def test_default_sqlite_path_sanitises_appid(state_home: Path) -> None:
     assert path.name == "sessions-___wx_1__.sqlite3"
 
 
-def test_open_store_default_is_sqlite_without_touching_disk(state_home: Path) -> None:
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_the_default_store_is_private_to_its_user(state_home: Path) -> None:
+    """Issue 17: directory 0700, database, -wal and -shm 0600 (another local account would
+    otherwise read every session's record)."""
     store = open_store(None, "wx1")
     assert isinstance(store, SQLiteStore)
     assert store.path == state_home / "wxmiddleware" / "sessions-wx1.sqlite3"
-    assert not state_home.exists()
+    assert mode(store.path.parent) == 0o700
+    assert mode(store.path) == 0o600  # created at start-up, before any connection
+    store.save(new_token(), make_session(), IDLE, SCOPE)
+    files = [store.path, *(Path(f"{store.path}{suffix}") for suffix in ("-wal", "-shm"))]
+    assert [mode(path) for path in files] == [0o600] * 3
+    store.close()
+
+
+def test_a_store_file_readable_by_others_is_made_private(state_home: Path) -> None:
+    path = default_sqlite_path("wx1")
+    path.parent.mkdir(parents=True, mode=0o700)
+    path.touch(mode=0o644)
+    path.chmod(0o644)  # as an older version left it
+    open_store(None, "wx1")
+    assert mode(path) == 0o600
+
+
+@pytest.mark.parametrize(("what", "bits"), [("directory", 0o777), ("file", 0o666)])
+def test_a_store_others_can_write_is_refused_at_start_up(
+    state_home: Path, what: str, bits: int
+) -> None:
+    path = default_sqlite_path("wx1")
+    path.parent.mkdir(parents=True, mode=0o700)
+    path.touch()
+    (path.parent if what == "directory" else path).chmod(bits)
+    with pytest.raises(ConfigError, match=f"other users can write the {what}"):
+        open_store(None, "wx1")
+    with pytest.raises(ConfigError):
+        open_store(f"sqlite:///{path}", "wx1")
+
+
+def test_a_store_owned_by_another_user_is_refused(state_home: Path) -> None:
+    if os.getuid() != 0:
+        pytest.skip("giving a file to another user needs root")
+    path = default_sqlite_path("wx1")
+    path.parent.mkdir(parents=True, mode=0o700)
+    path.touch(mode=0o600)
+    os.chown(path, 4242, 4242)  # planted by another account
+    with pytest.raises(ConfigError, match=f"the file {path} belongs to another user"):
+        open_store(None, "wx1")
+
+
+def test_an_unusable_default_path_fails_at_start_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 16: a service user whose home cannot be created gets a ConfigError naming the
+    path when the store is opened, not a 503 at every request."""
+    blocker = tmp_path / "no-home"
+    blocker.write_text("")
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(blocker / "home"))
+    with pytest.raises(ConfigError) as excinfo:
+        open_store(None, "wx1")
+    assert str(blocker / "home") in str(excinfo.value)
+    with pytest.raises(ConfigError, match="is not a file"):
+        open_store(f"sqlite:///{tmp_path}", "wx1")
 
 
 @pytest.mark.parametrize(

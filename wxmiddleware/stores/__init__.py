@@ -51,11 +51,13 @@ def open_store(url: Optional[str], appid: str) -> SessionStore:
     - ``redis://host:port/db`` or ``rediss://…`` (TLS): a :class:`RedisStore`
       (``pip install "wxmiddleware[redis]"``), with request-path timeouts.
 
-    Raises :class:`~wxmiddleware.errors.ConfigError` for any other URL. Errors name only the
-    URL's scheme, never the rest, which may hold a password.
+    Raises :class:`~wxmiddleware.errors.ConfigError` for any other URL, and for an SQLite
+    path that cannot work or that another local user could write (:meth:`SQLiteStore.check`,
+    which also makes its directory ``0700`` and file ``0600``). Errors name only the URL's
+    scheme, never the rest, which may hold a password.
     """
     if not url:
-        return SQLiteStore(default_sqlite_path(appid))
+        return _checked(SQLiteStore(default_sqlite_path(appid)))
     scheme = store_url_scheme(url)
     if scheme == "sqlite":
         path = url[len(_SQLITE_PREFIX) :] if url.lower().startswith(_SQLITE_PREFIX) else ""
@@ -64,7 +66,7 @@ def open_store(url: Optional[str], appid: str) -> SessionStore:
                 "sqlite store URLs take the form sqlite:///relative/path"
                 " or sqlite:////absolute/path, without a query"
             )
-        return SQLiteStore(path)
+        return _checked(SQLiteStore(path))
     if scheme == "memory":
         return MemoryStore()
     if scheme in ("redis", "rediss"):
@@ -73,6 +75,11 @@ def open_store(url: Optional[str], appid: str) -> SessionStore:
     if not scheme:
         raise ConfigError(f"the session store URL has no scheme; {_SUPPORTED}")
     raise ConfigError(f"unsupported session store URL scheme {scheme!r}; {_SUPPORTED}")
+
+
+def _checked(store: SQLiteStore) -> SQLiteStore:
+    store.check()
+    return store
 
 
 def _redis_stores() -> ModuleType:

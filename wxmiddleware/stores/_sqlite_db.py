@@ -1,8 +1,12 @@
 """The SQLite file under :class:`~wxmiddleware.stores.sqlite.SQLiteStore`: its schema, and
 connections opened per thread and per process.
 
-Opening a connection creates the parent directory and the schema, and switches the file to
-WAL mode; a connection that crossed ``fork()`` is never used (nor closed) in the child.
+:meth:`Database.prepare` (run when a store is created) makes the directory ``0700`` and the
+file ``0600`` when it creates them (SQLite gives ``-wal`` and ``-shm`` the file's mode), and
+refuses, with a :class:`~wxmiddleware.errors.ConfigError` naming the path, a path that cannot
+work or that another local user could write. Opening a connection creates the schema and
+switches the file to WAL mode; a connection that crossed ``fork()`` is never used (nor
+closed) in the child.
 """
 
 from __future__ import annotations
@@ -10,13 +14,14 @@ from __future__ import annotations
 import os
 import pathlib
 import sqlite3
+import stat
 import threading
 import time
 import weakref
 from contextlib import contextmanager
 from typing import Iterator, List, Optional
 
-from ..errors import StoreUnavailable
+from ..errors import ConfigError, StoreUnavailable
 from ..session import short_hash
 
 SCHEMA = (
@@ -44,6 +49,30 @@ SCHEMA = (
         expires_at REAL NOT NULL
     ) WITHOUT ROWID""",
 )
+
+
+#: The files SQLite keeps next to the database in WAL mode.
+WAL_SUFFIXES = ("-wal", "-shm")
+
+
+def _refuse_shared(path: pathlib.Path, is_dir: bool) -> None:
+    """ConfigError when another local user could write ``path`` (it belongs to someone
+    else, or is group/other-writable: a directory with the sticky bit, like ``/tmp``, keeps
+    each user's files their own); a file of ours readable by others is made ``0600``."""
+    if os.name != "posix":
+        return
+    info = path.stat()
+    kind = "directory" if is_dir else "file"
+    if info.st_uid not in (os.getuid(), 0):
+        raise ConfigError(f"SQLite store: the {kind} {path} belongs to another user")
+    shared = info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    if shared and not (is_dir and info.st_mode & stat.S_ISVTX):
+        raise ConfigError(
+            f"SQLite store: other users can write the {kind} {path}; make it private"
+            f" (chmod {'700' if is_dir else '600'})"
+        )
+    if not is_dir and info.st_mode & 0o077 and info.st_uid == os.getuid():
+        path.chmod(0o600)
 
 
 class SQLiteBusy(StoreUnavailable):
@@ -106,10 +135,34 @@ class Database:
         self._schema_ready = False
         _OPEN.add(self)
 
+    def prepare(self) -> None:
+        """Make the directory (``0700``) and the empty file (``0600``) unless they exist, and
+        check what exists: :class:`~wxmiddleware.errors.ConfigError` (naming the path and the
+        cause) for a path that cannot hold the database or that another user could write.
+        """
+        path = self.path
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _refuse_shared(path.parent, is_dir=True)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                if not path.is_file():
+                    raise ConfigError(f"SQLite store: {path} is not a file") from None
+            else:
+                os.close(fd)
+            for candidate in (path, *(path.with_name(path.name + s) for s in WAL_SUFFIXES)):
+                if candidate.exists():
+                    _refuse_shared(candidate, is_dir=False)
+        except OSError as exc:
+            raise ConfigError(
+                f"SQLite store: {path} cannot be used: {type(exc).__name__}: {exc.strerror}"
+            ) from None
+
     def connection(self) -> sqlite3.Connection:
         """This thread's connection, opened now if this thread or process has none.
 
-        Raises :class:`StoreUnavailable` when the directory cannot be made, and
+        Raises :class:`StoreUnavailable` when :meth:`prepare` refuses the path, and
         :class:`sqlite3.Error` when SQLite cannot open the file.
         """
         local = self.local
@@ -118,9 +171,9 @@ class Database:
             return conn
         self.close()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise self.failure(exc, "open") from exc
+            self.prepare()
+        except ConfigError as exc:
+            raise StoreUnavailable(detail=str(exc)) from None
         conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
         try:
             self._enable_wal(conn)

@@ -91,8 +91,10 @@ class SQLiteStore(SharedValues):
 
     Every process and thread that uses the store opens its own connection on first use (a
     store created before ``fork()`` opens fresh ones in each child), so one instance may be
-    created at import time and shared. The parent directory and the schema are created on
-    first use. A relative ``path`` is resolved against the working directory at construction.
+    created at import time and shared. The parent directory (``0700``), the file (``0600``)
+    and the schema are created on first use, or by :meth:`check`, which
+    :func:`~wxmiddleware.stores.open_store` calls. A relative ``path`` is resolved against
+    the working directory at construction.
 
     ``timeout`` is how long (seconds) a write waits for another process's write before the
     store gives up with :class:`~wxmiddleware.errors.StoreUnavailable`. Every
@@ -121,6 +123,17 @@ class SQLiteStore(SharedValues):
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
+
+    def check(self) -> None:
+        """Make the directory (``0700``) and the file (``0600``) now unless they exist, and
+        raise :class:`~wxmiddleware.errors.ConfigError` (naming the path and the cause) for a
+        path that cannot hold the database (a directory that cannot be made, a directory
+        where the file should be) or that another local user could write: a set-up error,
+        found at start-up rather than as a 503 at the first request. Opens no connection, so
+        it may run before ``fork()``. A store used without it does the same on first use,
+        raising :class:`~wxmiddleware.errors.StoreUnavailable` instead.
+        """
+        self._db.prepare()
 
     @property
     def path(self) -> pathlib.Path:
