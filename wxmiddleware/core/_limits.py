@@ -33,7 +33,8 @@ def client_address(view: RequestView, trusted_proxies: int, forwarded_key: str) 
 
     ``forwarded_key`` is ``X-Forwarded-For``'s key in the view's header map. With fewer
     values in the header than ``trusted_proxies``, the header was not written by the proxies
-    and the peer address is used, as ``ProxyFix`` does.
+    and the peer address is used, as ``ProxyFix`` does. ``None`` when there is no address
+    (a unix socket without trusted proxies): only the app's budget counts such a login.
     """
     if trusted_proxies:
         forwarded = view.headers.get(forwarded_key)
@@ -41,7 +42,8 @@ def client_address(view: RequestView, trusted_proxies: int, forwarded_key: str) 
             values = [value.strip() for value in str(forwarded).split(",")]
             if len(values) >= trusted_proxies and values[-trusted_proxies]:
                 return values[-trusted_proxies]
-    return view.client
+    # A unix-socket peer has no address (gunicorn: ""): not a client to count.
+    return view.client or None
 
 
 class LoginLimits:
