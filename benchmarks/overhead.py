@@ -185,9 +185,10 @@ def summary(times: Dict[str, List[float]]) -> Dict[str, Any]:
 
 def measure_framework(
     name: str, fake: FakeWeChat, stores: Sequence[str], peers: bool, rounds: int, requests: int,
-    **kw: Any,
+    metrics: bool = False, **kw: Any,
 ) -> Dict[str, Any]:
-    """One framework: the bare app, the wrapped app on each store, the peer; alternating."""
+    """One framework: the bare app, the wrapped app on each store (and on the first with
+    Prometheus metrics on), the peer; alternating."""
     loop, wsgi = asyncio.new_event_loop(), name == "flask"
     apps = flask_apps if wsgi else starlette_apps
     options = {"appid": fake.appid, "secret": fake.secret, "public_paths": ("/health",)}
@@ -210,6 +211,24 @@ def measure_framework(
                 app = WxASGIMiddleware(inner, config=config, store=opened[-1])
                 token = loop.run_until_complete(_bench.asgi_login(app, code))
             variants[kind] = runner(app, {TOKEN_HEADER: token})
+        if metrics:
+            # The first store again, with Prometheus metrics on (its own registry).
+            from prometheus_client import CollectorRegistry
+
+            from wxmiddleware.observers.prometheus import PrometheusObserver
+
+            opened.append(make_store(stores[0], not wsgi, **kw))
+            inner, code = apps()[1], fake.issue_code(f"{name}-metrics")
+            observers = [PrometheusObserver(CollectorRegistry())]
+            if wsgi:
+                app = WxMiddleware(
+                    inner.wsgi_app, config=config, store=opened[-1], observers=observers
+                )
+                token = _bench.wsgi_login(app, code)
+            else:
+                app = WxASGIMiddleware(inner, config=config, store=opened[-1], observers=observers)
+                token = loop.run_until_complete(_bench.asgi_login(app, code))
+            variants[f"{stores[0]}, metrics on"] = runner(app, {TOKEN_HEADER: token})
         if peers and not wsgi:
             variants["starlette_session"] = runner(*starlette_session_peer())
         if peers and wsgi and "redis" in stores:
@@ -225,7 +244,7 @@ def measure_framework(
 def measure(
     rounds: int = 60, requests: int = 150, redis_url: Optional[str] = None,
     frameworks: Sequence[str] = ("flask", "starlette"), stores: Sequence[str] = STORES,
-    peers: bool = True,
+    peers: bool = True, metrics: bool = False,
 ) -> Dict[str, Any]:
     """Both frameworks: times per round, the ratios to the bare app and the µs added."""
     stores = [s for s in stores if s != "redis" or redis_url]
@@ -234,7 +253,9 @@ def measure(
     with tempfile.TemporaryDirectory() as state, FakeWeChat() as fake:
         kw = {"state": Path(state), "redis_url": redis_url, "prefix": prefix}
         for name in frameworks:
-            results[name] = measure_framework(name, fake, stores, peers, rounds, requests, **kw)
+            results[name] = measure_framework(
+                name, fake, stores, peers, rounds, requests, metrics, **kw
+            )
     if redis_url:
         import redis
 
@@ -251,13 +272,18 @@ def main() -> None:
     parser.add_argument("--stores", default=",".join(STORES))
     parser.add_argument("--no-peers", action="store_true", help="skip the peers' variants")
     parser.add_argument("--redis-url", help="use this Redis instead of a private server")
+    parser.add_argument(
+        "--metrics", action="store_true", help="also the first store with Prometheus metrics on"
+    )
     args = parser.parse_args()
     stores, frameworks = args.stores.split(","), args.frameworks.split(",")
     with _bench.quiet_logging(), contextlib.ExitStack() as stack:
         url = args.redis_url
         if url is None and "redis" in stores and _bench.PrivateRedis.available:
             url = stack.enter_context(_bench.PrivateRedis()).url
-        results = measure(args.rounds, args.requests, url, frameworks, stores, not args.no_peers)
+        results = measure(
+            args.rounds, args.requests, url, frameworks, stores, not args.no_peers, args.metrics
+        )
     print(f"{args.requests} requests per round, {args.rounds} rounds; medians of per-round figures")
     print(report.overhead_tables(results))
 

@@ -8,17 +8,25 @@ header with every call it tries.
 
 from typing import Any, Dict
 
-from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, Response, WebSocket, WebSocketDisconnect
 
 from wxmiddleware import WxASGIMiddleware, WxConfig
 from wxmiddleware.integrations.fastapi import CurrentWxSession, OptionalWxSession, install
 
 # FastAPI's documentation pages fetch /openapi.json without a session: keep them public.
 PUBLIC_PATHS = ("/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
-config = WxConfig.from_env(public_paths=PUBLIC_PATHS)
+# Prometheus metrics at /metrics when prometheus-client is installed (docs/operations.md;
+# with several workers, set PROMETHEUS_MULTIPROC_DIR). Keep /metrics off the internet.
+try:
+    from wxmiddleware.observers.prometheus import PrometheusObserver, metrics_response
+
+    OBSERVERS = [PrometheusObserver()]
+except ImportError:
+    OBSERVERS = []
+config = WxConfig.from_env(public_paths=PUBLIC_PATHS + (("/metrics",) if OBSERVERS else ()))
 
 app = FastAPI()
-app.add_middleware(WxASGIMiddleware, config=config)
+app.add_middleware(WxASGIMiddleware, config=config, observers=OBSERVERS)
 # The login and logout paths in /openapi.json; a missing session answered as the middleware does.
 install(app, config)
 
@@ -26,6 +34,14 @@ install(app, config)
 @app.get("/health")
 async def health() -> Dict[str, Any]:
     return {"ok": True}
+
+
+if OBSERVERS:
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        body, content_type = metrics_response()
+        return Response(body, media_type=content_type)
 
 
 @app.get("/api/me")

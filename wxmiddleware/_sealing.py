@@ -62,6 +62,8 @@ class Sealer:
         self._materials: Tuple[str, ...] = tuple(materials)
         self._keys: Optional[List[Tuple[str, AESGCM]]] = None
         self._by_kid: Dict[str, AESGCM] = {}
+        # cryptography's InvalidTag, looked up with the keys (not on every open).
+        self._invalid: Tuple[type[Exception], ...] = ()
 
     def __repr__(self) -> str:
         return f"Sealer({len(self._materials)} key(s))"
@@ -69,6 +71,7 @@ class Sealer:
     def _ready(self) -> List[Tuple[str, AESGCM]]:
         keys = self._keys
         if keys is None:
+            from cryptography.exceptions import InvalidTag
             from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
             keys = []
@@ -76,6 +79,7 @@ class Sealer:
                 key = derive_key(material)
                 keys.append((_kid(key), AESGCM(key)))
             self._by_kid = dict(reversed(keys))
+            self._invalid = (InvalidTag, ValueError, binascii.Error)
             self._keys = keys
         return keys
 
@@ -89,9 +93,8 @@ class Sealer:
     def open(self, sealed: str, associated: bytes) -> Optional[str]:
         """What :meth:`seal` sealed, or ``None`` when no key opens it for ``associated``
         (another key, another record, a forgery, or not a sealed value at all)."""
-        from cryptography.exceptions import InvalidTag
-
-        self._ready()
+        if self._keys is None:
+            self._ready()
         kid, _, body = sealed.partition(".")
         aead = self._by_kid.get(kid)
         if aead is None:
@@ -100,7 +103,7 @@ class Sealer:
             blob = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
             plain = aead.decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], associated)
             return plain.decode("utf-8")
-        except (InvalidTag, ValueError, binascii.Error):
+        except self._invalid:
             return None
 
 
