@@ -19,8 +19,8 @@ schema declares them, and the Authorize button of ``/docs`` sends the header. Th
 resolves the token; the dependencies read the session it attached.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI 0.100 reads a dependency's
+# __call__ annotations as objects (an instance has no __globals__ to resolve strings in).
 import json
 from typing import Annotated, Any, Dict, Optional
 
