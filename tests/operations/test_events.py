@@ -188,7 +188,7 @@ class TestLoginsAndLogouts:
         headers = [("3rd-session", token)]
         assert app.post("/wx/logout", headers=headers).status == 204
         assert app.post("/wx/logout", headers=headers).status == 204
-        (session, path), = ended
+        ((session, path),) = ended
         assert isinstance(session, WxSession) and path == "/wx/logout"
         assert session.openid == fake_wechat.openid_for("carol")
         assert observer.of("logout") == [(True,), (False,)]
