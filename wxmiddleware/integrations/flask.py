@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import os
 from functools import wraps
-from typing import Any, Callable, Dict, Mapping, Optional, TypeVar, cast
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, TypeVar, cast
 
 from flask import Flask, Response, request
 from werkzeug.local import LocalProxy
 
 from .._accessors import session_of
 from ..config import WxConfig
+from ..observe import Observer
 from ..session import WxSession
 from ..wsgi import LoginHook, WxMiddleware
 from . import unauthorized
@@ -97,9 +98,10 @@ class WxLogin:
     ``app.wsgi_app`` (so ``flask run``, the test client and gunicorn all go through it).
 
     The configuration comes from ``app.config``'s ``WX_*`` keys over the environment
-    (:func:`config_from`), unless ``config`` is given; ``store``, ``wechat`` and
-    ``on_login`` go to the middleware. After :meth:`init_app`,
-    ``app.extensions["wxmiddleware"]`` is the middleware (``close()`` it when the app ends).
+    (:func:`config_from`), unless ``config`` is given; ``store``, ``wechat``, the event
+    hooks (``on_login``, ``on_logout``, ``on_reject``) and ``observers`` go to the
+    middleware. After :meth:`init_app`, ``app.extensions["wxmiddleware"]`` is the middleware
+    (``close()`` it when the app ends).
     """
 
     def __init__(
@@ -110,11 +112,17 @@ class WxLogin:
         store: Any = None,
         wechat: Any = None,
         on_login: Optional[LoginHook] = None,
+        on_logout: Optional[Callable[..., Any]] = None,
+        on_reject: Optional[Callable[..., Any]] = None,
+        observers: Optional[Iterable[Observer]] = None,
     ) -> None:
         self.config = config
         self.store = store
         self.wechat = wechat
         self.on_login = on_login
+        self.on_logout = on_logout
+        self.on_reject = on_reject
+        self.observers = observers
         if app is not None:
             self.init_app(app)
 
@@ -126,6 +134,9 @@ class WxLogin:
             store=self.store,
             wechat=self.wechat,
             on_login=self.on_login,
+            on_logout=self.on_logout,
+            on_reject=self.on_reject,
+            observers=self.observers,
         )
         app.wsgi_app = middleware  # type: ignore[method-assign]
         app.extensions["wxmiddleware"] = middleware

@@ -96,6 +96,7 @@ class _SyncAdapter(MiddlewareBase[Any, Any, Any, Any]):
             meta,
             False,
             hasattr(request, "scope"),
+            meta.get("REMOTE_ADDR"),
         )
 
 
@@ -135,6 +136,9 @@ class _AsyncAdapter(MiddlewareBase[Any, Any, Any, Any]):
             _raw_path(request),
             scope.get("query_string", b""),
             self._headers.read(scope["headers"]),
+            False,
+            True,
+            request.META.get("REMOTE_ADDR"),
         )
 
 
