@@ -38,6 +38,9 @@ from wxmiddleware.stores.aio import AsyncMemoryStore, AsyncSQLiteStore
 from wxmiddleware.stores.base import PURGE_BATCH
 
 STORES = ["memory", "sqlite", "redis", "async-memory", "async-sqlite", "async-redis"]
+#: The SQL stores (tests/sql_support.py): on the fake clock, since they take time from Python.
+SQL_STORES = ["postgresql", "mysql", "async-postgresql", "async-mysql"]
+STORES += SQL_STORES
 
 
 class RedisView:
@@ -123,6 +126,13 @@ def _open_backend(
         return
     clock = Clock(time.time())
     monkeypatch.setattr(time, "time", clock)
+    protocol = AsyncSessionStore if kind.startswith("async") else SessionStore
+    if kind in SQL_STORES:
+        from tests.sql_support import sql_store
+
+        with sql_store(kind) as opened:
+            yield Backend(opened, protocol, clock.advance, None, ordered=True)
+        return
     path = tmp_path / "s.sqlite3"
     opened: Any = {
         "memory": lambda: MemoryStore(),
@@ -130,7 +140,6 @@ def _open_backend(
         "async-memory": lambda: Blocking(AsyncMemoryStore()),
         "async-sqlite": lambda: Blocking(AsyncSQLiteStore(path)),
     }[kind]()
-    protocol = AsyncSessionStore if kind.startswith("async") else SessionStore
     try:
         yield Backend(opened, protocol, clock.advance, None, ordered=kind.endswith("sqlite"))
     finally:

@@ -16,12 +16,15 @@ from .sqlite import SQLiteStore, default_sqlite_path
 
 if TYPE_CHECKING:
     from .redis import AsyncRedisStore, RedisStore
+    from .sql import AsyncSQLStore, SQLStore
 
 __all__ = [
     "AsyncRedisStore",
+    "AsyncSQLStore",
     "AsyncSessionStore",
     "MemoryStore",
     "RedisStore",
+    "SQLStore",
     "SQLiteStore",
     "SessionInfo",
     "SessionStore",
@@ -31,7 +34,9 @@ __all__ = [
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 _SQLITE_PREFIX = "sqlite:///"
-_SUPPORTED = "use sqlite:///path, memory:// or redis://host:port/db"
+_SUPPORTED = "use sqlite:///path, memory://, redis://host:port/db, postgresql://… or mysql://…"
+#: Schemes (before any ``+driver``) of the SQL store; ``postgres`` is Heroku's spelling.
+SQL_SCHEMES = ("postgresql", "postgres", "mysql", "mariadb")
 
 
 def store_url_scheme(url: str) -> str:
@@ -50,6 +55,9 @@ def open_store(url: Optional[str], appid: str) -> SessionStore:
     - ``memory://``: a :class:`MemoryStore` (one process only).
     - ``redis://host:port/db`` or ``rediss://…`` (TLS): a :class:`RedisStore`
       (``pip install "wxmiddleware[redis]"``), with request-path timeouts.
+    - ``postgresql://…``, ``mysql://…`` (also ``postgres:``, ``mariadb:``, ``+driver``): a
+      :class:`~wxmiddleware.stores.sql.SQLStore` (``pip install "wxmiddleware[sql]"``),
+      its schema checked and created now (:func:`wxmiddleware.stores.sql.open_url`).
 
     Raises :class:`~wxmiddleware.errors.ConfigError` for any other URL, and for an SQLite
     path that cannot work or that another local user could write (:meth:`SQLiteStore.check`,
@@ -72,6 +80,9 @@ def open_store(url: Optional[str], appid: str) -> SessionStore:
     if scheme in ("redis", "rediss"):
         store: SessionStore = _redis_stores().RedisStore.from_url(url)
         return store
+    if scheme.split("+", 1)[0] in SQL_SCHEMES:
+        sql_store: SessionStore = sql_stores().open_url(url)
+        return sql_store
     if not scheme:
         raise ConfigError(f"the session store URL has no scheme; {_SUPPORTED}")
     raise ConfigError(f"unsupported session store URL scheme {scheme!r}; {_SUPPORTED}")
@@ -94,10 +105,27 @@ def _redis_stores() -> ModuleType:
     return redis
 
 
+def sql_stores() -> ModuleType:
+    """:mod:`wxmiddleware.stores.sql`, or a ConfigError naming what to install."""
+    try:
+        from . import sql
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("sqlalchemy", "greenlet"):
+            raise
+        raise ConfigError(
+            f'SQL session stores need SQLAlchemy ({exc.name}): pip install "wxmiddleware[sql]"'
+        ) from None
+    return sql
+
+
 def __getattr__(name: str) -> Any:
     # The Redis stores import redis-py (wxmiddleware[redis]), so only when first asked for.
     if name in ("RedisStore", "AsyncRedisStore"):
         from . import redis
 
         return getattr(redis, name)
+    if name in ("SQLStore", "AsyncSQLStore"):
+        from . import sql
+
+        return getattr(sql, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -19,7 +19,7 @@ from typing import Callable, List, Optional, TypeVar, Union
 
 from ..errors import ConfigError, StoreUnavailable
 from ..session import CodeClaim, SessionScope, WxSession
-from . import _redis_stores, open_store, store_url_scheme
+from . import SQL_SCHEMES, _redis_stores, open_store, sql_stores, store_url_scheme
 from ._inline import InlineAsync
 from .base import AsyncSessionStore, PurgeProgress, SessionInfo
 from .memory import MemoryStore
@@ -251,12 +251,17 @@ def open_async_store(url: Optional[str], appid: str) -> AsyncSessionStore:
 
     ``sqlite:`` URLs (and ``None``, the default SQLite file for ``appid``) give an
     :class:`AsyncSQLiteStore`, ``memory://`` an :class:`AsyncMemoryStore`, and
-    ``redis://``/``rediss://`` an ``AsyncRedisStore`` (``wxmiddleware[redis]``).
+    ``redis://``/``rediss://`` an ``AsyncRedisStore`` (``wxmiddleware[redis]``), and
+    ``postgresql://``/``mysql://`` an ``AsyncSQLStore`` (``wxmiddleware[sql]``; asyncpg or
+    aiomysql, whatever sync driver the URL names).
     Raises :class:`~wxmiddleware.errors.ConfigError` for any other URL.
     """
     if url and store_url_scheme(url) in ("redis", "rediss"):
         redis_store: AsyncSessionStore = _redis_stores().AsyncRedisStore.from_url(url)
         return redis_store
+    if url and store_url_scheme(url).split("+", 1)[0] in SQL_SCHEMES:
+        sql_store: AsyncSessionStore = sql_stores().open_url(url, asynchronous=True)
+        return sql_store
     store = open_store(url, appid)
     if isinstance(store, MemoryStore):
         return AsyncMemoryStore(store)

@@ -1,0 +1,487 @@
+"""Every operation of the SQL stores, written once, as a generator of statements.
+
+An operation yields a :class:`Call` (one statement and its parameters) or a transaction
+marker (:data:`BEGIN`, :data:`COMMIT`), receives what each returned (the rows of a
+``SELECT`` as tuples, the row count of anything else), and returns its result.
+:class:`~wxmiddleware.stores.sql.SQLStore` and :class:`~wxmiddleware.stores.sql.AsyncSQLStore`
+inherit each store method, declared once (:class:`SQLStoreMethods`), and run the
+operations with a small runner each, the only code that differs between the two.
+
+The engine runs in autocommit mode: a statement outside ``BEGIN``/``COMMIT`` is its own
+transaction, so the lookup of an authenticated request is one round trip, and locks are held
+for one statement. Races are decided by the database: a primary key that two machines insert
+at once lets one win, and the other receives :class:`Conflict` (thrown into the operation,
+which decides what it means); a conditional ``UPDATE`` moves a row for one of them only.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from contextlib import contextmanager
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Coroutine,
+    Dict,
+    Generator,
+    Generic,
+    Iterator,
+    List,
+    Optional,
+    Tuple,
+    TypeVar,
+    Union,
+    overload,
+)
+
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+
+from ..errors import StoreUnavailable
+from ..session import (
+    CLAIM_OWNER,
+    CLAIM_PENDING,
+    CodeClaim,
+    SessionScope,
+    WxSession,
+    claim_used,
+    deadline_after_use,
+    idle_deadline,
+    over_cap,
+    short_hash,
+    token_key,
+)
+from ._sql_schema import Tables
+from .base import PURGE_BATCH, PurgeProgress, SessionInfo, new_lock_owner
+
+if TYPE_CHECKING:
+    from typing import Concatenate, ParamSpec
+
+    from .sql import AsyncSQLStore, SQLStore
+
+    _P = ParamSpec("_P")
+else:
+    # Python 3.9 has no ParamSpec; only type checkers read _P.
+    _P = TypeVar("_P")
+
+_T = TypeVar("_T")
+logger = logging.getLogger("wxmiddleware")
+
+#: How often (seconds) one process's logins also delete one batch of expired rows.
+PURGE_INTERVAL = 60.0
+#: How many rows that inline batch deletes at most.
+INLINE_PURGE_BATCH = 100
+#: How many times a code claim reads again after losing a race, before it answers PENDING.
+CLAIM_ATTEMPTS = 3
+
+
+class Call:
+    """One statement and its parameters."""
+
+    __slots__ = ("params", "statement")
+
+    def __init__(self, statement: Any, params: Optional[Dict[str, Any]] = None) -> None:
+        self.statement = statement
+        self.params = params or {}
+
+
+class Marker:
+    """A transaction boundary: the runner sends ``BEGIN``, ``COMMIT`` or ``ROLLBACK``."""
+
+    __slots__ = ("sql",)
+
+    def __init__(self, sql: str) -> None:
+        self.sql = sql
+
+
+BEGIN = Marker("BEGIN")
+COMMIT = Marker("COMMIT")
+ROLLBACK = Marker("ROLLBACK")
+
+Request = Union[Call, Marker]
+#: An operation: yields requests, receives rows (a list of tuples) or a row count.
+Operation = Generator[Request, Any, _T]
+
+
+class Conflict(Exception):
+    """A statement lost a race on a unique key (another transaction inserted the row)."""
+
+
+class Steps(Generic[_T]):
+    """The requests of one operation, for a runner to answer one at a time.
+
+    The runner iterates, and for each request sets :attr:`reply` inside
+    ``with steps.answering():``, which records a database error instead; the runner then
+    sends ``ROLLBACK`` when :attr:`in_transaction` says one is open, and the next step hands
+    the operation a :class:`Conflict` (a unique key taken) or a
+    :class:`~wxmiddleware.errors.StoreUnavailable` (anything else), whose ``detail`` names
+    the dialect, the operation and the error's class and code: never a statement, its
+    parameters or the URL. After the last request, :attr:`result` is what the operation
+    returned. :attr:`stale` says the operation failed at its first statement because the
+    pooled connection had died (the database restarted): nothing was done, so the runner
+    may run it once more on a fresh connection.
+    """
+
+    def __init__(self, operation: Operation[_T], action: str, dialect: str) -> None:
+        self._operation = operation
+        self._action = action
+        self._dialect = dialect
+        self._error: Optional[BaseException] = None
+        self._sent = 0
+        self.reply: Any = None
+        self.in_transaction = False
+        self.stale = False
+        self.result: _T
+
+    def __iter__(self) -> Steps[_T]:
+        return self
+
+    def __next__(self) -> Request:
+        error, self._error = self._error, None
+        try:
+            request = (
+                self._operation.throw(error)
+                if error is not None
+                else self._operation.send(self.reply)
+            )
+        except StopIteration as done:
+            self.result = done.value
+            raise StopIteration from None
+        except Conflict as exc:
+            raise self.failure(exc) from None
+        if request is BEGIN:
+            self.in_transaction = True
+        elif request is COMMIT or request is ROLLBACK:
+            self.in_transaction = False
+        self._sent += 1
+        return request
+
+    @property
+    def failed(self) -> bool:
+        """Whether the last request failed (the next step hands the operation its error)."""
+        return self._error is not None
+
+    @contextmanager
+    def answering(self) -> Iterator[None]:
+        """Where the runner performs a request and sets :attr:`reply`."""
+        self.reply = None
+        try:
+            yield
+        except IntegrityError as exc:
+            self._error = Conflict(type(exc.orig).__name__)
+        except SQLAlchemyError as exc:
+            self.stale = (
+                self._sent == 1 and isinstance(exc, DBAPIError) and exc.connection_invalidated
+            )
+            self._error = self.failure(exc)
+
+    def failure(self, exc: BaseException) -> StoreUnavailable:
+        """The 503 for ``exc``, naming what failed and nothing secret."""
+        return StoreUnavailable(detail=f"SQL ({self._dialect}): {self._action}: {cause(exc)}")
+
+
+def cause(exc: BaseException) -> str:
+    """The class (and SQLSTATE or error number) of a database error; SQLAlchemy's own text
+    holds the statement and its parameters, a driver's may hold the user and host."""
+    orig = getattr(exc, "orig", None)
+    if orig is None:
+        return type(exc).__name__
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if code is None and getattr(orig, "args", None):
+        first = orig.args[0]
+        code = first if isinstance(first, int) else None
+    name = f"{type(exc).__name__} ({type(orig).__name__}"
+    return f"{name} {code})" if code is not None else f"{name})"
+
+
+class SQLOperations:
+    """The store protocol's operations over ``tables``, each one generator of statements.
+
+    Results, arguments and errors are those of
+    :class:`~wxmiddleware.stores.base.SessionStore`; times are the app server's
+    ``time.time()``.
+    """
+
+    def __init__(self, tables: Tables) -> None:
+        self.t = tables
+        # When this process's next login also purges a batch of expired rows (epoch s).
+        self._next_purge = 0.0
+
+    def get(self, token: str, idle_ttl: int, scope: SessionScope) -> Operation[Optional[WxSession]]:
+        """One ``SELECT`` by primary key; an ``UPDATE`` of the idle deadline only when it
+        moves by more than the slide granularity
+        (:func:`~wxmiddleware.session.deadline_after_use`)."""
+        key = token_key(token)
+        rows = yield Call(self.t.get_session, {"token_key": key})
+        if not rows:
+            return None
+        appid, openid, unionid, sealed, created_at, expires_at, idle_until = rows[0]
+        if appid != scope.appid:
+            return None
+        deadline = deadline_after_use(idle_until, expires_at, idle_ttl, time.time())
+        if deadline is None:
+            return None
+        session_key = scope.open_key(openid, sealed)
+        if session_key is None:
+            return None
+        if deadline != idle_until:
+            yield Call(self.t.slide, {"token_key": key, "to": deadline})
+        return WxSession(
+            openid=openid,
+            session_key=session_key,
+            unionid=unionid,
+            created_at=created_at,
+            expires_at=expires_at,
+            appid=appid,
+        )
+
+    def save(
+        self,
+        token: str,
+        session: WxSession,
+        idle_ttl: int,
+        scope: SessionScope,
+        code_key: Optional[str] = None,
+        sealed_token: Optional[str] = None,
+    ) -> Operation[None]:
+        """The session ``INSERT`` (with the code record's completion, one transaction);
+        then one ``UPDATE`` puts its key into the user's other live sessions that hold an
+        older one, a ``SELECT`` lists them, and the oldest beyond the cap are deleted.
+        At most once per :data:`PURGE_INTERVAL` per process, one batch of expired rows
+        (:data:`INLINE_PURGE_BATCH` per table) goes first; its failure is only logged."""
+        key = token_key(token)
+        sealed = scope.seal_key(session.openid, session.session_key)
+        now = time.time()
+        row = {
+            "key": key,
+            "appid": scope.appid,
+            "openid": session.openid,
+            "unionid": session.unionid,
+            "sealed_key": sealed,
+            "key_at": float(session.created_at),
+            "created_at": float(session.created_at),
+            "expires_at": float(session.expires_at),
+            "idle_until": idle_deadline(session.expires_at, idle_ttl, now),
+        }
+        if now >= self._next_purge:
+            self._next_purge = now + PURGE_INTERVAL
+            try:
+                for table, _, _ in self.t.expiring:
+                    yield from self._purge_batch(table, INLINE_PURGE_BATCH)
+            except StoreUnavailable as exc:  # the next round tries again
+                logger.warning("SQL store maintenance failed: %s", exc.detail)
+        completing = code_key is not None and sealed_token is not None
+        if completing:
+            yield BEGIN
+        yield Call(self.t.insert_session, row)
+        if completing:
+            yield Call(self.t.complete_code, {"code_key": code_key, "sealed_token": sealed_token})
+            yield COMMIT
+        user = {"user_openid": session.openid, "user_appid": scope.appid, "now": now}
+        yield Call(self.t.rekey, {**user, "sealed": sealed, "new_key_at": row["key_at"]})
+        live = yield Call(self.t.user_sessions, user)
+        ended = over_cap([(gone, created) for gone, created in live], scope.max_sessions)
+        for gone in ended:
+            yield Call(self.t.delete_session, {"token_key": gone})
+
+    def set_session_key(
+        self, openid: str, session_key: str, key_at: float, scope: SessionScope
+    ) -> Operation[int]:
+        """One ``UPDATE`` of the user's live sessions that hold an older key (each row gets
+        the old or the new key, never a mixture), then a ``COUNT`` of them."""
+        user = {"user_openid": openid, "user_appid": scope.appid, "now": time.time()}
+        sealed = scope.seal_key(openid, session_key)
+        yield Call(self.t.rekey, {**user, "sealed": sealed, "new_key_at": float(key_at)})
+        rows = yield Call(self.t.count_user_sessions, user)
+        return int(rows[0][0])
+
+    def delete(self, token: str) -> Operation[bool]:
+        """One ``DELETE`` by primary key."""
+        deleted = yield Call(self.t.delete_session, {"token_key": token_key(token)})
+        return bool(deleted)
+
+    def revoke_all(self, openid: str) -> Operation[int]:
+        """One ``DELETE`` by openid (indexed), of every app's sessions of that openid."""
+        deleted = yield Call(self.t.delete_openid, {"user_openid": openid})
+        return int(deleted)
+
+    def sessions_for(self, openid: str) -> Operation[List[SessionInfo]]:
+        """One ``SELECT`` by openid, oldest first."""
+        rows = yield Call(self.t.sessions_for, {"user_openid": openid, "now": time.time()})
+        return [
+            SessionInfo(
+                key_hash=short_hash(key),
+                openid=found_openid,
+                unionid=unionid,
+                created_at=created_at,
+                expires_at=expires_at,
+                idle_until=idle_until,
+            )
+            for key, found_openid, unionid, created_at, expires_at, idle_until in rows
+        ]
+
+    def claim_code(self, code_key: str, ttl: int) -> Operation[CodeClaim]:
+        """A ``SELECT`` of the code's record; when there is none, an ``INSERT`` that the
+        database lets one machine win (the others read again and find it pending); when it
+        has expired, a conditional ``UPDATE`` that only one of them gets to make."""
+        for _ in range(CLAIM_ATTEMPTS):
+            now = time.time()
+            rows = yield Call(self.t.get_code, {"code_key": code_key})
+            if rows:
+                sealed, expires_at = rows[0]
+                if expires_at > now:
+                    return CLAIM_PENDING if sealed == "" else claim_used(str(sealed))
+                params = {"code_key": code_key, "now": now, "until": now + ttl}
+                if (yield Call(self.t.reclaim_code, params)):
+                    return CLAIM_OWNER
+                continue
+            try:
+                yield Call(
+                    self.t.insert_code, {"key": code_key, "sealed": "", "expires_at": now + ttl}
+                )
+            except Conflict:
+                continue
+            return CLAIM_OWNER
+        return CLAIM_PENDING
+
+    def release_code(self, code_key: str) -> Operation[None]:
+        """One ``DELETE`` of the record while it is still pending."""
+        yield Call(self.t.release_code, {"code_key": code_key})
+
+    def revoke_session(self, openid: str, key_hash: str) -> Operation[bool]:
+        """The openid's keys, then a ``DELETE`` of the one ``key_hash`` names."""
+        rows = yield Call(self.t.openid_keys, {"user_openid": openid})
+        deleted = 0
+        for (key,) in rows:
+            if short_hash(key) == key_hash:
+                deleted += yield Call(self.t.delete_session, {"token_key": key})
+        return deleted > 0
+
+    def purge_expired(self, progress: Optional[PurgeProgress] = None) -> Operation[int]:
+        """Expired sessions, then code records, values and locks, deleted in batches of
+        :data:`PURGE_BATCH` rows: each batch a ``SELECT`` through the expiry index and a
+        ``DELETE`` by primary key, its own short transaction, so no lock is held for long.
+        ``progress`` is called after each batch of sessions."""
+        purged = 0
+        while True:
+            deleted, more = yield from self._purge_batch(self.t.sessions, PURGE_BATCH)
+            if not deleted and not more:
+                break
+            purged += deleted
+            if progress is not None:
+                progress(purged)
+            if not more:
+                break
+        for table, _, _ in self.t.expiring[1:]:
+            more = True
+            while more:
+                _, more = yield from self._purge_batch(table, PURGE_BATCH)
+        self._next_purge = time.time() + PURGE_INTERVAL
+        return purged
+
+    def _purge_batch(self, table: Any, limit: int) -> Operation[Tuple[int, bool]]:
+        # Up to `limit` expired rows of `table`; returns how many went and whether the batch
+        # was full (so more may be left).
+        now = time.time()
+        select, _ = self.t.expired(table)
+        rows = yield Call(select, {"now": now, "limit": limit})
+        if not rows:
+            return 0, False
+        deleted = yield Call(self.t.delete_expired(table, [row[0] for row in rows]), {"now": now})
+        return int(deleted), len(rows) == limit
+
+    def get_value(self, name: str) -> Operation[Optional[str]]:
+        """One ``SELECT`` by primary key."""
+        rows = yield Call(self.t.get_value, {"value_name": name, "now": time.time()})
+        return str(rows[0][0]) if rows else None
+
+    def set_value(self, name: str, value: str, ttl: float) -> Operation[None]:
+        """One upsert (``ON CONFLICT DO UPDATE`` / ``ON DUPLICATE KEY UPDATE``)."""
+        yield Call(
+            self.t.set_value, {"name": name, "value": value, "expires_at": time.time() + ttl}
+        )
+
+    def delete_value(self, name: str) -> Operation[bool]:
+        """One ``DELETE`` of the live value."""
+        deleted = yield Call(self.t.delete_value, {"value_name": name, "now": time.time()})
+        return bool(deleted)
+
+    def acquire_lock(self, name: str, ttl: float) -> Operation[Optional[str]]:
+        """A lease row, taken in one short transaction under a row lock that never waits:
+        ``SELECT … FOR UPDATE SKIP LOCKED``. A live row, or one another acquirer has locked
+        right now, means the lock is held (``None``); an expired row is taken over with an
+        ``UPDATE``; no row, an ``INSERT`` that the database lets one acquirer win. The lease
+        outlives the transaction: it ends at :meth:`release_lock` or when ``ttl`` passes."""
+        owner = new_lock_owner()
+        now = time.time()
+        yield BEGIN
+        rows = yield Call(self.t.lock_row, {"lock_name": name})
+        if rows and rows[0][0] > now:
+            yield COMMIT
+            return None
+        if rows:
+            take = Call(
+                self.t.take_lock, {"lock_name": name, "lock_owner": owner, "until": now + ttl}
+            )
+        else:
+            take = Call(self.t.insert_lock, {"name": name, "owner": owner, "expires_at": now + ttl})
+        try:
+            yield take
+        except Conflict:
+            return None
+        yield COMMIT
+        return owner
+
+    def release_lock(self, name: str, owner: str) -> Operation[bool]:
+        """One ``DELETE`` of the lease while ``owner`` holds it and it has not expired."""
+        params = {"lock_name": name, "lock_owner": owner, "now": time.time()}
+        return bool((yield Call(self.t.release_lock, params)))
+
+
+class _Operation(Generic[_P, _T]):
+    """A store method declared once: bound to a store, it starts the operation of the same
+    name (a generator of :class:`SQLOperations`) and hands it to the store's runner, whose
+    answer it returns: :class:`SQLStore`'s the result, :class:`AsyncSQLStore`'s a coroutine
+    of it."""
+
+    def __init__(self, operation: Callable[Concatenate[SQLOperations, _P], Operation[_T]]) -> None:
+        self._operation = operation
+        self.__doc__ = operation.__doc__
+
+    @overload
+    def __get__(self, store: None, owner: Any) -> _Operation[_P, _T]: ...
+
+    @overload
+    def __get__(self, store: SQLStore, owner: Any) -> Callable[_P, _T]: ...
+
+    @overload
+    def __get__(
+        self, store: AsyncSQLStore, owner: Any
+    ) -> Callable[_P, Coroutine[Any, Any, _T]]: ...
+
+    def __get__(self, store: Any, owner: Any) -> Any:
+        if store is None:
+            return self
+        return functools.partial(store._run, self._operation)
+
+
+class SQLStoreMethods:
+    """The store protocol's methods; see :class:`SQLOperations` for what each sends."""
+
+    get = _Operation(SQLOperations.get)
+    save = _Operation(SQLOperations.save)
+    set_session_key = _Operation(SQLOperations.set_session_key)
+    delete = _Operation(SQLOperations.delete)
+    revoke_all = _Operation(SQLOperations.revoke_all)
+    sessions_for = _Operation(SQLOperations.sessions_for)
+    claim_code = _Operation(SQLOperations.claim_code)
+    release_code = _Operation(SQLOperations.release_code)
+    revoke_session = _Operation(SQLOperations.revoke_session)
+    purge_expired = _Operation(SQLOperations.purge_expired)
+    get_value = _Operation(SQLOperations.get_value)
+    set_value = _Operation(SQLOperations.set_value)
+    delete_value = _Operation(SQLOperations.delete_value)
+    acquire_lock = _Operation(SQLOperations.acquire_lock)
+    release_lock = _Operation(SQLOperations.release_lock)
