@@ -19,7 +19,10 @@ from .strategies import LIVE_TOKEN, TOKEN_HEADERS, requests
 
 Request = Tuple[str, str, List[Tuple[str, str]], bytes]
 SESSION_KEY = "c2Vzc2lvbi1rZXktc2VjcmV0"
-LIVE_SESSION = WxSession("o-live-user", SESSION_KEY, None, time.time(), time.time() + 86400)
+# A session of the fake's app: a store finds a session only for its own app.
+LIVE_SESSION = WxSession(
+    "o-live-user", SESSION_KEY, None, time.time(), time.time() + 86400, FakeWeChat.DEFAULT_APPID
+)
 TOKEN_HEADER_NAMES = {name.lower().replace("_", "-") for name in TOKEN_HEADERS}
 
 
