@@ -3,18 +3,35 @@
 Run: ``WX_APPID=... WX_SECRET=... gunicorn -w 2 examples.flask_app:app``
 """
 
-from flask import Flask, jsonify
+from flask import Flask, Response, jsonify
 
 from wxmiddleware.integrations.flask import WxLogin, current_wx_session, wx_login_required
 
+# Prometheus metrics at /metrics when prometheus-client is installed (docs/operations.md;
+# with several workers, set PROMETHEUS_MULTIPROC_DIR). Keep /metrics off the internet.
+try:
+    from wxmiddleware.observers.prometheus import PrometheusObserver, metrics_response
+
+    OBSERVERS = [PrometheusObserver()]
+except ImportError:
+    OBSERVERS = []
+
 flask_app = Flask(__name__)
 # WX_* keys of app.config override the WX_* environment (WX_APPID, WX_SECRET, ...).
-flask_app.config["WX_PUBLIC_PATHS"] = ["/health"]
+flask_app.config["WX_PUBLIC_PATHS"] = ["/health"] + (["/metrics"] if OBSERVERS else [])
 
 
 @flask_app.get("/health")
 def health():  # type: ignore[no-untyped-def]
     return jsonify(ok=True)
+
+
+if OBSERVERS:
+
+    @flask_app.get("/metrics")
+    def metrics():  # type: ignore[no-untyped-def]
+        body, content_type = metrics_response()
+        return Response(body, content_type=content_type)
 
 
 @flask_app.get("/api/me")
@@ -40,5 +57,5 @@ def my_feed():  # type: ignore[no-untyped-def]
 
 
 # Installs the middleware on flask_app.wsgi_app: flask run and the test client use it too.
-WxLogin(flask_app)
+WxLogin(flask_app, observers=OBSERVERS)
 app = flask_app

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from pathlib import Path
 from typing import Any, Dict, List
@@ -114,14 +113,15 @@ def assert_no_leak(texts: List[str], fake: FakeWeChat, secrets: List[str]) -> No
         assert value not in joined
 
 
-def stored_session_keys(state: Path) -> List[str]:
-    """The session_key of every session in the SQLite stores under ``state``."""
-    keys = []
+def issued_session_keys(fake: FakeWeChat, state: Path) -> List[str]:
+    """The session_keys WeChat holds for the flow's users (``run_flow`` logs in alice; bob's
+    logins fail), after checking the SQLite stores under ``state`` hold sessions at all."""
+    rows = 0
     for path in state.rglob("*.sqlite3"):
         with sqlite3.connect(path) as db:
-            for (value,) in db.execute("SELECT value FROM wx_sessions"):
-                keys.append(json.loads(value)["session_key"])
-    return keys
+            rows += db.execute("SELECT count(*) FROM wx_sessions").fetchone()[0]
+    assert rows, f"no session stored under {state}"
+    return [key for key in (fake.session_key_for(user) for user in ("alice", "bob")) if key]
 
 
 def store_bytes(state: Path) -> bytes:

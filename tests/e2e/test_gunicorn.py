@@ -14,9 +14,9 @@ from .flow import (
     Client,
     assert_json_error,
     assert_no_leak,
+    issued_session_keys,
     run_flow,
     store_bytes,
-    stored_session_keys,
 )
 from .servers import app_env, free_port, python_module, serve
 
@@ -77,7 +77,7 @@ def test_example_under_gunicorn(
         dropped = assert_json_error(client.me(token, header="3rd_session"), 401)
         assert "3rd-session" in dropped["message"]
 
-        session_keys = stored_session_keys(tmp_path / "state")
+        session_keys = issued_session_keys(fake_wechat, tmp_path / "state")
         assert session_keys
         stored = store_bytes(tmp_path / "state")
         for stored_token in result["tokens"]:

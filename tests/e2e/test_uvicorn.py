@@ -17,9 +17,9 @@ from .flow import (
     Client,
     assert_json_error,
     assert_no_leak,
+    issued_session_keys,
     run_flow,
     store_bytes,
-    stored_session_keys,
 )
 from .servers import RunningServer, app_env, free_port, python_module, serve
 
@@ -130,7 +130,7 @@ def test_example_under_uvicorn(example: str, fake_wechat: FakeWeChat, tmp_path: 
         # The client's own record of each call, and httpcore's, without the query.
         assert "WeChat GET /sns/jscode2session: HTTP 200" in server.log()
         assert "send_request_headers" in server.log()
-        session_keys = stored_session_keys(tmp_path / "state")
+        session_keys = issued_session_keys(fake_wechat, tmp_path / "state")
         assert session_keys
         for stored_token in result["tokens"]:
             assert stored_token.encode() not in store_bytes(tmp_path / "state")

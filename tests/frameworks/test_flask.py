@@ -57,3 +57,18 @@ def test_remote_user_reaches_flask(
     token = client.post("/wx/login", json={"code": fake_wechat.issue_code("bob")}).get_json()
     answer = client.get("/whoami", headers={"3rd-session": token["3rd_session"]}).get_json()
     assert answer == {"remote_user": fake_wechat.openid_for("bob")}
+
+
+def test_the_flask_example_serves_metrics(
+    load_example: Callable[[str], ModuleType], fake_wechat: FakeWeChat
+) -> None:
+    pytest.importorskip("prometheus_client")
+    client = load_example("flask_app").app.test_client()
+    token = client.post("/wx/login", json={"code": fake_wechat.issue_code()}).get_json()[
+        "3rd_session"
+    ]
+    assert client.get("/api/me", headers={"3rd-session": token}).status_code == 200
+    metrics = client.get("/metrics")  # public: no token
+    assert metrics.status_code == 200
+    text = metrics.get_data(as_text=True)
+    assert "wxmiddleware_logins_total" in text and token not in text
