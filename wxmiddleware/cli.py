@@ -287,6 +287,54 @@ def _add_sessions_parser(commands: Any) -> None:
     manage.set_defaults(handler=sessions)
 
 
+def store_init(args: argparse.Namespace) -> int:
+    """Create the SQL store's tables (or print their DDL) for ``--store URL``."""
+    from .stores import sql_stores
+
+    try:
+        sql = sql_stores()
+        store = sql.SQLStore.from_url(args.store, table_prefix=args.table_prefix)
+    except ConfigError as exc:
+        print(f"wxmiddleware store init: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        if args.print:
+            print(";\n\n".join(store.ddl()) + ";")
+            return 0
+        store.check(create=True)
+        print(f"store: the tables {args.table_prefix}* are ready in {store!r}", file=sys.stderr)
+        return 0
+    except ConfigError as exc:
+        print(f"wxmiddleware store init: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except StoreUnavailable as exc:
+        print(f"wxmiddleware store init: the store is unavailable ({exc.detail})", file=sys.stderr)
+        return EXIT_STORE_UNAVAILABLE
+    finally:
+        store.close()
+
+
+def _add_store_parser(commands: Any) -> None:
+    manage = commands.add_parser("store", help="set up a SQL session store")
+    actions = manage.add_subparsers(dest="action", required=True, metavar="ACTION")
+    init = actions.add_parser(
+        "init",
+        help="create the SQL store's tables (PostgreSQL, MySQL/MariaDB)",
+        description="Create the tables and indexes of the SQL session store if they do not"
+        " exist, and check those that do; --print shows the DDL instead, for a DBA to apply."
+        f" Exit codes: 0 done, {EXIT_USAGE} bad arguments or a schema that does not match,"
+        f" {EXIT_STORE_UNAVAILABLE} database unavailable.",
+    )
+    init.add_argument("--store", required=True, help="postgresql://… or mysql://… URL")
+    init.add_argument(
+        "--table-prefix", default="wx_", help="prefix of the table names (default %(default)s)"
+    )
+    init.add_argument(
+        "--print", action="store_true", help="print the DDL for the URL's database, connect to none"
+    )
+    manage.set_defaults(handler=store_init)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``wxmiddleware`` command."""
     parser = argparse.ArgumentParser(
@@ -314,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_fake.set_defaults(handler=fake_wechat)
 
     _add_sessions_parser(commands)
+    _add_store_parser(commands)
     return parser
 
 

@@ -16,6 +16,7 @@ which decides what it means); a conditional ``UPDATE`` moves a row for one of th
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -106,7 +107,13 @@ Operation = Generator[Request, Any, _T]
 
 
 class Conflict(Exception):
-    """A statement lost a race on a unique key (another transaction inserted the row)."""
+    """A statement lost a race: a unique key another transaction inserted, or a deadlock
+    the database resolved against it (its transaction was rolled back)."""
+
+
+#: Error codes of a lost race besides IntegrityError: deadlock / serialization failure
+#: (SQLSTATE 40001 and PostgreSQL's 40P01; MySQL's error 1213).
+RACE_CODES = frozenset({"40001", "40P01", "1213"})
 
 
 class Steps(Generic[_T]):
@@ -171,15 +178,28 @@ class Steps(Generic[_T]):
             yield
         except IntegrityError as exc:
             self._error = Conflict(type(exc.orig).__name__)
-        except SQLAlchemyError as exc:
-            self.stale = (
-                self._sent == 1 and isinstance(exc, DBAPIError) and exc.connection_invalidated
-            )
+        except DBAPIError as exc:
+            if error_code(exc) in RACE_CODES:
+                self._error = Conflict(type(exc.orig).__name__)
+                return
+            self.stale = self._sent == 1 and exc.connection_invalidated
+            self._error = self.failure(exc)
+        except (SQLAlchemyError, OSError, asyncio.TimeoutError) as exc:
             self._error = self.failure(exc)
 
     def failure(self, exc: BaseException) -> StoreUnavailable:
         """The 503 for ``exc``, naming what failed and nothing secret."""
         return StoreUnavailable(detail=f"SQL ({self._dialect}): {self._action}: {cause(exc)}")
+
+
+def error_code(exc: BaseException) -> Optional[str]:
+    """The SQLSTATE (psycopg, asyncpg) or MySQL error number of a driver's error, if any."""
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if code is None and getattr(orig, "args", None):
+        first = orig.args[0]  # type: ignore[union-attr]
+        code = first if isinstance(first, int) else None
+    return None if code is None else str(code)
 
 
 def cause(exc: BaseException) -> str:
@@ -188,10 +208,7 @@ def cause(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None)
     if orig is None:
         return type(exc).__name__
-    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    if code is None and getattr(orig, "args", None):
-        first = orig.args[0]
-        code = first if isinstance(first, int) else None
+    code = error_code(exc)
     name = f"{type(exc).__name__} ({type(orig).__name__}"
     return f"{name} {code})" if code is not None else f"{name})"
 

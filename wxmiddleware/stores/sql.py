@@ -87,6 +87,9 @@ __all__ = ["AsyncSQLStore", "SQLStore"]
 
 _T = TypeVar("_T")
 logger = logging.getLogger("wxmiddleware")
+#: What opening a connection raises when the database is not there: SQLAlchemy's errors,
+#: and what asyncpg raises unwrapped (refused, unknown host, timed out).
+CONNECT_ERRORS = (SQLAlchemyError, OSError, asyncio.TimeoutError)
 
 
 def _dialect_of(engine: Union[Engine, AsyncEngine]) -> str:
@@ -266,7 +269,7 @@ class SQLStore(SQLStoreMethods):
         try:
             with self._engine.connect() as conn:
                 _prepare(conn, tables, make)
-        except SQLAlchemyError as exc:
+        except CONNECT_ERRORS as exc:
             raise StoreUnavailable(detail=f"SQL ({self._dialect}): check: {cause(exc)}") from None
         self._schema_ready = True
 
@@ -275,7 +278,7 @@ class SQLStore(SQLStoreMethods):
             steps = Steps(start(self._operations, *args, **kwargs), start.__name__, self._dialect)
             try:
                 conn = self._engine.connect()
-            except SQLAlchemyError as exc:
+            except CONNECT_ERRORS as exc:
                 raise steps.failure(exc) from None
             try:
                 if not self._schema_ready:
@@ -426,7 +429,7 @@ class AsyncSQLStore(SQLStoreMethods):
         worker.start()
         worker.join()
         if failure:
-            if isinstance(failure[0], SQLAlchemyError):
+            if isinstance(failure[0], CONNECT_ERRORS):
                 detail = f"SQL ({self._dialect}): check: {cause(failure[0])}"
                 raise StoreUnavailable(detail=detail) from None
             raise failure[0]
@@ -451,7 +454,7 @@ class AsyncSQLStore(SQLStoreMethods):
             steps = Steps(start(self._operations, *args, **kwargs), start.__name__, self._dialect)
             try:
                 conn = await engine.connect()
-            except SQLAlchemyError as exc:
+            except CONNECT_ERRORS as exc:
                 raise steps.failure(exc) from None
             try:
                 if not self._schema_ready:
