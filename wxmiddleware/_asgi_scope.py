@@ -32,7 +32,7 @@ class WxUser:
     """``scope["user"]``: the WeChat user, as Starlette's ``request.user`` expects one.
 
     It has the attributes of Starlette's ``BaseUser`` (``is_authenticated``,
-    ``display_name``, ``identity``), plus ``openid``, ``unionid`` and ``session``. On an
+    ``display_name``, ``identity``), plus ``openid``, ``unionid``, ``appid`` and ``session``. On an
     optional path without a valid session it is anonymous: ``is_authenticated`` is
     ``False``, ``identity`` and ``display_name`` are ``""``, the rest ``None``.
     """
@@ -59,6 +59,11 @@ class WxUser:
     def unionid(self) -> Optional[str]:
         """The unionid, when the mini-program is bound to an open-platform account."""
         return None if self.session is None else self.session.unionid
+
+    @property
+    def appid(self) -> Optional[str]:
+        """The appid of the mini-program the session belongs to."""
+        return None if self.session is None else self.session.appid
 
     @property
     def identity(self) -> str:
@@ -97,6 +102,7 @@ def with_session(scope: Dict[str, Any], session: Optional[WxSession]) -> Dict[st
         attached["wxmiddleware.openid"] = None
         attached["wxmiddleware.session_key"] = None
         attached["wxmiddleware.unionid"] = None
+        attached["wxmiddleware.appid"] = None
         attached["user"] = WxUser(None)
         attached["auth"] = WxCredentials([])
         return attached
@@ -104,6 +110,7 @@ def with_session(scope: Dict[str, Any], session: Optional[WxSession]) -> Dict[st
     attached["wxmiddleware.openid"] = session.openid
     attached["wxmiddleware.session_key"] = session.session_key
     attached["wxmiddleware.unionid"] = session.unionid
+    attached["wxmiddleware.appid"] = session.appid
     attached["user"] = WxUser(session)
     attached["auth"] = WxCredentials(["authenticated"])
     return attached

@@ -24,7 +24,17 @@ from types import GeneratorType
 from typing import Any, Callable, Generic, Mapping, Optional, Tuple, TypeVar, Union, cast
 from urllib.parse import urlsplit
 
-from .core._effects import CallHook, Flow, HttpCall, Notify, RateCheck, ReadBody, Sleep, StoreCall
+from .core._effects import (
+    CallHook,
+    Flow,
+    HttpCall,
+    Invoke,
+    Notify,
+    RateCheck,
+    ReadBody,
+    Sleep,
+    StoreCall,
+)
 from .core._pipeline import ObservedLookup, Outcome, Plan, SessionLookup
 from .observe import Observer, reply_facts
 from .session import WxSession
@@ -45,7 +55,7 @@ Limiter = Any
 
 
 #: Every effect but a store call, which the run loops perform themselves.
-_OtherEffect = Union[HttpCall, Sleep, ReadBody, CallHook, Notify, RateCheck]
+_OtherEffect = Union[HttpCall, Sleep, ReadBody, CallHook, Notify, RateCheck, Invoke]
 
 
 def _no_request(*_: Any) -> Any:
@@ -185,6 +195,8 @@ class SyncPerformer(Generic[_C]):
             return self.limiter.hit(effect.client)
         if isinstance(effect, Notify):
             return self._notify(context, effect.event, effect.subject)
+        if isinstance(effect, Invoke):
+            return effect.function(*effect.args)
         return self._call_hook(context, effect.session, effect.userinfo)
 
 
@@ -300,6 +312,9 @@ class AsyncPerformer(Generic[_C]):
             if inspect.isawaitable(returned):
                 await returned
             return None
+        if isinstance(effect, Invoke):
+            result = effect.function(*effect.args)
+            return (await result) if inspect.isawaitable(result) else result
         return await self._call_hook(context, effect.session, effect.userinfo)
 
 

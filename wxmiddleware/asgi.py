@@ -75,7 +75,8 @@ class WxASGIMiddleware(MiddlewareBase["ASGIApp", AsyncSessionStore, AsyncWeChatC
     For an accepted request or websocket, the app receives a copy of the scope with
     ``wxmiddleware.session`` (the :class:`~wxmiddleware.WxSession`, or ``None`` on an
     optional path without a valid token), ``wxmiddleware.openid``,
-    ``wxmiddleware.session_key``, ``wxmiddleware.unionid``, ``user`` (a :class:`WxUser`:
+    ``wxmiddleware.session_key``, ``wxmiddleware.unionid``, ``wxmiddleware.appid``,
+    ``user`` (a :class:`WxUser`:
     Starlette's ``request.user``) and ``auth`` (a :class:`WxCredentials`, so Starlette's
     ``requires("authenticated")`` works). A public path gets the scope untouched;
     ``lifespan`` passes through, and when the app completes its shutdown the middleware

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
+from ._apps import WxApp, app_tuple, check_appid, load_apps_file
 from ._sealing import MIN_STORE_KEY_LENGTH
 from .errors import ConfigError
 
@@ -82,7 +84,9 @@ def _parse_number(text: str, name: str, kind: Callable[[str], Any]) -> Any:
 class WxConfig:
     """Everything the middleware needs to know, validated once at start-up.
 
-    ``appid`` and ``secret`` are required. ``store`` is a store URL (``sqlite:///path``,
+    ``appid`` and ``secret`` are required, or ``apps`` (several mini-programs, see
+    :class:`~wxmiddleware.WxApp`; ``appid`` and ``secret`` are then the first app's, or
+    those of the one ``appid`` names). ``store`` is a store URL (``sqlite:///path``,
     ``memory://``, ``redis://host:port/db``); ``None`` selects the embedded SQLite default.
     Paths in ``public_paths`` and ``optional_paths`` match exactly, segment by segment; an
     entry ending in ``/*`` matches that prefix and every path below it.
@@ -94,9 +98,10 @@ class WxConfig:
     """
 
     #: The mini-program's AppID (``wx…``), from its admin console.
-    appid: str
-    #: The AppSecret; never logged, never in a ``repr`` or an error message.
-    secret: str = field(repr=False)
+    appid: str = ""
+    #: The AppSecret; never logged, never in a ``repr`` or an error message. Empty for an
+    #: app logged in through a third-party platform (``component_appid``).
+    secret: str = field(default="", repr=False)
     #: Where WeChat's API lives (scheme and host, no trailing slash); tests point it at the
     #: fake WeChat.
     api_base: str = DEFAULT_API_BASE
@@ -170,12 +175,29 @@ class WxConfig:
     #: one, those preflights go to the app. Preflights to the app's own paths always go to
     #: the app (its CORS layer answers them). From ``WX_CORS_ORIGINS``, comma-separated.
     cors_origins: Tuple[str, ...] = ()
+    #: Several mini-programs served by one middleware (:class:`~wxmiddleware.WxApp`s,
+    #: ``{appid: secret}`` or ``"appid1:secret1,appid2:secret2"``); empty: the one app of
+    #: ``appid`` and ``secret``. Which app a request is for comes from its ``Referer``
+    #: (``https://servicewechat.com/{appid}/{version}/page-frame.html``), else its
+    #: ``X-WX-Appid`` header. From ``WX_APPS`` or the file ``WX_APPS_FILE`` names.
+    apps: Tuple[WxApp, ...] = ()
+    #: The appid of the WeChat third-party platform (``component_appid``) through which
+    #: apps without a secret log in (``/sns/component/jscode2session``). From
+    #: ``WX_COMPONENT_APPID``.
+    component_appid: str = ""
+    #: ``component_token(component_appid) -> str``: the platform's current
+    #: ``component_access_token`` (its ticket and token flow stay the caller's); under the
+    #: ASGI middleware it may be a coroutine function. Needed with ``component_appid``.
+    component_token: Optional[Callable[[str], Any]] = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        for name in ("appid", "secret"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not value.strip():
-                raise ConfigError(f"{name} is required: pass {name}=... or set WX_{name.upper()}")
+        self._check_apps()
+        if not isinstance(self.appid, str) or not self.appid.strip():
+            raise ConfigError("appid is required: pass appid=... or set WX_APPID (or WX_APPS)")
+        if not isinstance(self.secret, str):
+            raise ConfigError("secret must be a string")
+        if not self.secret.strip() and not self.apps and not self.component_appid:
+            raise ConfigError("secret is required: pass secret=... or set WX_SECRET")
         if not re.match(r"^https?://[^/?#]+(/[^?#]*)?$", self.api_base):
             raise ConfigError(f"api_base must be an http(s) URL, got {self.api_base!r}")
         object.__setattr__(self, "api_base", self.api_base.rstrip("/"))
@@ -244,6 +266,53 @@ class WxConfig:
                 f"store must be a store URL such as sqlite:///path, got {self.store!r}"
             )
 
+    def _check_apps(self) -> None:
+        """Normalise ``apps``; make ``appid``/``secret`` the default app's; check that an
+        app without a secret has a third-party platform to log in through."""
+        apps = app_tuple(self.apps) if self.apps else ()
+        object.__setattr__(self, "apps", apps)
+        if apps:
+            chosen = [app for app in apps if app.appid == self.appid] if self.appid else apps
+            if not chosen:
+                raise ConfigError(f"appid {self.appid} is not one of apps")
+            object.__setattr__(self, "appid", chosen[0].appid)
+            object.__setattr__(self, "secret", chosen[0].secret)
+        via_component = any(app.via_component for app in apps) or (
+            not apps and self.component_appid and not self.secret
+        )
+        if self.component_appid:
+            check_appid(self.component_appid, "component_appid")
+        if not via_component:
+            return
+        if not self.component_appid or not callable(self.component_token):
+            raise ConfigError(
+                "an app without a secret logs in through a third-party platform: set"
+                " component_appid (WX_COMPONENT_APPID) and component_token, or give its secret"
+            )
+        if not self.store_key:
+            raise ConfigError(
+                "an app without a secret has no secret to seal session_keys with: set"
+                " store_key (WX_STORE_KEY)"
+            )
+
+    @property
+    def multi_app(self) -> bool:
+        """Whether several apps are configured (each request then names its app)."""
+        return len(self.apps) > 1
+
+    @property
+    def app_ids(self) -> Tuple[str, ...]:
+        """The appids served, the default app's first when there is only one."""
+        return tuple(app.appid for app in self.apps) or (self.appid,)
+
+    def for_app(self, appid: str) -> WxConfig:
+        """The configuration of the app ``appid`` alone: this one with that app's appid
+        and secret and no ``apps``, made once. Raises :class:`KeyError` for an appid that
+        is not configured."""
+        if not self.apps and appid == self.appid:
+            return self
+        return _app_config(self, appid)
+
     @staticmethod
     def _check_path(path: str, name: str) -> None:
         if not isinstance(path, str) or not path.startswith("/"):
@@ -297,24 +366,44 @@ class WxConfig:
                 continue
             kind = _FIELD_KINDS.get(spec.name, "str")
             values[spec.name] = converters[kind](env[variable], variable)
+        apps_text, apps_file = env.get("WX_APPS", "").strip(), env.get("WX_APPS_FILE", "").strip()
+        if apps_text and apps_file:
+            raise ConfigError("set WX_APPS or WX_APPS_FILE, not both")
+        if apps_text or apps_file:
+            values["apps"] = app_tuple(apps_text) if apps_text else load_apps_file(apps_file)
         values.update(_canonical(overrides))
-        for name in ("appid", "secret"):
-            if not str(values.get(name) or "").strip():
-                raise ConfigError(
-                    f"{_ENV_VARIABLES[name]} is not set: the WeChat {name} is required"
-                )
+        apps = app_tuple(values.get("apps") or ())
+        if not apps:
+            for name in ("appid", "secret"):
+                if name == "secret" and values.get("component_appid"):
+                    continue
+                if not str(values.get(name) or "").strip():
+                    raise ConfigError(
+                        f"{_ENV_VARIABLES[name]} is not set: the WeChat {name} is required"
+                    )
         if appid_check is None:
             appid_check = _parse_bool(env.get("WX_APPID_CHECK", "1") or "1", "WX_APPID_CHECK")
         if appid_check:
-            _check_appid_shape(str(values["appid"]).strip())
+            if not apps:
+                _check_appid_shape(str(values["appid"]).strip())
+            for app in apps:
+                _check_appid_shape(app.appid, "an appid of WX_APPS")
         return cls(**values)
+
+
+@functools.lru_cache(maxsize=256)
+def _app_config(config: WxConfig, appid: str) -> WxConfig:
+    for app in config.apps:
+        if app.appid == appid:
+            return replace(config, appid=app.appid, secret=app.secret, apps=())
+    raise KeyError(appid)
 
 
 #: A WeChat mini-program's appid: "wx" and 16 hex digits.
 _WECHAT_APPID = re.compile(r"^wx[0-9a-fA-F]{16}$")
 
 
-def _check_appid_shape(appid: str) -> None:
+def _check_appid_shape(appid: str, variable: str = "WX_APPID") -> None:
     """Raise :class:`ConfigError` unless ``appid`` has a WeChat appid's shape.
 
     The message never repeats the value: a secret pasted into ``WX_APPID`` would otherwise
@@ -328,7 +417,7 @@ def _check_appid_shape(appid: str) -> None:
         else f" (got {len(appid)} characters)"
     )
     raise ConfigError(
-        "WX_APPID must be a WeChat mini-program appid, 'wx' and 16 hex digits"
+        f"{variable} must be a WeChat mini-program appid, 'wx' and 16 hex digits"
         f" like wx0123456789abcdef{hint}; for another platform's appid set"
         " WX_APPID_CHECK=0 (or WxConfig.from_env(appid_check=False))"
     )
@@ -367,6 +456,7 @@ _ENV_VARIABLES = {
     "app_login_rate_limit": "WX_APP_LOGIN_RATE_LIMIT",
     "trusted_proxies": "WX_TRUSTED_PROXIES",
     "rate_limit_storage": "WX_RATE_LIMIT_STORAGE",
+    "component_appid": "WX_COMPONENT_APPID",
     "cors_origins": "WX_CORS_ORIGINS",
 }
 

@@ -9,7 +9,7 @@ Effects are named tuples, but for :class:`StoreCall`, a slotted class: the cheap
 
 from __future__ import annotations
 
-from typing import Any, Generator, Mapping, NamedTuple, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Generator, Mapping, NamedTuple, Optional, Tuple, TypeVar, Union
 
 from ..session import WxSession
 
@@ -111,8 +111,16 @@ class RateCheck(NamedTuple):
     client: Optional[str]
 
 
+class Invoke(NamedTuple):
+    """Call ``function(*args)``, a callable the app configured (``component_token``); send
+    back what it returned. The async performer awaits a result that is awaitable."""
+
+    function: Callable[..., Any]
+    args: Tuple[Any, ...]
+
+
 #: Any of the effects above; performers tell them apart with ``isinstance``.
-Effect = Union[StoreCall, HttpCall, Sleep, ReadBody, CallHook, Notify, RateCheck]
+Effect = Union[StoreCall, HttpCall, Sleep, ReadBody, CallHook, Notify, RateCheck, Invoke]
 #: A flow: yields effects, receives their results, returns a ``_T``.
 Flow = Generator[Effect, Any, _T]
 

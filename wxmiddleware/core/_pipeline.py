@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from types import GeneratorType
-from typing import Any, Callable, Collection, Dict, Mapping, Optional, Union, cast
+from typing import Any, Callable, Collection, Dict, Mapping, Optional, Type, Union, cast
 
 from ..config import WxConfig
 from ..errors import BadRequest, InvalidSession, StoreUnavailable, WxError
@@ -32,6 +32,7 @@ from ..observe import (
     Observer,
 )
 from ..session import SessionScope, WxSession, code_key, short_hash, token_key
+from ._apps import AppSelector
 from ._cors import Cors
 from ._effects import CallHook, ClientDisconnected, Flow, Notify, ReadBody, StoreCall
 from ._limits import LoginLimits, LoginRateLimited
@@ -251,7 +252,8 @@ class Pipeline:
         self.observer = observer
         self._on_reject = "reject" in events
         self._on_logout = "logout" in events
-        self._lookup = SessionLookup if observer is None else ObservedLookup
+        lookup = SessionLookup if observer is None else ObservedLookup
+        self._lookup: Callable[..., Plan] = lookup
         #: The login rate limits, or ``None`` when there are none.
         self.limits = LoginLimits.for_config(config, header_key)
         self.router = Router(config)
@@ -261,6 +263,11 @@ class Pipeline:
         self.idle_ttl = config.session_ttl
         #: The app's sessions in the store: its appid, sealing keys and per-user cap.
         self.scope = SessionScope.for_config(config)
+        #: Which app a request is for, when the configuration serves several (else ``None``:
+        #: every request is the one app's, and no header is read for it).
+        self.apps = AppSelector(config, self.header_names) if config.multi_app else None
+        if self.apps is not None:
+            self._lookup = _app_lookup(lookup, self.apps)
         self._classify = self.router.classify
         self._token_keys = self.header_names.tokens
 
@@ -455,6 +462,8 @@ class Pipeline:
         config = self.config
         wafer = wafer_login(config, view.headers, self.header_names)
         check_login_method(view.method, config, wafer is not None)
+        # The app's own configuration (appid, secret): before the body, the limits, WeChat.
+        app = config if self.apps is None else self.apps.select(view.headers).config
         if self.limits is not None:
             # Before the body is read: a flood of logins costs no WeChat call, no write.
             yield from self.limits.check(view)
@@ -469,10 +478,10 @@ class Pipeline:
             code = login_code_from_body(view.headers.get(self.header_names.content_type), body)
         subject = f"code={short_hash(code_key(code))}"
         try:
-            token, session, fresh = yield from login_flow(code, config, replayable=not in_url)
+            token, session, fresh = yield from login_flow(code, app, replayable=not in_url)
             # Undecryptable user info keeps the session: the same code with data that
             # decrypts (wx.getUserInfo called again) gets it.
-            userinfo = None if wafer is None else wafer_userinfo(wafer, session, config)
+            userinfo = None if wafer is None else wafer_userinfo(wafer, session, app)
         except WxError as error:
             log_failure("login", error, subject)
             raise
@@ -517,11 +526,19 @@ class Pipeline:
             raise _Refusal(missing_token_error(self.config), MISSING)
         session_hash = short_hash(token_key(token))
         session = None
+        scope = self.scope
+        if self.apps is not None:
+            try:
+                scope = self.apps.select(view.headers).scope
+            except WxError as error:
+                raise _Refusal(error, BAD_REQUEST) from None
         try:
-            if self._on_logout:
-                # The hook is told whose session ended.
-                session = yield StoreCall("get", (token, self.idle_ttl, self.scope))
-            ended = yield StoreCall("delete", (token,))
+            if self._on_logout or self.apps is not None:
+                # The hook is told whose session ended; another app's token ends nothing.
+                session = yield StoreCall("get", (token, self.idle_ttl, scope))
+            ended = False
+            if session is not None or self.apps is None:
+                ended = yield StoreCall("delete", (token,))
         except WxError as error:
             log_failure("logout", error, session_hash)
             raise
@@ -533,9 +550,26 @@ class Pipeline:
                 session_hash,
                 extra={"event": "logout", "session_hash": session_hash},
             )
-            if session is not None:
+            if session is not None and self._on_logout:
                 yield from self._notify("logout", session)
         return logout_response()
+
+
+def _app_lookup(lookup: Type[SessionLookup], apps: AppSelector) -> Callable[..., Plan]:
+    """``lookup`` (a :class:`SessionLookup` class) in the scope of the request's app: a
+    token is looked up only among its app's sessions; a request that names no app, or a
+    malformed one, is a ``400``."""
+
+    def app_lookup(pipeline: Pipeline, view: RequestView, kind: RequestKind, token: str) -> Plan:
+        try:
+            scope = apps.select(view.headers).scope
+        except WxError as error:
+            return pipeline.failure(view, kind, error, BAD_REQUEST, token)
+        plan = lookup(pipeline, view, kind, token)
+        plan.scope = scope
+        return plan
+
+    return app_lookup
 
 
 class _Refusal(WxError):

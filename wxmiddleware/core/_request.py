@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import (
     Any,
     Callable,
@@ -26,6 +26,8 @@ from ..session import MAX_TOKEN_LENGTH
 from ._routing import login_methods
 
 MAX_CODE_LENGTH = 256
+#: The header a client that is not a mini-program page names its app in (see :mod:`._apps`).
+APPID_HEADER = "X-WX-Appid"
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+")
 # Bound once: every authenticated request checks its token with it.
 _is_token = _TOKEN.fullmatch
@@ -72,6 +74,10 @@ class HeaderNames:
     wafer_encrypted_data: str
     wafer_iv: str
     wafer_skey: str
+    #: ``Referer`` and ``X-WX-Appid``, which name a request's app; ``""`` (never read) unless
+    #: the configuration serves several apps (:mod:`._apps`).
+    referer: str = ""
+    appid: str = ""
 
     @classmethod
     def for_config(
@@ -82,6 +88,12 @@ class HeaderNames:
         if key is None:
             return cls.for_config(config, lambda name: name)
         tokens = tuple(dict.fromkeys(key(header_key(name)) for name in config.token_headers))
+        if config.multi_app:
+            return replace(
+                cls.for_config(config.for_app(config.appid), key),
+                referer=key("referer"),
+                appid=key(header_key(APPID_HEADER)),
+            )
         return cls(
             tokens,
             *(
@@ -103,9 +115,10 @@ class HeaderNames:
         return frozenset((self.content_type, self.content_length, self.transfer_encoding))
 
     def joined_keys(self) -> FrozenSet[str]:
-        """The token and Wafer headers' keys: ``_`` read as ``-``, repeats joined."""
+        """The token, Wafer and app headers' keys: ``_`` read as ``-``, repeats joined."""
         wafer = (self.wafer_code, self.wafer_encrypted_data, self.wafer_iv, self.wafer_skey)
-        return frozenset((*self.tokens, *wafer))
+        apps = (self.referer, self.appid) if self.referer else ()
+        return frozenset((*self.tokens, *wafer, *apps))
 
 
 class RequestView:

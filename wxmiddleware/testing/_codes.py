@@ -21,6 +21,7 @@ _CODE_ALPHABET = string.ascii_letters + string.digits
 class _LoginCode:
     user: str
     expires_at: float
+    appid: str = ""
     used: bool = False
 
 
@@ -43,24 +44,26 @@ class LoginCodes:
         self._codes: Dict[str, _LoginCode] = {}
         self._logins: Dict[str, Deque[float]] = {}
 
-    def issue(self, user: str, now: float, ttl: float) -> str:
-        """A fresh code for ``user``, valid ``ttl`` seconds from ``now``."""
+    def issue(self, user: str, now: float, ttl: float, appid: str = "") -> str:
+        """A fresh code for ``user`` of the app ``appid``, valid ``ttl`` seconds from ``now``."""
         code = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(32))
         # Expired codes answer 40029 whether used or not, so they need not be kept.
         for stale in [c for c, issued in self._codes.items() if issued.expires_at <= now]:
             del self._codes[stale]
-        self._codes[code] = _LoginCode(user, now + ttl)
+        self._codes[code] = _LoginCode(user, now + ttl, appid)
         return code
 
-    def claim(self, code: Optional[str], now: float, limit: int, window: float) -> str:
+    def claim(
+        self, code: Optional[str], now: float, limit: int, window: float, appid: str = ""
+    ) -> str:
         """Use ``code`` up and return its user.
 
-        Refused: unknown or expired (40029), already used (40163), or the user's logins within
-        the last ``window`` seconds, this one included, exceed ``limit`` (45011). A refused
-        code stays usable.
+        Refused: unknown, expired or another app's than ``appid`` (40029), already used
+        (40163), or the user's logins within the last ``window`` seconds, this one included,
+        exceed ``limit`` (45011). A refused code stays usable.
         """
         issued = self._codes.get(code) if code else None
-        if issued is None or issued.expires_at <= now:
+        if issued is None or issued.expires_at <= now or issued.appid != appid:
             raise WeChatError(40029)
         if issued.used:
             raise WeChatError(40163)

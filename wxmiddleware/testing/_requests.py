@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from ..wechat._paths import (
     CHECK_SESSION_PATH,
+    COMPONENT_JSCODE2SESSION_PATH,
     JSCODE2SESSION_PATH,
     PHONE_NUMBER_PATH,
     RESET_SESSION_KEY_PATH,
@@ -46,6 +47,7 @@ class RecordedCall:
 _JSON_UTF8 = "application/json; encoding=utf-8"  # what WeChat's server APIs send
 API_ROUTES: Dict[str, Tuple[str, str]] = {
     JSCODE2SESSION_PATH: ("GET", "text/plain"),
+    COMPONENT_JSCODE2SESSION_PATH: ("GET", "text/plain"),
     TOKEN_PATH: ("GET", _JSON_UTF8),
     STABLE_TOKEN_PATH: ("POST", _JSON_UTF8),
     CHECK_SESSION_PATH: ("GET", _JSON_UTF8),

@@ -21,10 +21,11 @@ import hmac
 import secrets
 import threading
 import time
-from typing import Any, Callable, Deque, Dict, List, Mapping, Optional
+from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional, Set, Tuple
 
 from ..wechat._paths import (
     CHECK_SESSION_PATH,
+    COMPONENT_JSCODE2SESSION_PATH,
     JSCODE2SESSION_PATH,
     PHONE_NUMBER_PATH,
     RESET_SESSION_KEY_PATH,
@@ -51,7 +52,18 @@ def _derived_id(prefix: str, material: str) -> str:
 
 
 class WeChatModel:
-    """WeChat's login and server APIs for one app, as state and answers.
+    """WeChat's login and server APIs for one app or several, as state and answers.
+
+    The app of ``appid``/``secret`` is the default one; ``apps`` (``{appid: secret}``) and
+    :meth:`add_app` add more. Codes are issued for one app (:meth:`issue_code`'s ``appid``)
+    and work only with it; a user's openid differs between apps, the unionid does not;
+    each app has its own access tokens. :meth:`add_component` adds a third-party
+    platform, which logs users of the apps that authorised it in through
+    ``/sns/component/jscode2session`` (``appid``, ``js_code``, ``grant_type``,
+    ``component_appid``, ``component_access_token``): an unknown or wrong
+    ``component_access_token`` answers 40001, a ``component_appid`` other than the
+    token's 40013, an app that has not authorised the platform 61003, then the code is
+    checked as jscode2session checks it.
 
     ``jscode2session`` checks, in this order, answering HTTP 200 with ``{"errcode", "errmsg"}``:
     appid (40013), secret (40125), ``grant_type == "authorization_code"`` (40002), the code is
@@ -128,9 +140,14 @@ class WeChatModel:
         unionid: bool = True,
         latency: float = 0.0,
         session_key_factory: Optional[Callable[[], str]] = None,
+        apps: Optional[Mapping[str, str]] = None,
     ) -> None:
         self.appid = appid
         self.secret = secret
+        # appid -> secret of every app the fake serves ("" for one only a platform logs in)
+        self._secrets: Dict[str, str] = {appid: secret, **(apps or {})}
+        # component_access_token -> (component_appid, the appids that authorised it)
+        self._components: Dict[str, Tuple[str, Set[str]]] = {}
         self.unionid = unionid
         self.latency = latency
         if session_key_factory is not None:
@@ -139,7 +156,7 @@ class WeChatModel:
         self._lock = threading.Lock()
         self._login_codes = LoginCodes()
         self._phone_codes = PhoneCodes()
-        self._access_tokens = AccessTokens()
+        self._access_tokens: Dict[str, AccessTokens] = {}
         # openid -> the session_key of its latest login (what checksession accepts)
         self._session_keys: Dict[str, str] = {}
         # openid -> its encryption keys, oldest first, each with its monotonic birth time
@@ -149,18 +166,41 @@ class WeChatModel:
 
     # -- users and codes -------------------------------------------------------------------
 
-    def issue_code(self, user: str = "alice", *, ttl: Optional[float] = None) -> str:
-        """Register and return a fresh single-use code for ``user``, as ``wx.login()`` gives.
+    def add_app(self, appid: str, secret: str = "") -> None:
+        """Serve one more app; without a ``secret``, only a third-party platform that it
+        authorised (:meth:`add_component`) can log its users in."""
+        with self._lock:
+            self._secrets[appid] = secret
+
+    def add_component(self, component_appid: str, authorized_by: Iterable[str] = ()) -> str:
+        """Add a third-party platform that the apps ``authorized_by`` authorised (apps not
+        yet served are added without a secret); return its ``component_access_token``."""
+        token = secrets.token_urlsafe(32)
+        with self._lock:
+            apps = set(authorized_by)
+            for appid in apps:
+                self._secrets.setdefault(appid, "")
+            self._components[token] = (component_appid, apps)
+        return token
+
+    def issue_code(
+        self, user: str = "alice", *, ttl: Optional[float] = None, appid: Optional[str] = None
+    ) -> str:
+        """Register and return a fresh single-use code for ``user``, as ``wx.login()`` gives
+        in the app ``appid`` (default: :attr:`appid`).
 
         The code is valid for ``ttl`` seconds (default :attr:`CODE_TTL`).
         """
         now = time.monotonic()
         with self._lock:
-            return self._login_codes.issue(user, now, self.CODE_TTL if ttl is None else ttl)
+            return self._login_codes.issue(
+                user, now, self.CODE_TTL if ttl is None else ttl, appid or self.appid
+            )
 
-    def openid_for(self, user: str) -> str:
-        """The openid WeChat reports for ``user`` in this app: 28 characters starting ``o``."""
-        return _derived_id("o", f"openid:{self.appid}:{user}")
+    def openid_for(self, user: str, appid: Optional[str] = None) -> str:
+        """The openid WeChat reports for ``user`` in the app ``appid`` (default:
+        :attr:`appid`): 28 characters starting ``o``."""
+        return _derived_id("o", f"openid:{appid or self.appid}:{user}")
 
     def unionid_for(self, user: str) -> Optional[str]:
         """The unionid for ``user``, or ``None`` when the fake runs with ``unionid=False``.
@@ -170,11 +210,12 @@ class WeChatModel:
         """
         return _derived_id("u", f"unionid:{user}") if self.unionid else None
 
-    def session_key_for(self, user: str) -> Optional[str]:
-        """The session_key WeChat currently holds for ``user`` (the one its latest login or
-        reset issued), or ``None`` before the user's first login."""
+    def session_key_for(self, user: str, appid: Optional[str] = None) -> Optional[str]:
+        """The session_key WeChat currently holds for ``user`` in the app ``appid``
+        (default: :attr:`appid`; the one its latest login or reset issued), or ``None``
+        before the user's first login there."""
         with self._lock:
-            return self._session_keys.get(self.openid_for(user))
+            return self._session_keys.get(self.openid_for(user, appid))
 
     def issue_phone_code(
         self,
@@ -201,7 +242,8 @@ class WeChatModel:
         """
         now = time.monotonic()
         with self._lock:
-            self._access_tokens.expire_all(now)
+            for tokens in self._access_tokens.values():
+                tokens.expire_all(now)
 
     # -- faults, call log ------------------------------------------------------------------
 
@@ -272,7 +314,7 @@ class WeChatModel:
     def issued_access_tokens(self) -> List[str]:
         """Every access token issued so far, live or not (to check that none leaks)."""
         with self._lock:
-            return self._access_tokens.issued
+            return [token for tokens in self._access_tokens.values() for token in tokens.issued]
 
     def calls_to(self, *paths: str) -> int:
         """How many requests to any of ``paths`` arrived."""
@@ -321,12 +363,14 @@ class WeChatModel:
         try:
             if call.path == JSCODE2SESSION_PATH:
                 return json_bytes(self._jscode2session(single, now))
+            if call.path == COMPONENT_JSCODE2SESSION_PATH:
+                return json_bytes(self._component_jscode2session(single, now))
             if call.path == TOKEN_PATH:
                 return json_bytes(self._token(single, now))
             if call.path == STABLE_TOKEN_PATH:
                 return json_bytes(self._stable_token(json_object(call.body), now))
             with self._lock:
-                self._access_tokens.check(single("access_token"), now)
+                self._check_access_token(single("access_token"), now)
             if call.path == CHECK_SESSION_PATH:
                 self._signed_user(single)
                 return json_bytes({"errcode": 0, "errmsg": "ok"})
@@ -342,9 +386,10 @@ class WeChatModel:
         self, appid: object, secret: object, grant_type: object, expected_grant_type: str
     ) -> None:
         """Refuse a wrong appid (40013), secret (40125) or ``grant_type`` (40002), in turn."""
-        if appid != self.appid:
+        known = self._secrets.get(appid) if isinstance(appid, str) else None
+        if known is None:
             raise WeChatError(40013)
-        if secret != self.secret:
+        if not known or secret != known:
             raise WeChatError(40125)
         if grant_type != expected_grant_type:
             raise WeChatError(40002)
@@ -353,23 +398,61 @@ class WeChatModel:
         self._check_credentials(
             single("appid"), single("secret"), single("grant_type"), "authorization_code"
         )
+        return self._log_in(single("appid") or "", single("js_code"), now)
+
+    def _component_jscode2session(
+        self, single: Callable[[str], Optional[str]], now: float
+    ) -> Dict[str, str]:
         with self._lock:
-            user = self._login_codes.claim(
-                single("js_code"), now, self.RATE_LIMIT, self.RATE_WINDOW
-            )
-            answer = {"session_key": self.session_key_factory(), "openid": self.openid_for(user)}
+            component = self._components.get(single("component_access_token") or "")
+        if component is None:
+            raise WeChatError(40001)
+        component_appid, authorized = component
+        if single("component_appid") != component_appid:
+            raise WeChatError(40013)
+        appid = single("appid") or ""
+        if appid not in authorized:
+            raise WeChatError(61003)
+        if single("grant_type") != "authorization_code":
+            raise WeChatError(40002)
+        return self._log_in(appid, single("js_code"), now)
+
+    def _log_in(self, appid: str, code: Optional[str], now: float) -> Dict[str, str]:
+        """Spend ``code`` of the app ``appid``: its user's openid, a new session_key, and
+        the unionid."""
+        with self._lock:
+            user = self._login_codes.claim(code, now, self.RATE_LIMIT, self.RATE_WINDOW, appid)
+            answer = {
+                "session_key": self.session_key_factory(),
+                "openid": self.openid_for(user, appid),
+            }
             self._session_keys[answer["openid"]] = answer["session_key"]
         unionid = self.unionid_for(user)
         if unionid is not None:
             answer["unionid"] = unionid
         return answer
 
+    def _tokens_of(self, appid: object) -> AccessTokens:
+        """The access tokens of the app ``appid`` (under the lock)."""
+        return self._access_tokens.setdefault(str(appid), AccessTokens())
+
+    def _check_access_token(self, token: Optional[str], now: float) -> None:
+        """Refuse a token no app was issued (as :meth:`AccessTokens.check` does), under the
+        lock."""
+        for tokens in self._access_tokens.values():
+            if token in tokens.issued:
+                tokens.check(token, now)
+                return
+        AccessTokens().check(token, now)
+
     def _token(self, single: Callable[[str], Optional[str]], now: float) -> Dict[str, Any]:
         self._check_credentials(
             single("appid"), single("secret"), single("grant_type"), "client_credential"
         )
         with self._lock:
-            token = self._access_tokens.fetch(now, self.ACCESS_TOKEN_TTL, self.TOKEN_OVERLAP)
+            token = self._tokens_of(single("appid")).fetch(
+                now, self.ACCESS_TOKEN_TTL, self.TOKEN_OVERLAP
+            )
         return {"access_token": token, "expires_in": self.ACCESS_TOKEN_TTL}
 
     def _stable_token(self, request: Optional[Mapping[str, Any]], now: float) -> Dict[str, Any]:
@@ -383,7 +466,7 @@ class WeChatModel:
             "client_credential",
         )
         with self._lock:
-            token, expires_in = self._access_tokens.fetch_stable(
+            token, expires_in = self._tokens_of(request.get("appid")).fetch_stable(
                 now, self.ACCESS_TOKEN_TTL, self.TOKEN_OVERLAP, force_refresh=force
             )
         return {"access_token": token, "expires_in": expires_in}

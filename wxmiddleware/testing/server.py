@@ -17,7 +17,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Callable, Optional, Set, Tuple, Type, Union
+from typing import Any, Callable, Mapping, Optional, Set, Tuple, Type, Union
 from urllib.parse import urlsplit
 
 from ._replies import JSON, Reply, error_body, json_bytes
@@ -38,7 +38,8 @@ class FakeWeChat(WeChatModel):
 
     ``port=0`` picks a free port; :attr:`url` is the API base to give the middleware once
     :meth:`start` (or ``with``) has bound it. ``latency`` (seconds, settable) delays every API
-    answer; ``session_key_factory`` makes each login's session_key (see the attribute).
+    answer; ``session_key_factory`` makes each login's session_key (see the attribute);
+    ``apps`` (``{appid: secret}``) are served beside ``appid``.
     """
 
     def __init__(
@@ -51,6 +52,7 @@ class FakeWeChat(WeChatModel):
         unionid: bool = True,
         latency: float = 0.0,
         session_key_factory: Optional[Callable[[], str]] = None,
+        apps: Optional[Mapping[str, str]] = None,
     ) -> None:
         super().__init__(
             appid,
@@ -58,6 +60,7 @@ class FakeWeChat(WeChatModel):
             unionid=unionid,
             latency=latency,
             session_key_factory=session_key_factory,
+            apps=apps,
         )
         self.host = host
         self._requested_port = port

@@ -14,7 +14,9 @@ from typing import Any, ClassVar, Dict, Generic, Iterable, Optional, TypeVar
 
 from ..config import WxConfig
 from ..crypto import SessionOrKey, decrypt_data, verify_signature
+from ..errors import ConfigError
 from ..observe import Observer, combine
+from ..session import WxSession
 from ._server_api import REFRESH_MARGIN_SECONDS, TokenPolicy
 
 _Store = TypeVar("_Store")
@@ -24,6 +26,12 @@ _Manager = TypeVar("_Manager")
 
 class TokenManagerBase(Generic[_Store, _Http]):
     """The app's access token, shared through ``store`` (the constructor of both managers).
+
+    With several apps (``config.apps``) each has its own token, stored under its appid:
+    the methods take ``appid`` (``None``: the one app; with several, a
+    :class:`~wxmiddleware.errors.ConfigError` asks for it). An app that logs in through a
+    third-party platform has no secret to fetch a token with: asking for one is a
+    :class:`~wxmiddleware.errors.ConfigError`.
 
     ``http`` is the HTTP client the WeChat transport uses (a new one by default);
     ``stable`` selects ``POST /cgi-bin/stable_token`` over ``GET /cgi-bin/token``;
@@ -49,9 +57,37 @@ class TokenManagerBase(Generic[_Store, _Http]):
     ) -> None:
         self.config = config
         self.store = store
-        self._policy = TokenPolicy(config, stable=stable, refresh_margin=refresh_margin)
+        self._policies = {
+            appid: TokenPolicy(config.for_app(appid), stable=stable, refresh_margin=refresh_margin)
+            for appid in config.app_ids
+        }
         self._wechat = self.transport_class(config, http)
         self._performer = self.performer_class(store, self._wechat, observer=combine(observers))
+
+    def _policy(self, appid: Optional[str] = None) -> TokenPolicy:
+        """The token policy of the app ``appid`` (see the class docstring)."""
+        if appid is None or appid == "":
+            if self.config.multi_app:
+                raise ConfigError(
+                    f"several apps are configured ({', '.join(self.config.app_ids)}):"
+                    " name the app with appid=..."
+                )
+            appid = self.config.appid
+        policy = self._policies.get(appid)
+        if policy is None:
+            raise ConfigError(f"app {appid} is not configured")
+        if not policy.config.secret:
+            raise ConfigError(
+                f"app {appid} logs in through a third-party platform: its access token is"
+                " the platform's authorizer_access_token, which this package does not fetch"
+            )
+        return policy
+
+
+def session_appid(session: SessionOrKey) -> Optional[str]:
+    """The app a session belongs to, or ``None`` for a bare session_key (or a session
+    recorded before sessions named their app)."""
+    return session.appid or None if isinstance(session, WxSession) else None
 
 
 class WxApiBase(Generic[_Store, _Http, _Manager]):
@@ -84,11 +120,14 @@ class WxApiBase(Generic[_Store, _Http, _Manager]):
     def decrypt(self, session: SessionOrKey, encrypted_data: str, iv: str) -> Dict[str, Any]:
         """Decrypt the mini-program's ``encryptedData`` with the session's key.
 
-        Checks that its watermark names this app; see
+        Checks that its watermark names the session's app (the one app, for a bare
+        session_key); see
         :func:`wxmiddleware.crypto.decrypt_data` for the errors (``pip install
         "wxmiddleware[crypto]"``).
         """
-        return decrypt_data(session, encrypted_data, iv, self.config.appid)
+        return decrypt_data(
+            session, encrypted_data, iv, session_appid(session) or self.config.appid
+        )
 
     def verify_signature(self, session: SessionOrKey, raw_data: str, signature: str) -> bool:
         """Whether the mini-program's ``signature`` is ``sha1(rawData + session_key)``."""

@@ -6,10 +6,13 @@ import them, so the two can never disagree. Sources: WeChat's server-API referen
 mp-access-token/getAccessToken, mp-access-token/getStableAccessToken,
 user-info/basic-info/checkSessionKey, user-info/phone-number/getPhoneNumber,
 user-login/ResetUserSessionKey, and (under minigame/dev/api-backend/open-api/)
-internet/internet.getUserEncryptKey.
+internet/internet.getUserEncryptKey; for a third-party platform's login,
+developers.weixin.qq.com/doc/oplatform/openApi/OpenApiDoc/miniprogram-management/others/
+thirdpartyCode2Session.html.
 """
 
 JSCODE2SESSION_PATH = "/sns/jscode2session"
+COMPONENT_JSCODE2SESSION_PATH = "/sns/component/jscode2session"
 TOKEN_PATH = "/cgi-bin/token"  # noqa: S105 (a URL path)
 STABLE_TOKEN_PATH = "/cgi-bin/stable_token"  # noqa: S105 (a URL path)
 CHECK_SESSION_PATH = "/wxa/checksession"

@@ -26,7 +26,7 @@ from ..errors import (
     UserBlocked,
     WxError,
 )
-from ._paths import JSCODE2SESSION_PATH
+from ._paths import COMPONENT_JSCODE2SESSION_PATH, JSCODE2SESSION_PATH
 
 logger = logging.getLogger("wxmiddleware")
 
@@ -87,6 +87,36 @@ def jscode2session_request(config: WxConfig, code: str) -> ApiRequest:
         "grant_type": "authorization_code",
     }
     return ApiRequest("GET", JSCODE2SESSION_PATH, params=params, with_token=False)
+
+
+#: The errcode of a third-party platform's login for a mini-program that has not
+#: authorised the platform ("component is not authorized by this account").
+COMPONENT_NOT_AUTHORIZED_ERRCODE = 61003
+
+
+def component_jscode2session_request(
+    config: WxConfig, code: str, component_access_token: str
+) -> ApiRequest:
+    """``GET /sns/component/jscode2session``: a third-party platform logs a user of the
+    mini-program ``config.appid`` in, in the mini-program's stead (thirdpartyCode2Session).
+
+    Query: ``appid`` (the mini-program's), ``js_code``, ``grant_type=authorization_code``,
+    ``component_appid`` (the platform's) and ``component_access_token`` (the platform's
+    credential, a query parameter; never logged). The answer is jscode2session's
+    (``openid``, ``session_key``, ``unionid`` or an ``errcode``), parsed by
+    :func:`parse_jscode2session`; errcode 61003 says the mini-program has not authorised
+    the platform. Sources (developers.weixin.qq.com/doc/oplatform/...):
+    openApi/OpenApiDoc/miniprogram-management/others/thirdpartyCode2Session.html and
+    Third-party_Platforms/2.0/api/others/WeChat_login.html.
+    """
+    params = {
+        "appid": config.appid,
+        "js_code": code,
+        "grant_type": "authorization_code",
+        "component_appid": config.component_appid,
+        "component_access_token": component_access_token,
+    }
+    return ApiRequest("GET", COMPONENT_JSCODE2SESSION_PATH, params=params, with_token=False)
 
 
 class ReplyCollector:
@@ -155,6 +185,13 @@ def error_for_errcode(errcode: int, errmsg: str) -> WxError:
             "The login service is misconfigured.",
             errcode=errcode,
             detail="WeChat rejected the appid or secret: check WX_APPID and WX_SECRET",
+        )
+    if errcode == COMPONENT_NOT_AUTHORIZED_ERRCODE:
+        return UpstreamError(
+            "The login service is misconfigured.",
+            errcode=errcode,
+            detail="errcode 61003: the mini-program has not authorised the third-party"
+            " platform (component_appid) to log its users in",
         )
     return UpstreamError(
         f"WeChat refused the login (errcode {errcode}).",

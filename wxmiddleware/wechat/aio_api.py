@@ -8,7 +8,7 @@ another's token refresh sleeps with ``asyncio.sleep``.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, TypeVar
+from typing import Any, Callable, Dict, List, Optional, TypeVar
 
 import httpx
 
@@ -16,7 +16,7 @@ from .._perform import AsyncPerformer
 from ..session import WxSession
 from ..stores.base import AsyncSessionStore
 from . import _server_api as flows
-from ._facades import TokenManagerBase, WxApiBase
+from ._facades import TokenManagerBase, WxApiBase, session_appid
 from ._protocol import ApiRequest
 from .aio import AsyncWeChatClient
 
@@ -36,17 +36,19 @@ class AsyncAccessTokenManager(TokenManagerBase[AsyncSessionStore, httpx.AsyncCli
     performer_class = AsyncPerformer
     _performer: AsyncPerformer[None]
 
-    async def get(self) -> str:
+    async def get(self, appid: Optional[str] = None) -> str:
         """See :meth:`AccessTokenManager.get`."""
-        return await self._performer.run(flows.access_token_flow(self._policy))
+        return await self._performer.run(flows.access_token_flow(self._policy(appid)))
 
-    async def invalidate(self, token: str) -> None:
+    async def invalidate(self, token: str, appid: Optional[str] = None) -> None:
         """See :meth:`AccessTokenManager.invalidate`."""
-        await self._performer.run(flows.invalidate_flow(self._policy, token))
+        await self._performer.run(flows.invalidate_flow(self._policy(appid), token))
 
-    async def call(self, request: ApiRequest, parse: Callable[[int, bytes], _T]) -> _T:
+    async def call(
+        self, request: ApiRequest, parse: Callable[[int, bytes], _T], appid: Optional[str] = None
+    ) -> _T:
         """See :meth:`AccessTokenManager.call`."""
-        return await self._performer.run(flows.api_call_flow(self._policy, request, parse))
+        return await self._performer.run(flows.api_call_flow(self._policy(appid), request, parse))
 
     async def aclose(self) -> None:
         """Close the HTTP client made for the running loop (the store is the caller's)."""
@@ -62,32 +64,38 @@ class AsyncWxApi(WxApiBase[AsyncSessionStore, httpx.AsyncClient, AsyncAccessToke
 
     manager_class = AsyncAccessTokenManager
 
-    async def access_token(self) -> str:
+    async def access_token(self, appid: Optional[str] = None) -> str:
         """See :meth:`WxApi.access_token`."""
-        return await self.tokens.get()
+        return await self.tokens.get(appid)
 
     async def check_session(self, session: WxSession) -> bool:
         """See :meth:`WxApi.check_session`."""
         return await self.tokens.call(
-            flows.check_session_request(session), flows.parse_check_session
+            flows.check_session_request(session),
+            flows.parse_check_session,
+            session_appid(session),
         )
 
     async def reset_session_key(self, session: WxSession) -> WxSession:
         """See :meth:`WxApi.reset_session_key`."""
         return await self.tokens._performer.run(
-            flows.reset_session_key_flow(self.tokens._policy, session)
+            flows.reset_session_key_flow(self.tokens._policy(session_appid(session)), session)
         )
 
     async def user_encrypt_keys(self, session: WxSession) -> List[flows.UserEncryptKey]:
         """See :meth:`WxApi.user_encrypt_keys`."""
         return await self.tokens.call(
-            flows.user_encrypt_keys_request(session), flows.parse_user_encrypt_keys
+            flows.user_encrypt_keys_request(session),
+            flows.parse_user_encrypt_keys,
+            session_appid(session),
         )
 
-    async def get_phone_number(self, phone_code: str) -> Dict[str, Any]:
+    async def get_phone_number(
+        self, phone_code: str, appid: Optional[str] = None
+    ) -> Dict[str, Any]:
         """See :meth:`WxApi.get_phone_number`."""
         return await self.tokens.call(
-            flows.phone_number_request(phone_code), flows.parse_phone_number
+            flows.phone_number_request(phone_code), flows.parse_phone_number, appid
         )
 
     async def aclose(self) -> None:

@@ -7,7 +7,7 @@ flows of :mod:`wxmiddleware.wechat._server_api`; this module performs their effe
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, TypeVar
+from typing import Any, Callable, Dict, List, Optional, TypeVar
 
 import requests
 
@@ -15,7 +15,7 @@ from .._perform import SyncPerformer
 from ..session import WxSession
 from ..stores.base import SessionStore
 from . import _server_api as flows
-from ._facades import TokenManagerBase, WxApiBase
+from ._facades import TokenManagerBase, WxApiBase, session_appid
 from ._protocol import ApiRequest
 from .sync import WeChatClient
 
@@ -42,24 +42,29 @@ class AccessTokenManager(TokenManagerBase[SessionStore, requests.Session]):
     performer_class = SyncPerformer
     _performer: SyncPerformer[None]
 
-    def get(self) -> str:
-        """The access token (fetched, or refreshed, first when needed)."""
-        return self._performer.run(flows.access_token_flow(self._policy))
+    def get(self, appid: Optional[str] = None) -> str:
+        """The access token of the app ``appid`` (fetched, or refreshed, first when needed;
+        ``None``: the one app configured)."""
+        return self._performer.run(flows.access_token_flow(self._policy(appid)))
 
-    def invalidate(self, token: str) -> None:
-        """Forget ``token`` after WeChat refused it, so the next :meth:`get` fetches another.
+    def invalidate(self, token: str, appid: Optional[str] = None) -> None:
+        """Forget ``token`` of the app ``appid`` after WeChat refused it, so the next
+        :meth:`get` fetches another.
 
         A newer token another process stored meanwhile is kept.
         """
-        self._performer.run(flows.invalidate_flow(self._policy, token))
+        self._performer.run(flows.invalidate_flow(self._policy(appid), token))
 
-    def call(self, request: ApiRequest, parse: Callable[[int, bytes], _T]) -> _T:
-        """Send ``request`` with the access token; return ``parse(status, body)``.
+    def call(
+        self, request: ApiRequest, parse: Callable[[int, bytes], _T], appid: Optional[str] = None
+    ) -> _T:
+        """Send ``request`` with the access token of the app ``appid``; return
+        ``parse(status, body)``.
 
         Errcode -1 and a failed connection are retried once; a refused token once, with a
         fresh token. Errors are :class:`~wxmiddleware.errors.WxError`.
         """
-        return self._performer.run(flows.api_call_flow(self._policy, request, parse))
+        return self._performer.run(flows.api_call_flow(self._policy(appid), request, parse))
 
     def close(self) -> None:
         """Close the HTTP connections (the store stays open: it is the caller's)."""
@@ -82,9 +87,10 @@ class WxApi(WxApiBase[SessionStore, requests.Session, AccessTokenManager]):
 
     manager_class = AccessTokenManager
 
-    def access_token(self) -> str:
-        """The app's access token, for WeChat APIs this class does not wrap."""
-        return self.tokens.get()
+    def access_token(self, appid: Optional[str] = None) -> str:
+        """The access token of the app ``appid`` (``None``: the one app configured), for
+        WeChat APIs this class does not wrap."""
+        return self.tokens.get(appid)
 
     def check_session(self, session: WxSession) -> bool:
         """Whether ``session``'s session_key is still valid at WeChat (``checksession``).
@@ -92,7 +98,11 @@ class WxApi(WxApiBase[SessionStore, requests.Session, AccessTokenManager]):
         ``False`` (errcode 87009) means the user logged in again elsewhere or the key
         expired: data encrypted for the mini-program will not decrypt with it.
         """
-        return self.tokens.call(flows.check_session_request(session), flows.parse_check_session)
+        return self.tokens.call(
+            flows.check_session_request(session),
+            flows.parse_check_session,
+            session_appid(session),
+        )
 
     def reset_session_key(self, session: WxSession) -> WxSession:
         """Have WeChat issue the user a new session_key (``GET /wxa/resetusersessionkey``),
@@ -105,7 +115,7 @@ class WxApi(WxApiBase[SessionStore, requests.Session, AccessTokenManager]):
         store that is down :class:`~wxmiddleware.errors.StoreUnavailable` (503).
         """
         return self.tokens._performer.run(
-            flows.reset_session_key_flow(self.tokens._policy, session)
+            flows.reset_session_key_flow(self.tokens._policy(session_appid(session)), session)
         )
 
     def user_encrypt_keys(self, session: WxSession) -> List[flows.UserEncryptKey]:
@@ -114,17 +124,22 @@ class WxApi(WxApiBase[SessionStore, requests.Session, AccessTokenManager]):
         whose ``version`` the message names. Errors as for :meth:`reset_session_key`.
         """
         return self.tokens.call(
-            flows.user_encrypt_keys_request(session), flows.parse_user_encrypt_keys
+            flows.user_encrypt_keys_request(session),
+            flows.parse_user_encrypt_keys,
+            session_appid(session),
         )
 
-    def get_phone_number(self, phone_code: str) -> Dict[str, Any]:
+    def get_phone_number(self, phone_code: str, appid: Optional[str] = None) -> Dict[str, Any]:
         """Exchange the code of the mini-program's ``getPhoneNumber`` for the ``phone_info``.
 
         The code is single-use and lives five minutes; an invalid or used one raises
         :class:`~wxmiddleware.errors.InvalidCode` (401), a missing one
-        :class:`~wxmiddleware.errors.BadRequest` (400).
+        :class:`~wxmiddleware.errors.BadRequest` (400). ``appid`` names the app the code came
+        from when several are configured (the session's ``appid``).
         """
-        return self.tokens.call(flows.phone_number_request(phone_code), flows.parse_phone_number)
+        return self.tokens.call(
+            flows.phone_number_request(phone_code), flows.parse_phone_number, appid
+        )
 
     def close(self) -> None:
         """Close the HTTP connections."""
