@@ -1,4 +1,4 @@
-"""The top-level names: what the README imports exists, and importing it stays light."""
+"""The top-level names: what the README and the docs import exists, and importing it stays light."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
+
+import pytest
 
 import wxmiddleware
 from wxmiddleware import WxSession, errors, session_of
@@ -43,16 +45,21 @@ def test_the_error_classes_users_catch_are_exported() -> None:
     assert issubclass(wxmiddleware.DecryptError, errors.WxError)
 
 
-def test_the_readme_imports_only_public_top_level_names() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+@pytest.mark.parametrize(
+    "page",
+    ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").rglob("*.md"))],
+)
+def test_the_readme_and_docs_import_only_public_top_level_names(page: str) -> None:
+    text = (ROOT / page).read_text(encoding="utf-8")
     imported = set()
-    for names in re.findall(r"^from wxmiddleware import \(?([^)\n]+)", readme, re.MULTILINE):
+    for names in re.findall(r"^from wxmiddleware import \(?([^)\n]+)", text, re.MULTILINE):
         imported.update(name.strip() for name in names.split(",") if name.strip())
-    assert imported, "the README imports from wxmiddleware"
+    if page == "README.md":
+        assert imported, "the README imports from wxmiddleware"
     assert imported <= set(wxmiddleware.__all__), imported - set(wxmiddleware.__all__)
-    # What the README tells users to import lives at the top level, not in a private module.
-    assert "from wxmiddleware.stores.aio import open_async_store" not in readme
-    assert "from wxmiddleware.errors import" not in readme
+    # What the docs tell users to import lives at the top level, not in a private module.
+    assert "from wxmiddleware.stores.aio import open_async_store" not in text
+    assert "from wxmiddleware.errors import" not in text
 
 
 def test_importing_the_package_and_the_core_loads_no_io_library() -> None:

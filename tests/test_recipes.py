@@ -85,6 +85,3 @@ def test_the_docs_show_each_recipe_as_it_runs() -> None:
     for framework in NEEDS:
         for source in recipe_files(framework):
             assert source.read_text(encoding="utf-8") in docs, f"{source.name} in docs/testing.md"
-    # The README shows the Flask recipe in full.
-    for source in recipe_files("flask"):
-        assert source.read_text(encoding="utf-8") in readme, f"{source.name} in README.md"

@@ -1,8 +1,8 @@
 """The compatibility matrix: which server passes which header form to which example.
 
-The e2e suite asserts every row against a real server; ``test_readme_table_matches`` checks
-that the README's table is exactly :func:`render_table` of it. ``python -m tests.e2e.compat``
-prints the table.
+The e2e suite asserts every row against a real server; ``test_docs_table_matches`` checks
+that the table in ``docs/header-caveat.md`` is exactly :func:`render_table` of it.
+``python -m tests.e2e.compat`` prints the table.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def combinations() -> List[tuple]:
 
 
 def render_table() -> str:
-    """The README's compatibility table, framework by server by header form."""
+    """The compatibility table of ``docs/header-caveat.md``, framework by server by header form."""
     lines = [
         "| framework | server | `3rd-session` | `3rd_session` |",
         "| --- | --- | --- | --- |",

@@ -1,4 +1,4 @@
-"""nginx in front of gunicorn: its default drops ``3rd_session``; the README's snippet fixes it."""
+"""nginx in front of gunicorn: its default drops ``3rd_session``; the docs' snippet fixes it."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from wxmiddleware.testing import FakeWeChat
 from .flow import Client, assert_json_error
 from .servers import app_env, free_port, python_module, serve
 
-#: The snippet the README documents (inside the ``server`` block), tested here verbatim.
+#: The snippet the docs show (inside the ``server`` block), tested here verbatim.
 UNDERSCORE_SNIPPET = """
     underscores_in_headers on;
     location / {
