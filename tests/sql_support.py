@@ -118,7 +118,8 @@ def _pg_binary(name: str) -> str:
 
 
 class PrivatePostgreSQL:
-    """A PostgreSQL cluster of our own in ``workdir`` on a free loopback port (trust auth).
+    """A PostgreSQL cluster of our own in a temporary directory, on a free loopback port
+    (trust auth).
 
     ``initdb`` runs once; :meth:`start` starts ``postgres`` (again, on the same port, after
     a :meth:`kill`), :meth:`kill` ends it with SIGKILL (a crash), every process by its pid.
@@ -173,22 +174,28 @@ class PrivatePostgreSQL:
         self.wait_ready()
 
     def wait_ready(self) -> None:
-        import socket
+        """Until a query answers (the port opens before recovery ends)."""
+        import sqlalchemy as sa
 
+        engine = sa.create_engine(
+            self.url().replace("postgresql:", "postgresql+psycopg:"), poolclass=sa.pool.NullPool
+        )
         deadline = time.monotonic() + 30
-        while True:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(f"postgres exited early:\n{self.log()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    pass
-                answering(self.url())
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"postgres did not start:\n{self.log()}") from None
-                time.sleep(0.1)
+        try:
+            while True:
+                assert self.process is not None
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"postgres exited early:\n{self.log()}")
+                try:
+                    with engine.connect() as conn:
+                        conn.exec_driver_sql("SELECT 1")
+                    return
+                except sa.exc.OperationalError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"postgres did not start:\n{self.log()}") from None
+                    time.sleep(0.1)
+        finally:
+            engine.dispose()
 
     def kill(self) -> None:
         """SIGKILL the postmaster and its backends (its process group, by id): a crash."""
