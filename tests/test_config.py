@@ -177,3 +177,82 @@ def test_wafer_compat_needs_the_skey_header() -> None:
     assert WxConfig(**BASE, token_headers=("Authorization", "x_wx_skey")).wafer_compat
     config = WxConfig(**BASE, token_headers=("Authorization",), wafer_compat=False)
     assert config.token_headers == ("Authorization",)
+
+
+# -- several apps (issue 22) -------------------------------------------------------------------
+
+APP_A, SECRET_A = "wx00000000000000a1", "secret-a-0123456789abcdef0123"
+APP_B, SECRET_B = "wx00000000000000b2", "secret-b-0123456789abcdef0123"
+
+
+def test_apps_beside_the_single_app_form() -> None:
+    from wxmiddleware._apps import WxApp
+
+    single = WxConfig(APP_A, SECRET_A)
+    assert not single.multi_app and single.app_ids == (APP_A,) and single.for_app(APP_A) is single
+    several = WxConfig(apps=f"{APP_A}:{SECRET_A},{APP_B}:{SECRET_B}")
+    assert several.multi_app and several.app_ids == (APP_A, APP_B)
+    assert (several.appid, several.secret) == (APP_A, SECRET_A)
+    one = several.for_app(APP_B)
+    assert (one.appid, one.secret, one.apps) == (APP_B, SECRET_B, ())
+    assert several.for_app(APP_B) is one  # made once
+    assert WxConfig(apps={APP_A: SECRET_A, APP_B: SECRET_B}).apps == several.apps
+    assert WxConfig(apps=[WxApp(APP_A, SECRET_A), {"appid": APP_B, "secret": SECRET_B}]).apps == (
+        several.apps
+    )
+    assert SECRET_A not in repr(several) and SECRET_B not in repr(several)
+
+
+def test_apps_from_the_environment_and_a_file(tmp_path: Any) -> None:
+    env = {"WX_APPS": f"{APP_A}:{SECRET_A}, wechat:{APP_B}:{SECRET_B}"}
+    config = WxConfig.from_env(env)
+    assert config.app_ids == (APP_A, APP_B) and config.for_app(APP_B).secret == SECRET_B
+    text = tmp_path / "apps.txt"
+    text.write_text(f"# our apps\n{APP_A}:{SECRET_A}\n\n{APP_B}:{SECRET_B}\n")
+    assert WxConfig.from_env({"WX_APPS_FILE": str(text)}).apps == config.apps
+    as_json = tmp_path / "apps.json"
+    as_json.write_text(
+        f'{{"apps": [{{"appid": "{APP_A}", "secret": "{SECRET_A}"}},'
+        f' {{"appid": "{APP_B}", "secret": "{SECRET_B}", "platform": "wechat"}}]}}'
+    )
+    assert WxConfig.from_env({"WX_APPS_FILE": str(as_json)}).apps == config.apps
+
+
+@pytest.mark.parametrize(
+    ("apps", "message"),
+    [
+        (f"douyin:tt0123:{SECRET_A}", "platform 'douyin' is not supported"),
+        (f"{APP_A}:{SECRET_A},{APP_A}:{SECRET_B}", "given twice"),
+        (f"wx-bad!:{SECRET_A}", "A-Z, a-z, 0-9 and _"),
+        (f"{APP_A}:", "empty secret"),
+        (f"a:b:c:{SECRET_A}", "4 fields"),
+        (APP_A, "component_appid"),
+    ],
+)
+def test_malformed_apps_never_echo_a_secret(apps: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as raised:
+        WxConfig(apps=apps)
+    assert SECRET_A not in str(raised.value) and SECRET_B not in str(raised.value)
+
+
+def test_from_env_checks_each_apps_shape() -> None:
+    with pytest.raises(ConfigError, match="an appid of WX_APPS"):
+        WxConfig.from_env({"WX_APPS": f"{APP_A}:{SECRET_A},notanappid:{SECRET_B}"})
+    with pytest.raises(ConfigError, match="not both"):
+        WxConfig.from_env({"WX_APPS": f"{APP_A}:{SECRET_A}", "WX_APPS_FILE": "/nowhere"})
+
+
+def test_a_platform_app_needs_the_platform_and_a_store_key() -> None:
+    def token(component_appid: str) -> str:
+        return "t"
+
+    with pytest.raises(ConfigError, match="store_key"):
+        WxConfig(
+            apps=f"{APP_A}:{SECRET_A},{APP_B}", component_appid="wxcomp", component_token=token
+        )
+    config = WxConfig.from_env(
+        {"WX_APPS": f"{APP_A}:{SECRET_A},{APP_B}", "WX_COMPONENT_APPID": "wxcomp"},
+        component_token=token,
+        store_key="store-key-0123456789abcdef",
+    )
+    assert config.for_app(APP_B).secret == "" and config.component_appid == "wxcomp"
