@@ -33,6 +33,10 @@ SCHEMA = (
         expires_at REAL NOT NULL
     ) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS wx_sessions_openid ON wx_sessions (openid)",
+    # Expired rows are found through it, a batch at a time, however large the table grows.
+    # idle_until is never past expires_at (session.idle_deadline caps it), so a row is
+    # expired exactly when idle_until has passed.
+    "CREATE INDEX IF NOT EXISTS wx_sessions_idle_until ON wx_sessions (idle_until)",
     """CREATE TABLE IF NOT EXISTS wx_codes (
         key TEXT PRIMARY KEY NOT NULL,
         sealed TEXT NOT NULL,

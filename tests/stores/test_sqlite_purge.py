@@ -1,0 +1,132 @@
+"""SQLite's expiry maintenance as the store grows: bounded batches, outside the writes.
+
+Expired rows are found through the ``idle_until`` index and deleted a batch at a time, each
+batch its own transaction; a write takes at most one small batch, before its own
+transaction, so no write holds SQLite's write lock for a whole purge. While another process
+keeps logging users in, a purge removes every expired row and no live one.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+import time
+from pathlib import Path
+from typing import List
+
+from tests.stores.support import SCOPE, make_session
+from wxmiddleware.session import new_token
+from wxmiddleware.stores.base import PURGE_BATCH
+from wxmiddleware.stores.sqlite import MAINTENANCE_BATCH, PURGE_INTERVAL, SQLiteStore
+
+IDLE = 7200
+
+
+def fill(path: Path, live: int, expired: int) -> List[str]:
+    """``live`` live and ``expired`` expired sessions (bulk-inserted copies of saved ones,
+    with fresh keys); returns the tokens of the live ones saved through the store."""
+    store = SQLiteStore(path)
+    tokens = [new_token() for _ in range(live)]
+    for token in tokens:
+        store.save(token, make_session(f"o-{token[:8]}"), IDLE, SCOPE)
+    store.save(new_token(), make_session("o-gone", max_age=-1), IDLE, SCOPE)
+    store.close()
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)"
+            " INSERT INTO wx_sessions (key, openid, value, idle_until, expires_at)"
+            " SELECT hex(randomblob(32)), 'o-' || hex(randomblob(8)), value, idle_until,"
+            " expires_at FROM wx_sessions, n WHERE openid = 'o-gone'",
+            (expired - 1,),
+        )
+    return tokens
+
+
+def count(path: Path, where: str = "1") -> int:
+    with sqlite3.connect(path) as db:
+        return int(db.execute(f"SELECT count(*) FROM wx_sessions WHERE {where}").fetchone()[0])
+
+
+def test_the_expiry_index_exists(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    fill(path, 1, 1)
+    with sqlite3.connect(path) as db:
+        plan = db.execute(
+            "EXPLAIN QUERY PLAN SELECT key FROM wx_sessions WHERE idle_until <= ?", (time.time(),)
+        ).fetchall()
+    assert "wx_sessions_idle_until" in str(plan)
+
+
+def test_a_write_takes_one_small_batch_and_leaves_the_rest_for_later(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    fill(path, 3, 5 * MAINTENANCE_BATCH)
+    store = SQLiteStore(path)
+    store.save(new_token(), make_session("o-new"), IDLE, SCOPE)
+    # One batch went, before the login's own transaction; the rest waits for later writes.
+    assert count(path, "openid != 'o-new'") == 3 + 4 * MAINTENANCE_BATCH
+    for n in range(4):
+        store.save(new_token(), make_session(f"o-next{n}"), IDLE, SCOPE)
+    assert count(path, f"idle_until <= {time.time()}") == 0
+    # The last step was a full batch, so one more ran with the next write and found none:
+    # the next is PURGE_INTERVAL away.
+    store.save(new_token(), make_session("o-last"), IDLE, SCOPE)
+    assert store._next_purge > time.time() + PURGE_INTERVAL / 2
+    assert count(path) == 3 + 1 + 4 + 1
+
+
+def test_a_failed_step_never_fails_the_write(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    fill(path, 1, 10)
+    store = SQLiteStore(path, timeout=0.0)
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        store._purge_step(time.time())  # the lock is taken: deferred, not raised
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert count(path) == 11
+    store.save(new_token(), make_session("o-after"), IDLE, SCOPE)
+    assert count(path) == 12  # deferred by PURGE_INTERVAL, the save went through
+
+
+def _keep_logging_in(path: str, seconds: float, tokens: multiprocessing.Queue[str]) -> None:
+    store = SQLiteStore(path, timeout=10.0)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        token = new_token()
+        store.save(token, make_session(f"o-{token[:8]}"), IDLE, SCOPE)
+        tokens.put(token)
+    tokens.put("")
+    store.close()
+
+
+def test_purge_removes_every_expired_row_and_no_live_one_while_another_process_writes(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.db"
+    live_tokens = fill(path, 50, 3 * PURGE_BATCH + 17)
+    batches: List[int] = []
+    queue: multiprocessing.Queue[str] = multiprocessing.get_context("spawn").Queue()
+    writer = multiprocessing.get_context("spawn").Process(
+        target=_keep_logging_in, args=(str(path), 3.0, queue)
+    )
+    writer.start()
+    try:
+        store = SQLiteStore(path, timeout=10.0)
+        purged = store.purge_expired(batches.append)
+        written: List[str] = []
+        while True:
+            token = queue.get(timeout=30)
+            if not token:
+                break
+            written.append(token)
+    finally:
+        writer.join(30)
+    assert writer.exitcode == 0
+    assert purged == 3 * PURGE_BATCH + 17
+    assert len(batches) == 4  # one report per batch: three full ones and the rest
+    assert count(path, f"idle_until <= {time.time()}") == 0
+    assert written, "the other process wrote nothing during the purge"
+    for token in live_tokens + written:
+        assert store.get(token, IDLE, SCOPE) is not None
