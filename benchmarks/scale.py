@@ -36,19 +36,21 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import _bench
 
-from wxmiddleware.session import WxSession, code_key, new_token, token_key
+from wxmiddleware._sealing import Sealer
+from wxmiddleware.session import SessionScope, WxSession, code_key, new_token, token_key
 from wxmiddleware.stores.sqlite import SQLiteStore
 
 SIZES = (1_000, 100_000, 1_000_000)
 EXPIRED_SHARE = 0.15
 IDLE = 7200
 SAMPLES = 2_000
+SCOPE = SessionScope("wxbench0000000000", Sealer(["scale-benchmark-store-key"]))
 
 
 def session(openid: str) -> WxSession:
     now = time.time()
     return WxSession(openid=openid, session_key="k" * 24, unionid=None,
-                     created_at=now, expires_at=now + 30 * 86400)
+                     created_at=now, expires_at=now + 30 * 86400, appid=SCOPE.appid)
 
 
 def percentiles(samples: List[float]) -> Dict[str, float]:
@@ -62,7 +64,7 @@ def measure_ops(store: Any, tokens: Sequence[str], samples: int) -> Dict[str, An
     for index in range(samples):
         token = tokens[index % len(tokens)]
         started = time.perf_counter()
-        found = store.get(token, IDLE)
+        found = store.get(token, IDLE, SCOPE)
         lookups.append(time.perf_counter() - started)
         assert found is not None
     logins: List[float] = []
@@ -70,7 +72,7 @@ def measure_ops(store: Any, tokens: Sequence[str], samples: int) -> Dict[str, An
         code = secrets.token_urlsafe(24)
         started = time.perf_counter()
         store.claim_code(code_key(code), 300)
-        store.save(new_token(), session(f"login-{index}"), IDLE)
+        store.save(new_token(), session(f"login-{index}"), IDLE, SCOPE)
         logins.append(time.perf_counter() - started)
     return {"lookup": percentiles(lookups), "login": percentiles(logins)}
 
@@ -78,7 +80,7 @@ def measure_ops(store: Any, tokens: Sequence[str], samples: int) -> Dict[str, An
 def seed(store: Any, count: int) -> List[str]:
     tokens = [new_token() for _ in range(count)]
     for n, token in enumerate(tokens):
-        store.save(token, session(f"seed-{n}"), IDLE)
+        store.save(token, session(f"seed-{n}"), IDLE, SCOPE)
     return tokens
 
 
