@@ -12,6 +12,9 @@ once per round, rounds interleaved; ratios are per round, then the median.
 The comparison the rewrite must not lose (memory store only)::
 
     python benchmarks/overhead.py --stores memory --no-peers
+
+``--stores`` also takes SQL store URLs (tables ``wxbench_*``), e.g.
+``--stores sqlite,redis,postgresql://postgres@127.0.0.1/test,mysql://root@127.0.0.1/test``.
 """
 
 from __future__ import annotations
@@ -167,6 +170,12 @@ def make_store(kind: str, asynchronous: bool, state: Path, redis_url: str, prefi
     if kind == "sqlite":
         path = state / f"{asynchronous}.sqlite3"
         return wx.AsyncSQLiteStore(path) if asynchronous else wx.SQLiteStore(path)
+    if "://" in kind:  # a SQL store URL
+        from wxmiddleware.stores import sql_stores
+
+        sql = sql_stores()
+        store_class = sql.AsyncSQLStore if asynchronous else sql.SQLStore
+        return store_class.from_url(kind, table_prefix="wxbench_")
     redis_store = wx.AsyncRedisStore if asynchronous else wx.RedisStore
     return redis_store.from_url(redis_url, key_prefix=prefix)
 
