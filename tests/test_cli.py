@@ -340,3 +340,32 @@ def test_fake_wechat_command(cli_env: Dict[str, str]) -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_sessions_appid_works_on_one_apps_sessions(tmp_path: Path, cli_env: Dict[str, str]) -> None:
+    """Several apps in one store (issue 22): ``--appid`` lists and ends only that app's."""
+    from wxmiddleware._sealing import Sealer
+    from wxmiddleware.session import SessionScope
+
+    path = tmp_path / "shared.sqlite3"
+    store = SQLiteStore(path)
+    now = time.time()
+    for appid in ("wx00000000000000a1", "wx00000000000000b2"):
+        scope = SessionScope(appid, Sealer(["cli-test-store-key-0123"]))
+        session = WxSession("o-shared", "sk", None, now, now + 3600, appid=appid)
+        store.save(new_token(), session, 3600, scope)
+    store.close()
+    url = f"sqlite:///{path}"
+    listed = run_cli(
+        "sessions", "list", "--store", url, "--openid", "o-shared", "--json",
+        "--appid", "wx00000000000000b2", env=cli_env,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    assert [info["appid"] for info in json.loads(listed.stdout)] == ["wx00000000000000b2"]
+    ended = run_cli(
+        "sessions", "revoke-all", "--store", url, "--openid", "o-shared",
+        "--appid", "wx00000000000000b2", env=cli_env,
+    )  # fmt: skip
+    assert ended.returncode == 0 and "ended 1 sessions" in ended.stdout, ended.stderr
+    left = run_cli("sessions", "list", "--store", url, "--openid", "o-shared", env=cli_env)
+    assert "wx00000000000000a1" in left.stdout and "wx00000000000000b2" not in left.stdout

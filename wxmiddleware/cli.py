@@ -16,8 +16,10 @@ from typing import Any, Callable, List, Mapping, NamedTuple, Optional, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from . import __version__
+from ._apps import app_tuple, load_apps_file
 from .errors import ConfigError, StoreUnavailable
 from .stores import SessionStore, default_sqlite_path, open_store, store_url_scheme
+from .stores.base import SessionInfo
 from .testing import FakeWeChat
 from .testing import main as fake_wechat_main
 
@@ -194,7 +196,9 @@ def resolve_admin_store(
 
 
 def _open_admin_store(args: argparse.Namespace) -> SessionStore:
-    chosen = resolve_admin_store(args.store, args.appid or os.environ.get("WX_APPID"), os.environ)
+    chosen = resolve_admin_store(
+        args.store, default_store_appid(args.appid, os.environ), os.environ
+    )
     print(f"store: {chosen.shown} (from {chosen.source})", file=sys.stderr, flush=True)
     # The appid names only the default SQLite file, resolved above; open_store ignores it
     # for a URL.
@@ -208,16 +212,16 @@ def _print_progress(count: int) -> None:
 def _run_sessions_command(args: argparse.Namespace, store: SessionStore) -> int:
     action = args.action
     if action == "list":
-        infos = store.sessions_for(args.openid)
+        infos = _app_sessions(store, args)
         if args.json:
             print(json.dumps([dataclasses.asdict(info) for info in infos], indent=2))
         elif not infos:
             print(f"no live sessions for {args.openid}")
         else:
-            print(f"{'session':<14}{'created':<21}{'idle until':<21}expires")
+            print(f"{'session':<14}{'app':<20}{'created':<21}{'idle until':<21}expires")
             for info in infos:
                 print(
-                    f"{info.key_hash:<14}{_format_time(info.created_at):<21}"
+                    f"{info.key_hash:<14}{info.appid or '-':<20}{_format_time(info.created_at):<21}"
                     f"{_format_time(info.idle_until):<21}{_format_time(info.expires_at)}"
                 )
         return 0
@@ -228,11 +232,39 @@ def _run_sessions_command(args: argparse.Namespace, store: SessionStore) -> int:
         print(f"no live session {args.session} for {args.openid}", file=sys.stderr)
         return EXIT_NOT_FOUND
     if action == "revoke-all":
-        print(f"ended {store.revoke_all(args.openid)} sessions of {args.openid}")
+        if args.appid:
+            # Only the sessions the store says are that app's, when several share it.
+            infos = [i for i in store.sessions_for(args.openid) if i.appid == args.appid]
+            ended = sum(store.revoke_session(args.openid, info.key_hash) for info in infos)
+        else:
+            ended = store.revoke_all(args.openid)
+        print(f"ended {ended} sessions of {args.openid}")
         return 0
     purged = store.purge_expired(progress=_print_progress)
     print(f"\rpurged {purged} expired sessions" + " " * 20, file=sys.stderr)
     return 0
+
+
+def _app_sessions(store: SessionStore, args: argparse.Namespace) -> List[SessionInfo]:
+    """The user's live sessions; with ``--appid``, those of that app only (a store that
+    does not record its sessions' app shows them all)."""
+    infos = store.sessions_for(args.openid)
+    if args.appid:
+        infos = [info for info in infos if info.appid in ("", args.appid)]
+    return infos
+
+
+def default_store_appid(appid: Optional[str], environ: Mapping[str, str]) -> Optional[str]:
+    """The appid whose default SQLite file the app uses: with several apps
+    (``WX_APPS``/``WX_APPS_FILE``) the first one's, for every app; else ``appid``
+    (``--appid``) or ``WX_APPID``."""
+    apps_text = environ.get("WX_APPS", "").strip()
+    apps_file = environ.get("WX_APPS_FILE", "").strip()
+    if apps_text or apps_file:
+        apps = app_tuple(apps_text) if apps_text else load_apps_file(apps_file)
+        if apps:
+            return apps[0].appid
+    return appid or environ.get("WX_APPID")
 
 
 def sessions(args: argparse.Namespace) -> int:
@@ -260,7 +292,9 @@ def _add_sessions_parser(commands: Any) -> None:
         " reads it, else the app's default SQLite store); never created",
     )
     parent.add_argument(
-        "--appid", help="appid naming the app's default SQLite store (default: $WX_APPID)"
+        "--appid",
+        help="the app (default: $WX_APPID): names its default SQLite store, and with several"
+        " apps in one store, `list` and `revoke-all` work on that app's sessions only",
     )
     manage = commands.add_parser(
         "sessions",

@@ -6,6 +6,7 @@ See :mod:`wxmiddleware.stores.redis` for the key layout, and
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import math
 import re
@@ -127,6 +128,19 @@ return 0
 _GLOB_SPECIAL = re.compile(r"([\\*?\[\]])")
 
 
+def token_id(hashed_token: str) -> str:
+    """The compact name of a session in keys and index entries: its token's SHA-256 digest
+    (``hashed_token``, 64 hex digits) in unpadded URL-safe base64, 43 characters. A third
+    shorter than hex in the session's key and in its index entry, it keeps a session within
+    the store's memory budget (``benchmarks/scale.py`` measures bytes per session)."""
+    return base64.urlsafe_b64encode(bytes.fromhex(hashed_token)).rstrip(b"=").decode("ascii")
+
+
+def hashed_of(member: str) -> str:
+    """The token digest (hex) that :func:`token_id` made ``member`` of."""
+    return base64.urlsafe_b64decode(member + "=").hex()
+
+
 class Keys:
     """Where each record lives (see :mod:`wxmiddleware.stores.redis`)."""
 
@@ -137,11 +151,13 @@ class Keys:
             raise ConfigError(f"key_prefix must be a string, got {prefix!r}")
         self.prefix = prefix
 
-    def session(self, hashed_token: str) -> str:
-        return f"{self.prefix}s:{hashed_token}"
+    def session(self, member: str) -> str:
+        """The key of the session whose :func:`token_id` is ``member``."""
+        return f"{self.prefix}s:{member}"
 
     def index(self, openid: str) -> str:
-        return f"{self.prefix}o:{hashlib.sha256(openid.encode('utf-8')).hexdigest()}"
+        digest = hashlib.sha256(openid.encode("utf-8")).digest()
+        return f"{self.prefix}o:{base64.urlsafe_b64encode(digest).rstrip(b'=').decode('ascii')}"
 
     def code(self, code_key: str) -> str:
         return f"{self.prefix}c:{code_key}"
@@ -214,8 +230,8 @@ def parse_session(
         ) from None
 
 
-def index_command(index: str, hashed_token: str, session: WxSession, now: float) -> Command:
-    return ("EVAL", _INDEX_SCRIPT, 1, index, hashed_token, repr(session.expires_at), repr(now))
+def index_command(index: str, member: str, session: WxSession, now: float) -> Command:
+    return ("EVAL", _INDEX_SCRIPT, 1, index, member, repr(session.expires_at), repr(now))
 
 
 def score_pairs(reply: Sequence[Any]) -> List[Tuple[str, float]]:
@@ -244,12 +260,13 @@ def describe(
             continue
         infos.append(
             SessionInfo(
-                key_hash=short_hash(member),
+                key_hash=short_hash(hashed_of(member)),
                 openid=session.openid,
                 unionid=session.unionid,
                 created_at=session.created_at,
                 expires_at=session.expires_at,
                 idle_until=now + pttl / 1000,
+                appid=session.appid,
             )
         )
     infos.sort(key=lambda info: info.created_at)

@@ -51,6 +51,8 @@ class SessionInfo:
     created_at: float
     expires_at: float
     idle_until: float
+    #: The app the session belongs to (``""`` where a store does not say).
+    appid: str = ""
 
 
 @runtime_checkable

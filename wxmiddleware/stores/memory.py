@@ -153,6 +153,7 @@ class MemoryStore:
                 created_at=entry.session.created_at,
                 expires_at=entry.session.expires_at,
                 idle_until=entry.idle_until,
+                appid=entry.appid,
             )
             for token, entry in entries
             if is_live(entry.idle_until, entry.session.expires_at, now)

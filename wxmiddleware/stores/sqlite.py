@@ -323,6 +323,7 @@ class SQLiteStore(SharedValues):
                     created_at=session.created_at,
                     expires_at=session.expires_at,
                     idle_until=idle_until,
+                    appid=session.appid,
                 )
             )
         infos.sort(key=lambda info: info.created_at)
