@@ -546,7 +546,7 @@ def test_open_store_rejects_malformed_sqlite_urls(url: str) -> None:
 @pytest.mark.parametrize(
     ("url", "shown"),
     [
-        ("postgres://admin:hunter2@db/sessions", "'postgres'"),
+        ("mongodb://admin:hunter2@db/sessions", "'mongodb'"),
         ("/var/lib/hunter2.sqlite3", "no scheme"),
         ("hunter2", "no scheme"),
     ],

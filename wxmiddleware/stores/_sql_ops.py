@@ -335,8 +335,9 @@ class SQLOperations:
                 created_at=created_at,
                 expires_at=expires_at,
                 idle_until=idle_until,
+                appid=appid,
             )
-            for key, found_openid, unionid, created_at, expires_at, idle_until in rows
+            for key, found_openid, unionid, created_at, expires_at, idle_until, appid in rows
         ]
 
     def claim_code(self, code_key: str, ttl: int) -> Operation[CodeClaim]:

@@ -187,6 +187,7 @@ class Tables:
                 s.c.created_at,
                 s.c.expires_at,
                 s.c.idle_until,
+                s.c.appid,
             )
             .where(s.c.openid == _param("user_openid"), live)
             .order_by(s.c.created_at)
