@@ -54,10 +54,18 @@ class RedisView:
         return int(self.client.pttl(f"{self.prefix}{kind}:{name}"))
 
     def session_pttl(self, token: str) -> int:
-        return self.pttl("s", token_key(token))
+        return self.pttl("s", self.member(token))
+
+    def member(self, token: str) -> str:
+        """The name of ``token``'s session in keys and index entries."""
+        from wxmiddleware.stores._redis_layout import token_id
+
+        return token_id(token_key(token))
 
     def index(self, openid: str) -> str:
-        return f"{self.prefix}o:{token_key(openid)}"
+        from wxmiddleware.stores._redis_layout import Keys
+
+        return Keys(self.prefix).index(openid)
 
 
 class Backend(NamedTuple):
@@ -330,7 +338,8 @@ def test_delete(backend: Backend) -> None:
     if backend.redis:
         # The index keeps only the session that is left.
         index = backend.redis.index("o-alice")
-        assert [m.decode() for m in backend.redis.client.zrange(index, 0, -1)] == [token_key(other)]
+        members = [m.decode() for m in backend.redis.client.zrange(index, 0, -1)]
+        assert members == [backend.redis.member(other)]
 
 
 def test_revoke_all_ends_only_that_openid(backend: Backend) -> None:
@@ -453,7 +462,7 @@ def test_revoke_session_by_key_hash(backend: Backend) -> None:
     ]
     if backend.redis:
         index = backend.redis.index("o-alice")
-        assert backend.redis.client.zrange(index, 0, -1) == [token_key(second).encode()]
+        assert backend.redis.client.zrange(index, 0, -1) == [backend.redis.member(second).encode()]
     assert store.revoke_session("o-alice", named) is False
 
 

@@ -58,6 +58,11 @@ pytestmark = pytest.mark.redis
 IDLE = 7200
 
 
+def session_key_name(prefix: str, token: str) -> str:
+    """The Redis key of ``token``'s session (named by its compact digest)."""
+    return redis_layout.Keys(prefix).session(redis_layout.token_id(token_key(token)))
+
+
 # --- fixtures ---
 
 
@@ -88,7 +93,7 @@ def store(request: pytest.FixtureRequest, prefix: str) -> Iterator[Any]:
 
 
 def session_ttl_ms(client: Any, prefix: str, token: str) -> int:
-    return int(client.pttl(f"{prefix}s:{token_key(token)}"))
+    return int(client.pttl(session_key_name(prefix, token)))
 
 
 # --- what each store writes in Redis (the contract itself is in test_contract.py) ---
@@ -106,7 +111,7 @@ def test_value_past_its_expiry_is_none_and_dropped(store: Any, shared: Any, pref
     # A value whose absolute expiry passed while its key lived on (clock skew between app
     # servers): refused, and the key deleted.
     token = new_token()
-    key = f"{prefix}s:{token_key(token)}"
+    key = session_key_name(prefix, token)
     shared.set(key, _records.encode(make_session(max_age=-5), SCOPE), ex=60)
     assert store.get(token, IDLE, SCOPE) is None
     assert not shared.exists(key)
@@ -117,9 +122,9 @@ def test_sessions_for_skips_and_unindexes_expired(store: Any, shared: Any, prefi
     store.save(idle, make_session(), IDLE, SCOPE)
     live = new_token()
     store.save(live, make_session(), IDLE, SCOPE)
-    index = f"{prefix}o:{token_key('o-alice')}"
+    index = redis_layout.Keys(prefix).index("o-alice")
     assert shared.zcard(index) == 2
-    shared.delete(f"{prefix}s:{token_key(idle)}")  # as Redis does when its idle TTL ends
+    shared.delete(session_key_name(prefix, idle))  # as Redis does when its idle TTL ends
     assert [info.key_hash for info in store.sessions_for("o-alice")] == [
         short_hash(token_key(live))
     ]
@@ -130,12 +135,12 @@ def test_revoke_all_counts_only_live_sessions(store: Any, shared: Any, prefix: s
     idle = new_token()
     store.save(idle, make_session(), IDLE, SCOPE)
     store.save(new_token(), make_session(), IDLE, SCOPE)
-    shared.delete(f"{prefix}s:{token_key(idle)}")  # as Redis does when its idle TTL ends
+    shared.delete(session_key_name(prefix, idle))  # as Redis does when its idle TTL ends
     assert store.revoke_all("o-alice") == 1
 
 
 def test_index_lives_as_long_as_its_longest_session(store: Any, shared: Any, prefix: str) -> None:
-    index = f"{prefix}o:{token_key('o-alice')}"
+    index = redis_layout.Keys(prefix).index("o-alice")
     store.save(new_token(), make_session(max_age=1000), IDLE, SCOPE)
     assert 999_000 < shared.pttl(index) <= 1_000_000
     store.save(new_token(), make_session(max_age=100), IDLE, SCOPE)  # a shorter one keeps it
@@ -147,12 +152,13 @@ def test_index_lives_as_long_as_its_longest_session(store: Any, shared: Any, pre
 def test_index_drops_entries_past_their_absolute_expiry(
     store: Any, shared: Any, prefix: str
 ) -> None:
-    index = f"{prefix}o:{token_key('o-alice')}"
+    index = redis_layout.Keys(prefix).index("o-alice")
     store.save(new_token(), make_session(max_age=0.05), IDLE, SCOPE)
     time.sleep(0.1)
     live = new_token()
     store.save(live, make_session(), IDLE, SCOPE)
-    assert [m.decode() for m in shared.zrange(index, 0, -1)] == [token_key(live)]
+    members = [m.decode() for m in shared.zrange(index, 0, -1)]
+    assert members == [redis_layout.token_id(token_key(live))]
 
 
 def test_completing_a_claim_keeps_its_ttl(store: Any, shared: Any, prefix: str) -> None:
@@ -189,14 +195,14 @@ def test_purge_expired_unindexes_sessions_redis_expired(
     store.save(new_token(), make_session(openid="o-bob"), 1, SCOPE)
     assert store.claim_code(code_key("old"), 1).state is ClaimState.OWNER
     time.sleep(1.1)
-    index = f"{prefix}o:{token_key('o-alice')}"
+    index = redis_layout.Keys(prefix).index("o-alice")
     assert shared.zcard(index) == 2  # Redis expired the session, not its index entry
 
     reports: List[int] = []
     assert store.purge_expired(reports.append) == 2
     assert reports == [2]
-    assert shared.zrange(index, 0, -1) == [token_key(live).encode()]
-    assert not shared.exists(f"{prefix}o:{token_key('o-bob')}")  # its last entry went
+    assert shared.zrange(index, 0, -1) == [redis_layout.token_id(token_key(live)).encode()]
+    assert not shared.exists(redis_layout.Keys(prefix).index("o-bob"))  # its last entry went
     assert store.delete(short) is False
     assert store.claim_code(code_key("old"), 1).state is ClaimState.OWNER
     assert store.get(live, IDLE, SCOPE) is not None
@@ -220,7 +226,7 @@ def test_purge_expired_stays_within_its_prefix(shared: Any, prefix: str) -> None
     other.save(new_token(), make_session(), 1, SCOPE)
     time.sleep(1.1)
     assert starred.purge_expired() == 0
-    assert shared.zcard(f"{prefix}x:o:{token_key('o-alice')}") == 1
+    assert shared.zcard(redis_layout.Keys(prefix + "x:").index("o-alice")) == 1
     assert other.purge_expired() == 1
     starred.close()
     other.close()
@@ -280,11 +286,11 @@ def test_key_layout(store: Any, shared: Any, prefix: str) -> None:
     store.save(token, session, IDLE, SCOPE, code_key=key, sealed_token=seal_token(code, token))
     keys = {k.decode() for k in shared.scan_iter(match=prefix + "*")}
     assert keys == {
-        f"{prefix}s:{token_key(token)}",
-        f"{prefix}o:{token_key(session.openid)}",
+        session_key_name(prefix, token),
+        redis_layout.Keys(prefix).index(session.openid),
         f"{prefix}c:{key}",
     }
-    raw = shared.get(f"{prefix}s:{token_key(token)}")
+    raw = shared.get(session_key_name(prefix, token))
     assert _records.decode(raw, SCOPE) == session
     assert session.session_key.encode() not in raw
     assert all(shared.pttl(k) > 0 for k in keys)  # nothing lives forever
@@ -402,7 +408,7 @@ def test_no_key_or_value_holds_a_token_code_or_session_key_in_clear(
     for secret in tokens + codes + issued:
         assert secret.encode() not in blob
     for token in tokens:
-        assert token_key(token).encode() in blob
+        assert session_key_name(prefix, token).encode() in blob
 
 
 def test_memory_per_session(shared: Any, prefix: str) -> None:
@@ -415,11 +421,11 @@ def test_memory_per_session(shared: Any, prefix: str) -> None:
     token = new_token()
     session = make_session(openid=openid, unionid=unionid, session_key=session_key)
     store.save(token, session, IDLE, SCOPE, code_key=key, sealed_token=seal_token(code, token))
-    session_bytes = shared.memory_usage(f"{prefix}s:{token_key(token)}")
-    index_one = shared.memory_usage(f"{prefix}o:{token_key(openid)}")
+    session_bytes = shared.memory_usage(session_key_name(prefix, token))
+    index_one = shared.memory_usage(redis_layout.Keys(prefix).index(openid))
     for _ in range(9):
         store.save(new_token(), make_session(openid=openid), IDLE, SCOPE)
-    index_ten = shared.memory_usage(f"{prefix}o:{token_key(openid)}")
+    index_ten = shared.memory_usage(redis_layout.Keys(prefix).index(openid))
     code_bytes = shared.memory_usage(f"{prefix}c:{key}")
     store.close()
     print(
@@ -685,7 +691,7 @@ def test_unreachable_server_is_unavailable_quickly(tmp_path: Path) -> None:
 
 def test_wrong_type_under_a_key_is_unavailable(store: Any, shared: Any, prefix: str) -> None:
     token = new_token()
-    shared.rpush(f"{prefix}s:{token_key(token)}", "x")
+    shared.rpush(session_key_name(prefix, token), "x")
     with pytest.raises(StoreUnavailable) as excinfo:
         store.get(token, IDLE, SCOPE)
     assert "ResponseError (WRONGTYPE)" in (excinfo.value.detail or "")
@@ -694,7 +700,7 @@ def test_wrong_type_under_a_key_is_unavailable(store: Any, shared: Any, prefix: 
 
 def test_undecodable_session_is_unavailable(store: Any, shared: Any, prefix: str) -> None:
     token = new_token()
-    shared.set(f"{prefix}s:{token_key(token)}", b"not json", ex=60)
+    shared.set(session_key_name(prefix, token), b"not json", ex=60)
     with pytest.raises(StoreUnavailable) as excinfo:
         store.get(token, IDLE, SCOPE)
     assert_unavailable(excinfo.value, token)
@@ -1053,7 +1059,7 @@ def test_sentinel_master_for_client(fake_wechat: FakeWeChat, tmp_path: Path) -> 
         app = TestApp(wsgi_app(fake_wechat, store))
         token = app.post_json("/wx/login", {"code": fake_wechat.issue_code()}).json["3rd_session"]
         assert app.get("/api/me", headers={"3rd-session": token}).status_int == 200
-        assert master.client().exists(f"wx:s:{token_key(token)}")
+        assert master.client().exists(session_key_name("wx:", token))
 
         async def main() -> Optional[WxSession]:
             from redis.asyncio.sentinel import Sentinel as AsyncSentinel

@@ -25,6 +25,7 @@ from webtest import TestApp  # noqa: E402 - after the importorskip that guards t
 from tests.redis_support import RedisServer, private_redis  # noqa: E402
 from wxmiddleware import WxConfig, WxMiddleware  # noqa: E402
 from wxmiddleware.session import token_key  # noqa: E402
+from wxmiddleware.stores._redis_layout import token_id  # noqa: E402
 from wxmiddleware.stores.redis import RedisStore  # noqa: E402
 from wxmiddleware.testing import FakeWeChat  # noqa: E402
 
@@ -124,5 +125,6 @@ def test_failover_under_traffic_keeps_sessions_and_moves_writes(
     # New writes land on the new master.
     token = app.post_json("/wx/login", {"code": fake_wechat.issue_code("late")}).json["3rd_session"]
     assert app.get("/api/me", headers={"3rd-session": token}).text == fake_wechat.openid_for("late")
-    assert any(key.endswith(token_key(token).encode()) for key in replica.client().keys("*"))
+    member = token_id(token_key(token))
+    assert any(key.endswith(member.encode()) for key in replica.client().keys("*"))
     client.connection_pool.disconnect()

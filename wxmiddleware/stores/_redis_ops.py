@@ -62,12 +62,14 @@ from ._redis_layout import (
     claim_result,
     describe,
     failures,
+    hashed_of,
     index_command,
     lock_commands,
     lock_result,
     parse_session,
     score_pairs,
     text,
+    token_id,
     ttl_ms,
 )
 from .base import PURGE_BATCH, PurgeProgress, SessionInfo, new_lock_owner
@@ -140,7 +142,7 @@ class RedisOperations:
         ``idle_ttl`` seconds of a session's absolute lifetime does a ``PEXPIRE`` follow, to cap
         the key's TTL at that expiry (a cap of zero or less deletes a session that is over)."""
         hashed = token_key(token)
-        key = self.keys.session(hashed)
+        key = self.keys.session(token_id(hashed))
         with failures("get", "session", hashed):
             (raw,) = yield Batch((("GETEX", key, "EX", idle_ttl),))
             if raw is None:
@@ -173,12 +175,13 @@ class RedisOperations:
         hashed = token_key(token)
         now = time.time()
         index_key = self.keys.index(session.openid)
-        index = index_command(index_key, hashed, session, now)
+        member = token_id(hashed)
+        index = index_command(index_key, member, session, now)
         sealed = scope.seal_key(session.openid, session.session_key)
         record = _records.encode(session, scope, sealed)
         # At least 1 ms: a session already past its expiry is written to vanish at once.
         ttl_ms = max(1, math.ceil((idle_deadline(session.expires_at, idle_ttl, now) - now) * 1000))
-        rest: List[Command] = [("SET", self.keys.session(hashed), record, "PX", ttl_ms)]
+        rest: List[Command] = [("SET", self.keys.session(member), record, "PX", ttl_ms)]
         if code_key is not None and sealed_token is not None:
             rest.append(("SET", self.keys.code(code_key), sealed_token, "XX", "KEEPTTL"))
         read_index: Command = ("ZRANGE", index_key, 0, -1, "WITHSCORES")
@@ -188,10 +191,10 @@ class RedisOperations:
                 yield Batch(rest)
             else:
                 replies = yield Batch((index, *rest, read_index), transaction=True)
-            others = [entry for entry in score_pairs(replies[-1]) if entry[0] != hashed]
+            others = [entry for entry in score_pairs(replies[-1]) if entry[0] != member]
             live = yield from self._rekey(index_key, others, sealed, session.created_at, scope)
             # Index scores are absolute expiries: within one app, the order of creation.
-            ended = over_cap([*live, (hashed, session.expires_at)], scope.max_sessions)
+            ended = over_cap([*live, (member, session.expires_at)], scope.max_sessions)
             if ended:
                 yield Batch(self._revoke_commands(session.openid, ended))
 
@@ -236,14 +239,15 @@ class RedisOperations:
         """``GETDEL`` of the session, then ``ZREM`` of its index entry."""
         hashed = token_key(token)
         with failures("delete", "session", hashed):
-            (raw,) = yield Batch((("GETDEL", self.keys.session(hashed)),))
+            member = token_id(hashed)
+            (raw,) = yield Batch((("GETDEL", self.keys.session(member)),))
             if raw is None:
                 return False
             try:
                 openid = _records.public_fields(raw).openid
             except (ValueError, KeyError, TypeError):
                 return True  # not ours to index; the session key is gone either way
-            yield Batch((("ZREM", self.keys.index(openid), hashed),))
+            yield Batch((("ZREM", self.keys.index(openid), member),))
         return True
 
     def revoke_all(self, openid: str) -> Operation[int]:
@@ -290,7 +294,7 @@ class RedisOperations:
         """The openid's index, then the session ``key_hash`` names and its entry deleted."""
         with failures("revoke_session"):
             members = yield from self._index_members(openid)
-            named = [member for member in members if short_hash(member) == key_hash]
+            named = [member for member in members if short_hash(hashed_of(member)) == key_hash]
             if not named:
                 return False
             results = yield Batch(self._revoke_commands(openid, named))
