@@ -174,6 +174,7 @@ def measure_sqlite(size: int, samples: int) -> Dict[str, Any]:
 def measure_redis(size: int, samples: int, url: str) -> Dict[str, Any]:
     import redis
 
+    from wxmiddleware.stores._redis_layout import Keys, token_id
     from wxmiddleware.stores.redis import RedisStore
 
     client = redis.Redis.from_url(url)
@@ -186,14 +187,14 @@ def measure_redis(size: int, samples: int, url: str) -> Dict[str, Any]:
     pipe = client.pipeline(transaction=False)
     while have < size:
         for dump in dumps:
-            pipe.restore(f"wx:s:{secrets.token_hex(32)}", 3_600_000, dump)
+            pipe.restore(Keys("wx:").session(token_id(secrets.token_hex(32))), 3_600_000, dump)
         have += len(dumps)
         if len(pipe) >= 10_000:
             pipe.execute()
     pipe.execute()
     figures = measure_ops(store, tokens, samples)
-    one = token_key(tokens[0])
-    session_keys = [key for key in client.keys(f"wx:s:{one}*")]
+    one = Keys("wx:").session(token_id(token_key(tokens[0])))
+    session_keys = [one]
     index_keys = [key for key in client.scan_iter(match="wx:o:*", count=1000)][:200]
     session_bytes = statistics.mean(client.memory_usage(key) for key in session_keys)
     per_index = statistics.mean(

@@ -1,10 +1,14 @@
 """The session record of the persistent stores (SQLite and Redis): JSON, session_key sealed.
 
 A record is one JSON object whose first two members are the session_key's issue time and
-the sealed key, then the app and the public fields::
+the sealed key, then the app (``a``), the openid (``o``), the unionid (``u``, left out when
+there is none), the creation time (``c``) and the absolute expiry (``e``, epoch seconds)::
 
-    {"kt":1764000000.25,"sk":"<kid>.<sealed>","appid":"wx…","openid":"o…","unionid":null,
-     "created_at":1764000000.25,"expires_at":1766592000.25}
+    {"kt":1764000000.25,"sk":"<kid>.<sealed>","a":"wx…","o":"o…","u":"u…",
+     "c":1764000000.25,"e":1766592000.25}
+
+One-letter names because a store keeps one record per session: in Redis they keep a session
+under its memory budget (``benchmarks/scale.py`` measures bytes per session).
 
 The fixed head lets a store replace the key without parsing the rest: SQLite does it here
 (:func:`rekeyed`), Redis in a one-key script that matches :data:`HEAD` (see
@@ -43,7 +47,7 @@ def head(sealed: str, key_at: float) -> str:
 
 def appid_member(appid: str) -> str:
     """The member that follows the head of every record of ``appid``."""
-    return f'"appid":{json.dumps(appid)},'
+    return f'"a":{json.dumps(appid)},'
 
 
 def encode(session: WxSession, scope: SessionScope, sealed: Optional[str] = None) -> str:
@@ -54,15 +58,12 @@ def encode(session: WxSession, scope: SessionScope, sealed: Optional[str] = None
     """
     if sealed is None:
         sealed = scope.seal_key(session.openid, session.session_key)
-    rest = json.dumps(
-        {
-            "openid": session.openid,
-            "unionid": session.unionid,
-            "created_at": session.created_at,
-            "expires_at": session.expires_at,
-        },
-        separators=(",", ":"),
-    )
+    fields: Dict[str, Any] = {"o": session.openid}
+    if session.unionid is not None:
+        fields["u"] = session.unionid
+    fields["c"] = session.created_at
+    fields["e"] = session.expires_at
+    rest = json.dumps(fields, separators=(",", ":"))
     return head(sealed, float(session.created_at)) + appid_member(scope.appid) + rest[1:]
 
 
@@ -71,13 +72,13 @@ def public_fields(raw: Union[str, bytes]) -> PublicFields:
     it is not one (a malformed value, or a record written before session_keys were
     sealed)."""
     data: Dict[str, Any] = json.loads(raw)
-    unionid = data.get("unionid")
+    unionid = data.get("u")
     return PublicFields(
-        appid=str(data["appid"]),
-        openid=str(data["openid"]),
+        appid=str(data["a"]),
+        openid=str(data["o"]),
         unionid=None if unionid is None else str(unionid),
-        created_at=float(data["created_at"]),
-        expires_at=float(data["expires_at"]),
+        created_at=float(data["c"]),
+        expires_at=float(data["e"]),
         key_at=float(data["kt"]),
     )
 
@@ -90,18 +91,18 @@ def decode(raw: Union[str, bytes], scope: SessionScope) -> Optional[WxSession]:
     """
     data: Dict[str, Any] = json.loads(raw)
     try:
-        if data["appid"] != scope.appid:
+        if data["a"] != scope.appid:
             return None
-        openid = data["openid"]
+        openid = data["o"]
         key = scope.open_key(openid, data["sk"])
         if key is None:
             return None
         return WxSession(
             openid=openid,
             session_key=key,
-            unionid=data.get("unionid"),
-            created_at=float(data["created_at"]),
-            expires_at=float(data["expires_at"]),
+            unionid=data.get("u"),
+            created_at=float(data["c"]),
+            expires_at=float(data["e"]),
             appid=scope.appid,
         )
     except (KeyError, TypeError):
