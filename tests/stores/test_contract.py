@@ -300,7 +300,9 @@ def test_sessions_for_never_exposes_token_or_session_key(backend: Backend) -> No
         "created_at",
         "expires_at",
         "idle_until",
+        "appid",
     ]
+    assert info.appid == SCOPE.appid
     shown = repr(info) + repr(dataclasses.asdict(info))
     assert token not in shown
     assert token_key(token) not in shown
