@@ -6,6 +6,8 @@ One concept per private module, on the model of h11's layout:
   WeChat, sleeps, the request body, the ``on_login`` hook);
 - :mod:`._routing`: which kind of request this is (login, logout, public, optional,
   protected);
+- :mod:`._apps`: which app a request is for, when several mini-programs are configured
+  (its ``Referer``, then ``X-WX-Appid``);
 - :mod:`._request`: the request view, the token, the login code, the body limits;
 - :mod:`._responses`: every answer the middleware gives itself;
 - :mod:`._wafer`: the dialect of Tencent's Wafer client SDK;
