@@ -1,18 +1,19 @@
 """SQLite's expiry maintenance as the store grows: bounded batches, outside the writes.
 
 Expired rows are found through the ``idle_until`` index and deleted a batch at a time, each
-batch its own transaction; a write takes at most one small batch, before its own
-transaction, so no write holds SQLite's write lock for a whole purge. While another process
-keeps logging users in, a purge removes every expired row and no live one.
+batch its own transaction, by a maintenance thread outside every write's transaction, so no
+transaction holds SQLite's write lock for a whole purge. While another process keeps logging
+users in, a purge removes every expired row and no live one.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import sqlite3
+import threading
 import time
 from pathlib import Path
-from typing import List
+from typing import Callable, List
 
 from tests.stores.support import SCOPE, make_session
 from wxmiddleware.session import new_token
@@ -23,21 +24,22 @@ IDLE = 7200
 
 
 def fill(path: Path, live: int, expired: int) -> List[str]:
-    """``live`` live and ``expired`` expired sessions (bulk-inserted copies of saved ones,
-    with fresh keys); returns the tokens of the live ones saved through the store."""
+    """``live`` sessions saved through the store, then ``expired`` expired rows bulk-inserted
+    as copies of one of them (fresh keys and openids, deadlines in the past); returns the
+    live sessions' tokens."""
     store = SQLiteStore(path)
     tokens = [new_token() for _ in range(live)]
     for token in tokens:
         store.save(token, make_session(f"o-{token[:8]}"), IDLE, SCOPE)
-    store.save(new_token(), make_session("o-gone", max_age=-1), IDLE, SCOPE)
-    store.close()
+    store.close()  # and its maintenance thread, before the expired rows arrive
     with sqlite3.connect(path) as db:
         db.execute(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)"
             " INSERT INTO wx_sessions (key, openid, value, idle_until, expires_at)"
-            " SELECT hex(randomblob(32)), 'o-' || hex(randomblob(8)), value, idle_until,"
-            " expires_at FROM wx_sessions, n WHERE openid = 'o-gone'",
-            (expired - 1,),
+            " SELECT hex(randomblob(32)), 'o-' || hex(randomblob(8)), value,"
+            " unixepoch() - 60, unixepoch() - 60"
+            " FROM (SELECT value FROM wx_sessions LIMIT 1), n",
+            (expired,),
         )
     return tokens
 
@@ -57,21 +59,38 @@ def test_the_expiry_index_exists(tmp_path: Path) -> None:
     assert "wx_sessions_idle_until" in str(plan)
 
 
-def test_a_write_takes_one_small_batch_and_leaves_the_rest_for_later(tmp_path: Path) -> None:
+def wait_until(condition: Callable[[], bool], seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "not within the time allowed"
+        time.sleep(0.05)
+
+
+def test_the_maintenance_thread_purges_in_batches_outside_the_writes(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
-    fill(path, 3, 5 * MAINTENANCE_BATCH)
+    live = fill(path, 3, 5 * MAINTENANCE_BATCH + 7)
     store = SQLiteStore(path)
+    store._first_purge_delay = 0.0  # not PURGE_INTERVAL after the first write
+    steps: List[int] = []
+    original = store._purge_step
+
+    def counted(now: float) -> None:
+        steps.append(count(path, f"idle_until <= {now}"))
+        original(now)
+
+    store._purge_step = counted  # type: ignore[method-assign]
     store.save(new_token(), make_session("o-new"), IDLE, SCOPE)
-    # One batch went, before the login's own transaction; the rest waits for later writes.
-    assert count(path, "openid != 'o-new'") == 3 + 4 * MAINTENANCE_BATCH
-    for n in range(4):
-        store.save(new_token(), make_session(f"o-next{n}"), IDLE, SCOPE)
-    assert count(path, f"idle_until <= {time.time()}") == 0
-    # The last step was a full batch, so one more ran with the next write and found none:
-    # the next is PURGE_INTERVAL away.
-    store.save(new_token(), make_session("o-last"), IDLE, SCOPE)
-    assert store._next_purge > time.time() + PURGE_INTERVAL / 2
-    assert count(path) == 3 + 1 + 4 + 1
+    wait_until(lambda: count(path, f"idle_until <= {time.time()}") == 0)
+    # One bounded batch per step: six steps for 5 x MAINTENANCE_BATCH + 7 expired rows.
+    assert steps[:6] == [5 * MAINTENANCE_BATCH + 7 - n * MAINTENANCE_BATCH for n in range(6)]
+    wait_until(lambda: store._next_purge > time.time() + PURGE_INTERVAL / 2)
+    assert count(path) == 3 + 1
+    for token in live:
+        assert store.get(token, IDLE, SCOPE) is not None
+    store.close()
+    wait_until(
+        lambda: "wxmiddleware-sqlite-maintenance" not in {t.name for t in threading.enumerate()}
+    )
 
 
 def test_a_failed_step_never_fails_the_write(tmp_path: Path) -> None:
@@ -125,7 +144,8 @@ def test_purge_removes_every_expired_row_and_no_live_one_while_another_process_w
         writer.join(30)
     assert writer.exitcode == 0
     assert purged == 3 * PURGE_BATCH + 17
-    assert len(batches) == 4  # one report per batch: three full ones and the rest
+    # One report per batch of MAINTENANCE_BATCH: the full ones and the rest.
+    assert len(batches) == (3 * PURGE_BATCH + 17) // MAINTENANCE_BATCH + 1
     assert count(path, f"idle_until <= {time.time()}") == 0
     assert written, "the other process wrote nothing during the purge"
     for token in live_tokens + written:

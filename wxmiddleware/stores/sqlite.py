@@ -17,7 +17,9 @@ import os
 import pathlib
 import re
 import sqlite3
+import threading
 import time
+import weakref
 from contextlib import suppress
 from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 
@@ -37,17 +39,19 @@ from ..session import (
 from . import _records
 from ._sqlite_db import Database, SQLiteBusy, transaction
 from ._sqlite_values import SharedValues
-from .base import PURGE_BATCH, PurgeProgress, SessionInfo
+from .base import PurgeProgress, SessionInfo
 
 __all__ = ["SQLiteBusy", "SQLiteStore", "default_sqlite_path"]
 
 logger = logging.getLogger("wxmiddleware")
 
-#: How often (seconds) one process's writes also delete expired rows when none are left over.
+#: How often (seconds) a process's maintenance looks for expired rows when none were left.
 PURGE_INTERVAL = 60.0
 #: At most this many expired sessions go per maintenance transaction: a few milliseconds of
-#: the write lock (about 3 ms on 2 cores, at 10^6 stored sessions), however many expired.
+#: the write lock, however many expired (``benchmarks/scale.py`` measures the longest hold).
 MAINTENANCE_BATCH = 200
+#: The pause (seconds) between two full batches, in which other writers take the lock.
+BATCH_PAUSE = 0.02
 #: How many recently parsed sessions a store keeps per process (about 0.5 KB each).
 RECENT_SESSIONS = 1024
 
@@ -111,13 +115,20 @@ class SQLiteStore(SharedValues):
     so most authenticated requests cost one indexed SELECT and no write.
     """
 
-    # Whether writes also checkpoint the WAL and purge expired rows now and then (see
-    # _InlineSQLiteStore for the store whose writes do not).
+    # Whether this store checkpoints the WAL as it writes and deletes expired rows in a
+    # maintenance thread (see _InlineSQLiteStore for the store that does neither).
     _maintenance = True
+    # Seconds from a process's first write to its first purge step.
+    _first_purge_delay = PURGE_INTERVAL
 
     def __init__(self, path: Union[str, os.PathLike[str]], *, timeout: float = 2.0) -> None:
         self._db = Database(pathlib.Path(os.path.abspath(path)), timeout, self._maintenance)
         self._next_purge = 0.0
+        # The maintenance thread's stop signal, and the process it runs in (threads do not
+        # survive fork(): a child's first write starts its own).
+        self._stop_maintenance = threading.Event()
+        self._maintainer_pid = 0
+        self._maintainer: Optional[threading.Thread] = None
         # token -> (key, stored JSON, parsed session): a lookup whose row still holds that
         # JSON skips hashing the token and parsing the JSON. The SELECT always runs, so
         # expiry, logout and revocation in any process take effect at once.
@@ -209,15 +220,15 @@ class SQLiteStore(SharedValues):
         """Store a new session, put its key into the user's other sessions, end the oldest
         beyond the cap and complete a code claim: one transaction, all or nothing.
 
-        Before it, at most once per :data:`PURGE_INTERVAL` seconds per process (or on every
-        write while expired rows are left over), a transaction of its own deletes up to
-        :data:`MAINTENANCE_BATCH` expired sessions and the expired records.
+        Expired rows are not deleted here: the first write of a process starts its
+        maintenance thread (:meth:`_maintain_in_background`), which does it in batches of
+        :data:`MAINTENANCE_BATCH`, outside every login's transaction.
         """
         key = token_key(token)
         sealed = scope.seal_key(session.openid, session.session_key)
         now = time.time()
-        if self._maintenance and now >= self._next_purge:
-            self._purge_step(now)
+        if self._maintenance and self._maintainer_pid != os.getpid():
+            self._start_maintenance()
         try:
             conn = self._db.connection()
             with transaction(conn):
@@ -377,7 +388,7 @@ class SQLiteStore(SharedValues):
         """Delete expired sessions and records now; return how many sessions went.
 
         Expired sessions are found through the ``idle_until`` index and deleted
-        :data:`~wxmiddleware.stores.base.PURGE_BATCH` at a time, each batch a short
+        :data:`MAINTENANCE_BATCH` at a time, each batch a short
         transaction of its own, so purging never holds the write lock for long whatever the
         size of the store (logins in other processes wait at most one batch). ``progress``
         is called after each batch with the count deleted so far.
@@ -387,11 +398,11 @@ class SQLiteStore(SharedValues):
             conn = self._db.connection()
             while True:
                 with transaction(conn):
-                    gone = _delete_expired(conn, time.time(), PURGE_BATCH)
+                    gone = _delete_expired(conn, time.time(), MAINTENANCE_BATCH)
                 purged += gone
                 if progress is not None:
                     progress(purged)
-                if gone < PURGE_BATCH:
+                if gone < MAINTENANCE_BATCH:
                     break
             with transaction(conn):
                 self._purge_records(conn, time.time())
@@ -401,7 +412,8 @@ class SQLiteStore(SharedValues):
 
     def _maintain(self) -> None:
         # Checkpoint the WAL (PASSIVE: it never waits) and take one purge step when due: what
-        # this store's writes do as they go, for an _InlineSQLiteStore on the same file.
+        # this store's writes and maintenance thread do, for an _InlineSQLiteStore on the
+        # same file (whose writes do neither).
         try:
             conn = self._db.connection()
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
@@ -411,12 +423,26 @@ class SQLiteStore(SharedValues):
         if now >= self._next_purge:
             self._purge_step(now)
 
+    def _start_maintenance(self) -> None:
+        # The first step comes PURGE_INTERVAL after a process's first write, as every later
+        # one does: a process that starts and ends at once never purges.
+        self._next_purge = max(self._next_purge, time.time() + self._first_purge_delay)
+        self._maintainer_pid = os.getpid()
+        self._stop_maintenance = threading.Event()
+        thread = threading.Thread(
+            target=_maintain_in_background,
+            args=(weakref.ref(self), self._stop_maintenance),
+            name="wxmiddleware-sqlite-maintenance",
+            daemon=True,
+        )
+        thread.start()
+        self._maintainer = thread
+
     def _purge_step(self, now: float) -> None:
         """One bounded maintenance transaction: up to :data:`MAINTENANCE_BATCH` expired
-        sessions and the expired records. A full batch means more are left: the next write
-        takes another step; else the next is due in :data:`PURGE_INTERVAL` seconds. A
-        failure (the lock taken, a full disk) is left for the next step: the write it comes
-        with must not fail for it."""
+        sessions and the expired records. A full batch means more are left: the next step is
+        due at once; else in :data:`PURGE_INTERVAL` seconds. A failure (the lock taken, a
+        full disk) is logged and left for the next step."""
         try:
             conn = self._db.connection()
             with transaction(conn):
@@ -430,7 +456,13 @@ class SQLiteStore(SharedValues):
             self._next_purge = now
 
     def close(self) -> None:
-        """Close this thread's connection; the next call opens a new one."""
+        """Close this thread's connection and stop the maintenance thread; the next call
+        opens a new connection (and the next write starts maintenance again)."""
+        self._stop_maintenance.set()
+        self._maintainer_pid = 0
+        thread, self._maintainer = self._maintainer, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5.0)  # at most the step it is in: a bounded batch
         self._db.close()
 
     def _purge_records(self, conn: sqlite3.Connection, now: float) -> None:
@@ -447,6 +479,25 @@ class _InlineSQLiteStore(SQLiteStore):
     does, in its writer thread)."""
 
     _maintenance = False
+
+
+def _maintain_in_background(store_ref: weakref.ref[SQLiteStore], stop: threading.Event) -> None:
+    """The maintenance thread of one store in one process: a purge step when one is due,
+    :data:`BATCH_PAUSE` seconds apart while expired rows are left over. It holds the store
+    only during a step, and ends when the store is closed or garbage-collected."""
+    delay = 0.0
+    while not stop.wait(delay):
+        store = store_ref()
+        if store is None:
+            return
+        now = time.time()
+        if now >= store._next_purge:
+            store._purge_step(now)
+        delay = BATCH_PAUSE if store._next_purge <= now else min(store._next_purge - now, 1.0)
+        del store
+    store = store_ref()
+    if store is not None:
+        store._db.close()  # this thread's connection
 
 
 def _delete_expired(conn: sqlite3.Connection, now: float, limit: int) -> int:
