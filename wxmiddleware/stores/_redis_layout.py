@@ -156,7 +156,10 @@ class Keys:
         return f"{self.prefix}s:{member}"
 
     def index(self, openid: str) -> str:
-        digest = hashlib.sha256(openid.encode("utf-8")).digest()
+        """The key of ``openid``'s index: 128 bits of its SHA-256 digest, in base64url (22
+        characters). Two openids would share an index only by a collision of 128 bits; the
+        short name keeps a one-session user's index in a smaller allocation."""
+        digest = hashlib.sha256(openid.encode("utf-8")).digest()[:16]
         return f"{self.prefix}o:{base64.urlsafe_b64encode(digest).rstrip(b'=').decode('ascii')}"
 
     def code(self, code_key: str) -> str:
