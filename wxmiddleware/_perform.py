@@ -44,6 +44,9 @@ _C = TypeVar("_C")
 
 #: ``request(call: HttpCall) -> (status, body)``: one exchange with WeChat.
 Transport = Any
+#: What a transport answers: ``(status, body)``, or ``(status, body, headers)`` for an
+#: :class:`HttpCall` that names ``reply_headers``.
+Reply = Union[Tuple[int, bytes], Tuple[int, bytes, Mapping[str, str]]]
 #: ``read_body(context, length, limit) -> bytes`` (see :class:`ReadBody`).
 BodyReader = Callable[[_C, Optional[int], int], Any]
 #: ``call_hook(context, session, userinfo) -> extra fields or None`` (see :class:`CallHook`).
@@ -168,20 +171,21 @@ class SyncPerformer(Generic[_C]):
             activity.end()
         return result
 
-    def _http_call(self, call: HttpCall) -> Tuple[int, bytes]:
+    def _http_call(self, call: HttpCall) -> Reply:
+        reply: Reply
         if self.observer is None:
-            reply: Tuple[int, bytes] = self.transport.request(call)
+            reply = self.transport.request(call)
             return reply
         activity = self.observer.http_call(api_path(call.url), call.method)
         try:
-            status, body = self.transport.request(call)
+            reply = self.transport.request(call)
         except BaseException as error:
             if activity is not None:
                 activity.end(error)
             raise
         if activity is not None:
-            activity.end(None, reply_facts(status, body))
-        return status, body
+            activity.end(None, reply_facts(reply[0], reply[1]))
+        return reply
 
     def _perform(self, effect: _OtherEffect, context: Any) -> Any:
         if isinstance(effect, HttpCall):
@@ -282,20 +286,21 @@ class AsyncPerformer(Generic[_C]):
             activity.end()
         return result
 
-    async def _http_call(self, call: HttpCall) -> Tuple[int, bytes]:
+    async def _http_call(self, call: HttpCall) -> Reply:
+        reply: Reply
         if self.observer is None:
-            reply: Tuple[int, bytes] = await self.transport.request(call)
+            reply = await self.transport.request(call)
             return reply
         activity = self.observer.http_call(api_path(call.url), call.method)
         try:
-            status, body = await self.transport.request(call)
+            reply = await self.transport.request(call)
         except BaseException as error:
             if activity is not None:
                 activity.end(error)
             raise
         if activity is not None:
-            activity.end(None, reply_facts(status, body))
-        return status, body
+            activity.end(None, reply_facts(reply[0], reply[1]))
+        return reply
 
     async def _perform(self, effect: _OtherEffect, context: Any) -> Any:
         if isinstance(effect, HttpCall):

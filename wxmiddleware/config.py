@@ -6,11 +6,14 @@ import functools
 import os
 import re
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Tuple
 
 from ._apps import WxApp, app_tuple, check_appid, load_apps_file
 from ._sealing import MIN_STORE_KEY_LENGTH
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .wechat._security import ApiSecurity
 
 DEFAULT_API_BASE = "https://api.weixin.qq.com"
 #: The header Tencent's Wafer client SDK sends its session token (its "skey") in.
@@ -189,6 +192,23 @@ class WxConfig:
     #: ``component_access_token`` (its ticket and token flow stay the caller's); under the
     #: ASGI middleware it may be a coroutine function. Needed with ``component_appid``.
     component_token: Optional[Callable[[str], Any]] = field(default=None, repr=False)
+    #: WeChat's server-API security (API安全; docs/api-security.md), off while these are
+    #: empty: the symmetric key (API对称密钥, base64 of 32 bytes; ``WX_API_SYM_KEY``). Never
+    #: logged. Set all six ``api_*`` fields or none; a malformed one is a ConfigError.
+    api_sym_key: str = field(default="", repr=False)
+    #: The symmetric key's number (``WX_API_SYM_SN``).
+    api_sym_sn: str = ""
+    #: The app's RSA private key (API非对称密钥): the path of its PEM file, PKCS#1 or PKCS#8,
+    #: or the PEM text (``WX_API_APP_KEY``, a path). Never logged.
+    api_app_key: str = field(default="", repr=False)
+    #: The app key's number (``WX_API_APP_SN``).
+    api_app_sn: str = ""
+    #: WeChat's platform certificates (开放平台证书): paths of PEM files or PEM texts, two while
+    #: WeChat rotates them (``WX_API_PLATFORM_CERT``, comma-separated paths).
+    api_platform_cert: Tuple[str, ...] = ()
+    #: The numbers of those certificates (平台证书编号, not their serials), in the same order
+    #: (``WX_API_PLATFORM_SN``, comma-separated).
+    api_platform_sn: Tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self._check_apps()
@@ -265,6 +285,36 @@ class WxConfig:
             raise ConfigError(
                 f"store must be a store URL such as sqlite:///path, got {self.store!r}"
             )
+        self._check_api_security()
+
+    def _check_api_security(self) -> None:
+        """Load the ``api_*`` keys once (a ConfigError names a malformed one); refuse them
+        with several apps, whose keys are each app's own."""
+        for name in ("api_sym_key", "api_sym_sn", "api_app_key", "api_app_sn"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(f"{name} must be a string")
+        for name in ("api_platform_cert", "api_platform_sn"):
+            object.__setattr__(self, name, _as_tuple(getattr(self, name), name))
+        if self.api_security is not None and self.multi_app:
+            raise ConfigError(
+                "API security keys (WX_API_*) belong to one mini-program: they cannot be"
+                " combined with several apps (WX_APPS)"
+            )
+
+    @property
+    def api_security(self) -> Optional[ApiSecurity]:
+        """The loaded API security keys of the ``api_*`` fields (an ``ApiSecurity`` of
+        :mod:`wxmiddleware.wechat._security`, loaded once), or ``None`` when it is off."""
+        from .wechat._security import load_api_security
+
+        return load_api_security(
+            self.api_sym_key,
+            self.api_sym_sn,
+            self.api_app_key,
+            self.api_app_sn,
+            self.api_platform_cert,
+            self.api_platform_sn,
+        )
 
     def _check_apps(self) -> None:
         """Normalise ``apps``; make ``appid``/``secret`` the default app's; check that an
@@ -458,6 +508,12 @@ _ENV_VARIABLES = {
     "rate_limit_storage": "WX_RATE_LIMIT_STORAGE",
     "component_appid": "WX_COMPONENT_APPID",
     "cors_origins": "WX_CORS_ORIGINS",
+    "api_sym_key": "WX_API_SYM_KEY",
+    "api_sym_sn": "WX_API_SYM_SN",
+    "api_app_key": "WX_API_APP_KEY",
+    "api_app_sn": "WX_API_APP_SN",
+    "api_platform_cert": "WX_API_PLATFORM_CERT",
+    "api_platform_sn": "WX_API_PLATFORM_SN",
 }
 
 _FIELD_KINDS = {

@@ -42,7 +42,8 @@ class StoreCall:
 
 
 class HttpCall(NamedTuple):
-    """One HTTP exchange with WeChat; send back ``(status, body)``.
+    """One HTTP exchange with WeChat; send back ``(status, body)``, or
+    ``(status, body, headers)`` when ``reply_headers`` names answer headers (below).
 
     ``params`` go in the query string, URL-encoded by the HTTP client (never concatenated);
     ``body``, when not ``None``, is sent as JSON. Both may hold the app secret, a code or an
@@ -53,6 +54,14 @@ class HttpCall(NamedTuple):
     url: str
     params: Mapping[str, str]
     body: Optional[Mapping[str, Any]] = None
+    #: Headers added to the request (a sealed call's ``Wechatmp-*``), or ``None``.
+    headers: Optional[Mapping[str, str]] = None
+    #: A body sent byte for byte instead of ``body`` (a sealed call's signature covers
+    #: exactly these bytes), or ``None``.
+    content: Optional[bytes] = None
+    #: Lower-case names of answer headers to send back: the result is then
+    #: ``(status, body, headers)``, ``headers`` mapping each name the answer has to its value.
+    reply_headers: Tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"HttpCall({self.method} {self.url})"

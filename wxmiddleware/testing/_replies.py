@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 JSON = "application/json"
 """The Content-Type of the fake's own answers (unknown paths, control endpoints)."""
@@ -48,6 +48,8 @@ class Reply:
     declared_length: Optional[int] = None
     drip_interval: Optional[float] = None
     close: bool = False
+    #: Headers beside Content-Type and Content-Length (a sealed answer's ``Wechatmp-*``).
+    headers: Tuple[Tuple[str, str], ...] = ()
 
 
 def json_bytes(value: object) -> bytes:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import parse_qsl, urlsplit
 
 from ..wechat._paths import (
+    CHECK_ENCRYPTED_MSG_PATH,
     CHECK_SESSION_PATH,
     COMPONENT_JSCODE2SESSION_PATH,
     JSCODE2SESSION_PATH,
     PHONE_NUMBER_PATH,
+    PLUGIN_OPENPID_PATH,
     RESET_SESSION_KEY_PATH,
     STABLE_TOKEN_PATH,
     TOKEN_PATH,
@@ -35,13 +37,23 @@ class RecordedCall:
     raw_query: str
     #: The request body as sent (the JSON of a POST), shown by neither ``repr`` nor ``str``.
     body: bytes = field(default=b"", repr=False)
+    #: The request's headers, names in lower case (API security reads its ``Wechatmp-*``).
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def of(cls, method: str, target: str, body: bytes = b"") -> RecordedCall:
-        """The call for a request line's ``target`` (``"/path?query"``) and its body."""
+    def of(
+        cls,
+        method: str,
+        target: str,
+        body: bytes = b"",
+        headers: Optional[Mapping[str, str]] = None,
+    ) -> RecordedCall:
+        """The call for a request line's ``target`` (``"/path?query"``), its body and its
+        headers (any case)."""
         parts = urlsplit(target)
         query = parse_qsl(parts.query, keep_blank_values=True)
-        return cls(method, parts.path, query, parts.query, body)
+        named = {name.lower(): value for name, value in (headers or {}).items()}
+        return cls(method, parts.path, query, parts.query, body, named)
 
 
 _JSON_UTF8 = "application/json; encoding=utf-8"  # what WeChat's server APIs send
@@ -54,6 +66,8 @@ API_ROUTES: Dict[str, Tuple[str, str]] = {
     PHONE_NUMBER_PATH: ("POST", _JSON_UTF8),
     RESET_SESSION_KEY_PATH: ("GET", _JSON_UTF8),
     USER_ENCRYPT_KEY_PATH: ("POST", _JSON_UTF8),
+    CHECK_ENCRYPTED_MSG_PATH: ("POST", _JSON_UTF8),
+    PLUGIN_OPENPID_PATH: ("POST", _JSON_UTF8),
 }
 """Each API path the fake serves: ``(the method it answers, the Content-Type of its answers)``."""
 

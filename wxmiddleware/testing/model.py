@@ -24,10 +24,12 @@ import time
 from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional, Set, Tuple
 
 from ..wechat._paths import (
+    CHECK_ENCRYPTED_MSG_PATH,
     CHECK_SESSION_PATH,
     COMPONENT_JSCODE2SESSION_PATH,
     JSCODE2SESSION_PATH,
     PHONE_NUMBER_PATH,
+    PLUGIN_OPENPID_PATH,
     RESET_SESSION_KEY_PATH,
     STABLE_TOKEN_PATH,
     TOKEN_PATH,
@@ -36,6 +38,7 @@ from ._access_tokens import AccessTokens
 from ._codes import LoginCodes, PhoneCodes
 from ._replies import JSON, Reply, WeChatError, error_body, json_bytes
 from ._requests import API_ROUTES, Arrival, RecordedCall, json_object, single_values
+from ._security import SEALED_PATHS, FakeApiSecurity
 from .faults import Fault, fault_reply, make_fault
 
 __all__ = ["API_ROUTES", "Arrival", "RecordedCall", "WeChatModel", "new_session_key"]
@@ -99,6 +102,16 @@ class WeChatModel:
     - ``POST /wxa/business/getuserphonenumber`` takes ``{"code": …}`` from
       :meth:`issue_phone_code` (single-use, five minutes; else 40029) and answers its
       ``phone_info``.
+    - ``POST /wxa/business/checkencryptedmsg`` takes ``{"encrypted_msg_hash": …}`` (hex
+      SHA-256) and answers ``{"vaild": true, "create_time"}`` (WeChat's spelling) for data
+      given to :meth:`remember_encrypted_data`, errcode 1 for any other.
+    - ``POST /wxa/getpluginopenpid`` takes ``{"code": …}`` from :meth:`issue_plugin_code`
+      (single-use, five minutes; else 40029) and answers its user's ``openpid``.
+
+    :meth:`enable_api_security` switches WeChat's server-API security on: calls to the APIs
+    it covers (:data:`~wxmiddleware.testing._security.SEALED_PATHS`) must then be sealed
+    (encrypted and signed) and get sealed answers; see
+    :class:`~wxmiddleware.testing._security.FakeApiSecurity`.
 
     A known path called with the wrong method answers 43001 or 43002; an unknown path, HTTP 404
     with errcode 40066. Faults (see :meth:`inject`) replace the whole answer of one request and
@@ -163,6 +176,12 @@ class WeChatModel:
         self._encrypt_keys: Dict[str, List[Dict[str, Any]]] = {}
         self._faults: Dict[str, Deque[Fault]] = {}
         self._calls: List[RecordedCall] = []
+        # plugin login code -> (user, monotonic expiry); spent codes are removed
+        self._plugin_codes: Dict[str, Tuple[str, float]] = {}
+        # hex sha256 of encryptedData WeChat "made" -> its create_time (Unix seconds)
+        self._encrypted_data: Dict[str, int] = {}
+        #: WeChat's server-API security, once :meth:`enable_api_security` switched it on.
+        self.api_security: Optional[FakeApiSecurity] = None
 
     # -- users and codes -------------------------------------------------------------------
 
@@ -234,6 +253,35 @@ class WeChatModel:
         expires_at = time.monotonic() + (self.CODE_TTL if ttl is None else ttl)
         with self._lock:
             return self._phone_codes.issue(user, phone, country_code, expires_at)
+
+    def issue_plugin_code(self, user: str = "alice", *, ttl: Optional[float] = None) -> str:
+        """Return a single-use code, as ``wx.pluginLogin`` gives, valid ``ttl`` seconds
+        (default :attr:`CODE_TTL`); getpluginopenpid exchanges it for
+        :meth:`openpid_for` ``(user)``."""
+        code = secrets.token_hex(16)
+        with self._lock:
+            self._plugin_codes[code] = (user, time.monotonic() + (ttl or self.CODE_TTL))
+        return code
+
+    def openpid_for(self, user: str) -> str:
+        """The openpid getpluginopenpid reports for ``user``."""
+        return _derived_id("p", f"openpid:{self.appid}:{user}")
+
+    def remember_encrypted_data(
+        self, encrypted_data: str, create_time: Optional[int] = None
+    ) -> None:
+        """Make checkencryptedmsg know ``encrypted_data`` (the base64 text) as WeChat's,
+        made at ``create_time`` (Unix seconds; default now)."""
+        digest = hashlib.sha256(encrypted_data.encode("utf-8")).hexdigest()
+        with self._lock:
+            self._encrypted_data[digest] = int(time.time()) if create_time is None else create_time
+
+    def enable_api_security(self, security: Optional[FakeApiSecurity] = None) -> FakeApiSecurity:
+        """Switch WeChat's server-API security on for the default app, with ``security``
+        or new keys (:meth:`FakeApiSecurity.generate`); return it, to configure the client
+        (:meth:`FakeApiSecurity.config_options` or :meth:`FakeApiSecurity.write_files`)."""
+        self.api_security = security or FakeApiSecurity.generate(self.appid)
+        return self.api_security
 
     def expire_access_tokens(self) -> None:
         """End every access token issued so far: calls with them answer 42001 (expired).
@@ -355,6 +403,13 @@ class WeChatModel:
                 decoy_openid=self.openid_for("fault"),
                 session_key_factory=self.session_key_factory,
             )
+        if self.api_security is not None and call.path in SEALED_PATHS:
+            # The URL a sealed call signs: the scheme, the Host it was sent to and the path.
+            url = f"http://{call.headers.get('host', '')}{call.path}"
+            body, headers = self.api_security.serve(
+                call, url, lambda plain: self._answer(plain, now)
+            )
+            return Reply(200, content_type, body, headers=headers)
         return Reply(200, content_type, self._answer(call, now))
 
     def _answer(self, call: RecordedCall, now: float) -> bytes:
@@ -378,6 +433,10 @@ class WeChatModel:
                 return json_bytes(self._phone_number(json_object(call.body), now))
             if call.path == RESET_SESSION_KEY_PATH:
                 return json_bytes(self._reset_session_key(single))
+            if call.path == CHECK_ENCRYPTED_MSG_PATH:
+                return json_bytes(self._check_encrypted_msg(json_object(call.body)))
+            if call.path == PLUGIN_OPENPID_PATH:
+                return json_bytes(self._plugin_openpid(json_object(call.body), now))
             return json_bytes(self._user_encrypt_keys(single, now))
         except WeChatError as refusal:
             return error_body(refusal.errcode, refusal.errmsg)
@@ -513,6 +572,26 @@ class WeChatModel:
         for key in recent:
             key["expire_in"] = max(0, int(key.pop("born") + self.ENCRYPT_KEY_TTL - now))
         return {"errcode": 0, "errmsg": "ok", "key_info_list": recent}
+
+    def _check_encrypted_msg(self, request: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+        digest = None if request is None else request.get("encrypted_msg_hash")
+        if not isinstance(digest, str) or not digest:
+            raise WeChatError(40097)
+        with self._lock:
+            created = self._encrypted_data.get(digest)
+        if created is None:
+            raise WeChatError(1, "encrypted data not exist")
+        return {"errcode": 0, "errmsg": "ok", "vaild": True, "create_time": created}
+
+    def _plugin_openpid(self, request: Optional[Mapping[str, Any]], now: float) -> Dict[str, Any]:
+        code = None if request is None else request.get("code")
+        if not isinstance(code, str):
+            raise WeChatError(47001)
+        with self._lock:
+            user, expires_at = self._plugin_codes.pop(code, ("", 0.0))
+        if not user or expires_at <= now:
+            raise WeChatError(40029)
+        return {"errcode": 0, "errmsg": "ok", "openpid": self.openpid_for(user)}
 
     def _phone_number(self, request: Optional[Mapping[str, Any]], now: float) -> Dict[str, Any]:
         code = None if request is None else request.get("code")

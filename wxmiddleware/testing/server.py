@@ -202,7 +202,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         if body is None:
             return
-        call = RecordedCall.of(self.command, self.path, body)
+        call = RecordedCall.of(self.command, self.path, body, dict(self.headers.items()))
         if call.path.startswith(CONTROL_PREFIX):
             status, value = control_answer(fake, call)
             self._deliver(Reply(status, JSON, json_bytes(value)))
@@ -234,6 +234,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(reply.status)
         self.send_header("Content-Type", reply.content_type)
         self.send_header("Content-Length", str(length))
+        for name, value in reply.headers:
+            self.send_header(name, value)
         self.end_headers()
         if reply.drip_interval is None:
             self.wfile.write(reply.body)

@@ -6,7 +6,8 @@ import them, so the two can never disagree. Sources: WeChat's server-API referen
 mp-access-token/getAccessToken, mp-access-token/getStableAccessToken,
 user-info/basic-info/checkSessionKey, user-info/phone-number/getPhoneNumber,
 user-login/ResetUserSessionKey, and (under minigame/dev/api-backend/open-api/)
-internet/internet.getUserEncryptKey; for a third-party platform's login,
+internet/internet.getUserEncryptKey and user-info/auth.checkEncryptedData; the reference's
+getPluginOpenPId (``wx.pluginLogin``'s code); for a third-party platform's login,
 developers.weixin.qq.com/doc/oplatform/openApi/OpenApiDoc/miniprogram-management/others/
 thirdpartyCode2Session.html.
 """
@@ -19,3 +20,5 @@ CHECK_SESSION_PATH = "/wxa/checksession"
 PHONE_NUMBER_PATH = "/wxa/business/getuserphonenumber"
 RESET_SESSION_KEY_PATH = "/wxa/resetusersessionkey"
 USER_ENCRYPT_KEY_PATH = "/wxa/business/getuserencryptkey"
+CHECK_ENCRYPTED_MSG_PATH = "/wxa/business/checkencryptedmsg"
+PLUGIN_OPENPID_PATH = "/wxa/getpluginopenpid"

@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 from ..config import WxConfig
@@ -43,6 +43,15 @@ class ApiRequest:
 
     ``params`` go in the query string, ``body`` (when not ``None``) is sent as JSON. Both
     may hold the secret or a user's code, so neither is shown in ``repr``.
+
+    ``secure=True`` marks an API that WeChat's documentation lists as supporting its
+    server-API security ("支持加密请求"): with API security configured
+    (:attr:`~wxmiddleware.WxConfig.api_sym_key` and the other ``api_*`` fields), the call is
+    sealed (:mod:`wxmiddleware.wechat._security`): its ``params`` and ``body`` travel
+    encrypted in the body, the query keeps only the access token, and the answer is
+    verified and decrypted before ``parse`` sees it. Set it on an :class:`ApiRequest` of
+    your own for such an API (``/wxa/getuserriskrank``, say); without API security
+    configured it changes nothing.
     """
 
     method: str
@@ -51,6 +60,8 @@ class ApiRequest:
     body: Optional[Mapping[str, Any]] = field(default=None, repr=False)
     #: ``False`` for calls that carry no access token (jscode2session, the token fetch).
     with_token: bool = True
+    #: Sealed under API security when it is configured (see above).
+    secure: bool = False
 
     def url(self, config: WxConfig) -> str:
         """The URL, without a query string (the query goes in ``params=``)."""
@@ -63,6 +74,11 @@ class ApiRequest:
         if access_token is None:
             raise ValueError(f"{self.path} needs an access token")
         return {"access_token": access_token, **self.params}
+
+    def sealed_fields(self) -> Dict[str, Any]:
+        """What a sealed call encrypts: the query parameters and the body's fields together
+        (the guide: "包含原API使用的URL参数与POST参数, 不包含AccessToken")."""
+        return {**self.params, **(self.body or {})}
 
 
 @dataclass(frozen=True)
@@ -163,6 +179,12 @@ def log_reply(method: str, url: str, status: int, size: int, started: float) -> 
         size,
         1000 * (time.monotonic() - started),
     )
+
+
+def answer_headers(headers: Mapping[str, str], names: Tuple[str, ...]) -> Dict[str, str]:
+    """The answer headers ``names`` (lower case) that ``headers`` (an HTTP client's
+    case-insensitive mapping) has, keyed by those names."""
+    return {name: headers[name] for name in names if name in headers}
 
 
 def reply_deadline(config: WxConfig) -> float:

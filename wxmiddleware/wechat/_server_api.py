@@ -1,9 +1,13 @@
-"""WeChat's server APIs without I/O: access tokens, checksession, phone numbers.
+"""WeChat's server APIs without I/O: access tokens, checksession, phone numbers, sealed calls.
 
 Request builders and reply parsers, plus the decisions around them written once as flows:
 generators that yield the package's effects (:mod:`wxmiddleware.core._effects`: store calls
 for the shared value and its lock, HTTP calls, sleeps) like the login flow does. The sync and
 async performers of :mod:`wxmiddleware._perform` carry them out.
+
+A call WeChat's API security covers (``ApiRequest.secure``) is sealed when the
+configuration holds API security keys: :func:`sealed_exchange`, on
+:mod:`wxmiddleware.wechat._security`.
 
 The access token lives in the session store (``set_value``), so every process and machine
 of the app shares one: ``/cgi-bin/token`` invalidates the previous token five minutes after
@@ -12,14 +16,15 @@ issuing a new one, so processes that each kept their own would knock each other'
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Dict, List, Optional, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
 from ..config import WxConfig
-from ..core._effects import Flow, Sleep, StoreCall
+from ..core._effects import Flow, HttpCall, Sleep, StoreCall
 from ..core._upstream import exchange
 from ..errors import (
     BadRequest,
@@ -33,8 +38,10 @@ from ..errors import (
 )
 from ..session import SessionScope, WxSession, sign_with_session_key
 from ._paths import (
+    CHECK_ENCRYPTED_MSG_PATH,
     CHECK_SESSION_PATH,
     PHONE_NUMBER_PATH,
+    PLUGIN_OPENPID_PATH,
     RESET_SESSION_KEY_PATH,
     STABLE_TOKEN_PATH,
     TOKEN_PATH,
@@ -46,6 +53,16 @@ from ._protocol import (
     ApiRequest,
     reply_errcode,
     reply_object,
+    retry_delay,
+)
+from ._security import (
+    ANSWER_HEADERS,
+    SECURITY_ERRCODES,
+    ApiSecurity,
+    ApiSecurityError,
+    Sealed,
+    answer_is_signed,
+    security_refusal,
 )
 
 logger = logging.getLogger("wxmiddleware")
@@ -68,6 +85,8 @@ EXPIRY_GUARD_SECONDS = 60.0
 LOCK_POLL_SECONDS = 0.05
 #: A phone number code is a few dozen characters; anything far longer is not one.
 MAX_PHONE_CODE_LENGTH = 512
+#: Phone number ``encryptedData`` is a few hundred base64 characters; this bounds the hash.
+MAX_ENCRYPTED_DATA_LENGTH = 64 * 1024
 
 _T = TypeVar("_T")
 
@@ -138,7 +157,9 @@ def user_encrypt_keys_request(session: WxSession) -> ApiRequest:
     ``{"errcode": 0, "errmsg": "ok", "key_info_list": [{"encrypt_key", "version",
     "expire_in", "iv", "create_time"}, …]}``.
     """
-    return ApiRequest("POST", USER_ENCRYPT_KEY_PATH, params=_signed_by_session(session))
+    return ApiRequest(
+        "POST", USER_ENCRYPT_KEY_PATH, params=_signed_by_session(session), secure=True
+    )
 
 
 def phone_number_request(phone_code: str) -> ApiRequest:
@@ -151,13 +172,45 @@ def phone_number_request(phone_code: str) -> ApiRequest:
         raise BadRequest("The phone number code is missing.")
     if len(phone_code) > MAX_PHONE_CODE_LENGTH:
         raise BadRequest("The phone number code is too long.")
-    return ApiRequest("POST", PHONE_NUMBER_PATH, body={"code": phone_code})
+    return ApiRequest("POST", PHONE_NUMBER_PATH, body={"code": phone_code}, secure=True)
+
+
+def check_encrypted_data_request(encrypted_data: str) -> ApiRequest:
+    """``POST /wxa/business/checkencryptedmsg`` ``{"encrypted_msg_hash"}``: did WeChat make
+    this ``encryptedData`` (phone number data only, of the last three days)?
+
+    WeChat gets the hex SHA-256 of the base64 text, never the data. Source:
+    developers.weixin.qq.com/minigame/dev/api-backend/open-api/user-info/
+    auth.checkEncryptedData.html (its example hashes the base64 string as sent). Raises
+    :class:`~wxmiddleware.errors.BadRequest` for missing or oversized data.
+    """
+    if not isinstance(encrypted_data, str) or not encrypted_data.strip():
+        raise BadRequest("The encrypted data is missing.")
+    if len(encrypted_data) > MAX_ENCRYPTED_DATA_LENGTH:
+        raise BadRequest("The encrypted data is too long.")
+    digest = hashlib.sha256(encrypted_data.encode("utf-8")).hexdigest()
+    return ApiRequest(
+        "POST", CHECK_ENCRYPTED_MSG_PATH, body={"encrypted_msg_hash": digest}, secure=True
+    )
+
+
+def plugin_openpid_request(code: str) -> ApiRequest:
+    """``POST /wxa/getpluginopenpid`` ``{"code"}``: the plugin user's openpid for the code
+    of ``wx.pluginLogin`` (getPluginOpenPId in WeChat's server-API reference). Raises
+    :class:`~wxmiddleware.errors.BadRequest` for a code that cannot be one."""
+    if not isinstance(code, str) or not code.strip():
+        raise BadRequest("The plugin login code is missing.")
+    if len(code) > MAX_PHONE_CODE_LENGTH:
+        raise BadRequest("The plugin login code is too long.")
+    return ApiRequest("POST", PLUGIN_OPENPID_PATH, body={"code": code}, secure=True)
 
 
 def api_error(errcode: int, errmsg: str) -> WxError:
     """Map a server API ``errcode`` to the error the caller sees."""
     if errcode in TOKEN_REJECTED_ERRCODES:
         return AccessTokenRejected(errcode=errcode)
+    if errcode in SECURITY_ERRCODES:
+        return security_refusal(errcode)
     if errcode in SESSION_REFUSED_ERRCODES:
         return InvalidSession(
             "WeChat no longer accepts this session's key; log in again.", errcode=errcode
@@ -291,6 +344,119 @@ def parse_phone_number(status: int, body: bytes) -> Dict[str, Any]:
     if not isinstance(info, dict) or not isinstance(info.get("phoneNumber"), str):
         raise UpstreamError("WeChat answered without a phone number.")
     return info
+
+
+@dataclass(frozen=True)
+class EncryptedDataCheck:
+    """checkencryptedmsg's answer: whether WeChat made the data (its ``vaild``, sic) and
+    when (``create_time``, Unix seconds; ``None`` when WeChat gives none)."""
+
+    valid: bool
+    create_time: Optional[int]
+
+
+#: checkencryptedmsg's errcode for data it does not know ("加密数据不存在": not made by
+#: WeChat, older than three days, or its key gone): a verdict, not a failure.
+ENCRYPTED_DATA_UNKNOWN_ERRCODE = 1
+
+
+def parse_check_encrypted_data(status: int, body: bytes) -> EncryptedDataCheck:
+    """Parse a checkencryptedmsg reply: errcode 1 (unknown data) is ``valid=False``.
+    WeChat spells the field ``vaild``; ``valid`` is read too, should it ever fix that."""
+    data = reply_object(status, body)
+    if reply_errcode(data) == ENCRYPTED_DATA_UNKNOWN_ERRCODE:
+        return EncryptedDataCheck(False, None)
+    data = parse_reply(status, body)
+    valid = data.get("vaild", data.get("valid"))
+    created = data.get("create_time")
+    if not isinstance(valid, bool):
+        raise UpstreamError("WeChat answered an encrypted data check without a verdict.")
+    if isinstance(created, bool) or not isinstance(created, int):
+        created = None
+    return EncryptedDataCheck(valid, created)
+
+
+def parse_plugin_openpid(status: int, body: bytes) -> str:
+    """Parse a getpluginopenpid reply: the ``openpid``."""
+    openpid = parse_reply(status, body).get("openpid")
+    if not isinstance(openpid, str) or not openpid:
+        raise UpstreamError("WeChat answered without an openpid.")
+    return openpid
+
+
+# --- sealed calls (API security) ---
+
+
+def _sealed_call(
+    security: ApiSecurity, config: WxConfig, request: ApiRequest, token: str
+) -> Tuple[Sealed, HttpCall]:
+    """One attempt's sealed call and its :class:`HttpCall` (a fresh nonce, IV and time)."""
+    sealed = security.seal(request.url(config), config.appid, request.sealed_fields())
+    call = HttpCall(
+        request.method,
+        sealed.url,
+        {"access_token": token},
+        headers=sealed.headers,
+        content=sealed.content,
+        reply_headers=ANSWER_HEADERS,
+    )
+    return sealed, call
+
+
+def sealed_exchange(
+    config: WxConfig,
+    security: ApiSecurity,
+    request: ApiRequest,
+    parse: Callable[[int, bytes], _T],
+    access_token: str,
+) -> Flow[_T]:
+    """:func:`~wxmiddleware.core.exchange` for a sealed call: send ``request`` encrypted and
+    signed (:meth:`ApiSecurity.seal`), open WeChat's answer (:meth:`ApiSecurity.open`:
+    verified against the platform certificate, within the time window, decrypted) and
+    return ``parse(status, plaintext)``.
+
+    The one retry rule (:func:`~wxmiddleware.wechat._protocol.retry_delay`) applies; each
+    attempt is sealed anew (its own ``_n``, IV and timestamp). An unsigned answer is read
+    only as a failure: its errcode's error (40230-40240: :class:`ApiSecurityError`), or,
+    naming none, :class:`ApiSecurityError`. Every failure of the security is logged (the
+    path and the cause, never a key) and raised as a ``502``.
+    """
+    attempt = 1
+    while True:
+        sealed, call = _sealed_call(security, config, request, access_token)
+        try:
+            status, body, headers = yield call
+            if status == 200 and answer_is_signed(headers):
+                return parse(status, security.open(sealed, body, headers))
+            data = reply_object(status, body)
+            errcode = reply_errcode(data)
+            if not errcode:
+                raise ApiSecurityError(
+                    "WeChat's answer failed the API security check.",
+                    detail="the answer to a sealed call is not signed (no Wechatmp-Signature):"
+                    " refused unread",
+                )
+            raise api_error(errcode, str(data.get("errmsg", "")))
+        except ApiSecurityError as error:
+            logger.error("WeChat API security: %s: %s", request.path, error.detail)
+            raise
+        except WxError as error:
+            delay = retry_delay(attempt, error)
+            if delay is None:
+                raise
+        yield Sleep(delay)
+        attempt += 1
+
+
+def _exchange(
+    policy: TokenPolicy, request: ApiRequest, parse: Callable[[int, bytes], _T], token: str
+) -> Flow[_T]:
+    """One call with ``token``: sealed when ``request`` is ``secure`` and the app has API
+    security keys, else plain."""
+    security = policy.config.api_security if request.secure else None
+    if security is not None:
+        return sealed_exchange(policy.config, security, request, parse, token)
+    return exchange(policy.config, request, parse, token)
 
 
 # --- the shared access token ---
@@ -448,16 +614,17 @@ def api_call_flow(
 
     When WeChat refuses the token (40001, 40014, 42001: it expired early, or a fetch
     elsewhere replaced it), the token is dropped and the call made once more with a fresh
-    one.
+    one. A ``secure`` request of an app with API security keys is sealed
+    (:func:`sealed_exchange`).
     """
     token = yield from access_token_flow(policy)
     try:
-        return (yield from exchange(policy.config, request, parse, token))
+        return (yield from _exchange(policy, request, parse, token))
     except AccessTokenRejected as error:
         logger.info("access token: WeChat refused it (errcode %s); fetching another", error.errcode)
     yield from invalidate_flow(policy, token)
     token = yield from access_token_flow(policy, rejected=token)
-    return (yield from exchange(policy.config, request, parse, token))
+    return (yield from _exchange(policy, request, parse, token))
 
 
 def reset_session_key_flow(policy: TokenPolicy, session: WxSession) -> Flow[WxSession]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 try:
     import httpx
@@ -18,13 +18,13 @@ except ImportError:  # pragma: no cover - depends on the installed extras
         "the ASGI middleware needs httpx: pip install 'wxmiddleware[asgi]'", name="httpx"
     ) from None
 
-from .._perform import AsyncPerformer
+from .._perform import AsyncPerformer, Reply
 from ..config import WxConfig
 from ..core._effects import HttpCall
 from ..core._upstream import jscode2session
 from ..errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable, WxError
 from ._exclusive import ExclusiveConnectionTransport
-from ._protocol import CodeSession, ReplyCollector, log_reply, reply_deadline
+from ._protocol import CodeSession, ReplyCollector, answer_headers, log_reply, reply_deadline
 from ._redact import install_redaction
 
 __all__ = ["AsyncWeChatClient"]
@@ -75,7 +75,7 @@ class AsyncWeChatClient:
         flow = jscode2session(self._config, code)
         return await AsyncPerformer(None, self).run(flow)
 
-    async def request(self, call: HttpCall) -> Tuple[int, bytes]:
+    async def request(self, call: HttpCall) -> Reply:
         """See :meth:`wxmiddleware.wechat.sync.WeChatClient.request`."""
         started = time.monotonic()
         deadline = reply_deadline(self._config)
@@ -83,7 +83,7 @@ class AsyncWeChatClient:
         try:
             # The collector checks the deadline between chunks; wait_for also ends a wait
             # for a chunk that never comes.
-            status = await asyncio.wait_for(
+            status, headers = await asyncio.wait_for(
                 self._fetch(call, collector),
                 max(0.0, deadline - time.monotonic()),
             )
@@ -92,14 +92,18 @@ class AsyncWeChatClient:
         except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
             raise _translate(exc) from None
         log_reply(call.method, call.url, status, collector.size, started)
+        if call.reply_headers:
+            return status, collector.body, headers
         return status, collector.body
 
-    async def _fetch(self, call: HttpCall, collector: ReplyCollector) -> int:
+    async def _fetch(self, call: HttpCall, collector: ReplyCollector) -> Tuple[int, Dict[str, str]]:
         request = httpx.Request(
             call.method,
             call.url,
             params=call.params,
             json=call.body,
+            content=call.content,
+            headers=call.headers,
             extensions={"timeout": self._timeout},
         )
         if self._http is not None:
@@ -109,7 +113,7 @@ class AsyncWeChatClient:
         try:
             async for chunk in reply.aiter_bytes():
                 collector.feed(chunk)
-            return reply.status_code
+            return reply.status_code, answer_headers(reply.headers, call.reply_headers)
         finally:
             await reply.aclose()
 

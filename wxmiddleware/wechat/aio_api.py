@@ -98,6 +98,22 @@ class AsyncWxApi(WxApiBase[AsyncSessionStore, httpx.AsyncClient, AsyncAccessToke
             flows.phone_number_request(phone_code), flows.parse_phone_number, appid
         )
 
+    async def check_encrypted_data(
+        self, encrypted_data: str, appid: Optional[str] = None
+    ) -> flows.EncryptedDataCheck:
+        """See :meth:`WxApi.check_encrypted_data`."""
+        return await self.tokens.call(
+            flows.check_encrypted_data_request(encrypted_data),
+            flows.parse_check_encrypted_data,
+            appid,
+        )
+
+    async def plugin_openpid(self, code: str, appid: Optional[str] = None) -> str:
+        """See :meth:`WxApi.plugin_openpid`."""
+        return await self.tokens.call(
+            flows.plugin_openpid_request(code), flows.parse_plugin_openpid, appid
+        )
+
     async def aclose(self) -> None:
         """Close the HTTP client made for the running loop."""
         await self.tokens.aclose()

@@ -83,6 +83,12 @@ class WxApi(WxApiBase[SessionStore, requests.Session, AccessTokenManager]):
     ``stable_token=False`` fetches tokens with ``GET /cgi-bin/token`` instead of
     ``POST /cgi-bin/stable_token``. Errors are :class:`~wxmiddleware.errors.WxError`, whose
     ``status`` and ``error`` suit a JSON answer.
+
+    With API security keys in the configuration (``WX_API_*``, docs/api-security.md), the
+    calls WeChat's security covers (phone numbers, user encryption keys, encrypted data
+    checks, plugin openpids) are encrypted and signed, and WeChat's answers verified and
+    decrypted; a failure of the security is an
+    :class:`~wxmiddleware.wechat._security.ApiSecurityError` (502).
     """
 
     manager_class = AccessTokenManager
@@ -139,6 +145,29 @@ class WxApi(WxApiBase[SessionStore, requests.Session, AccessTokenManager]):
         """
         return self.tokens.call(
             flows.phone_number_request(phone_code), flows.parse_phone_number, appid
+        )
+
+    def check_encrypted_data(
+        self, encrypted_data: str, appid: Optional[str] = None
+    ) -> flows.EncryptedDataCheck:
+        """Whether WeChat made the mini-program's ``encryptedData`` (``POST
+        /wxa/business/checkencryptedmsg``, which gets its SHA-256, never the data): WeChat
+        checks phone number data of the last three days only. Missing or oversized data
+        raises :class:`~wxmiddleware.errors.BadRequest` (400) without calling WeChat.
+        """
+        return self.tokens.call(
+            flows.check_encrypted_data_request(encrypted_data),
+            flows.parse_check_encrypted_data,
+            appid,
+        )
+
+    def plugin_openpid(self, code: str, appid: Optional[str] = None) -> str:
+        """The plugin user's ``openpid`` for the code of ``wx.pluginLogin`` (``POST
+        /wxa/getpluginopenpid``). An invalid or used code raises
+        :class:`~wxmiddleware.errors.InvalidCode` (401), a missing one
+        :class:`~wxmiddleware.errors.BadRequest` (400)."""
+        return self.tokens.call(
+            flows.plugin_openpid_request(code), flows.parse_plugin_openpid, appid
         )
 
     def close(self) -> None:

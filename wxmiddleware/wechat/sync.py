@@ -7,18 +7,18 @@ transport the :class:`~wxmiddleware._perform.SyncPerformer` sends ``HttpCall`` e
 from __future__ import annotations
 
 import time
-from typing import Iterator, Optional, Tuple
+from typing import Iterator, Optional
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import HTTPError, NewConnectionError, ReadTimeoutError
 
-from .._perform import SyncPerformer
+from .._perform import Reply, SyncPerformer
 from ..config import WxConfig
 from ..core._effects import HttpCall
 from ..core._upstream import jscode2session
 from ..errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable, WxError
-from ._protocol import CodeSession, ReplyCollector, log_reply, reply_deadline
+from ._protocol import CodeSession, ReplyCollector, answer_headers, log_reply, reply_deadline
 from ._redact import install_redaction
 
 
@@ -72,11 +72,13 @@ class WeChatClient:
         flow = jscode2session(self._config, code)
         return SyncPerformer(None, self).run(flow)
 
-    def request(self, call: HttpCall) -> Tuple[int, bytes]:
+    def request(self, call: HttpCall) -> Reply:
         """One exchange with WeChat, within the configured timeouts: ``(status, body)``.
 
         The :class:`~wxmiddleware.core.HttpCall`'s ``params`` go in the query string,
-        URL-encoded; its ``body``, when given, is sent as JSON. The whole answer must arrive
+        URL-encoded; its ``body``, when given, is sent as JSON, its ``content`` as it is,
+        with its ``headers``; the answer's ``reply_headers`` come back as a third item. The
+        whole answer must arrive
         before ``connect_timeout + read_timeout`` and be at most 64 KB. Never retries.
         """
         started = time.monotonic()
@@ -87,6 +89,8 @@ class WeChatClient:
                 call.url,
                 params=call.params,
                 json=call.body,
+                data=call.content,
+                headers=call.headers,
                 timeout=self._timeout,
                 stream=True,
                 allow_redirects=False,
@@ -94,9 +98,12 @@ class WeChatClient:
                 for chunk in _body_chunks(reply):
                     collector.feed(chunk)
                 status = reply.status_code
+                headers = answer_headers(reply.headers, call.reply_headers)
         except (requests.RequestException, HTTPError) as exc:
             raise _translate(exc) from None
         log_reply(call.method, call.url, status, collector.size, started)
+        if call.reply_headers:
+            return status, collector.body, headers
         return status, collector.body
 
     def close(self) -> None:
