@@ -221,7 +221,10 @@ def test_apps_from_the_environment_and_a_file(tmp_path: Any) -> None:
 @pytest.mark.parametrize(
     ("apps", "message"),
     [
-        (f"douyin:tt0123:{SECRET_A}", "platform 'douyin' is not supported"),
+        (f"tiktok:tt0123:{SECRET_A}", "platform 'tiktok' is not supported"),
+        ("douyin:tt0123:", "empty secret"),
+        (f"alipay:2021000000000001:{SECRET_A}", "needs Alipay's public key"),
+        (f"alipay:2021000000000001:{SECRET_A}:{SECRET_B}", "not an RSA key"),
         (f"{APP_A}:{SECRET_A},{APP_A}:{SECRET_B}", "given twice"),
         (f"wx-bad!:{SECRET_A}", "A-Z, a-z, 0-9 and _"),
         (f"{APP_A}:", "empty secret"),

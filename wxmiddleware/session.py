@@ -51,10 +51,13 @@ DEFAULT_MAX_SESSIONS = 5
 
 @dataclass(frozen=True)
 class WxSession:
-    """One logged-in mini-program user of the app ``appid``.
+    """One logged-in mini-program user of the app ``appid`` on ``platform``.
 
-    ``session_key`` never leaves the server; it is WeChat's current key for the user when
-    the session was read (a later login or reset replaces it in every session of the user).
+    ``session_key`` never leaves the server; it is the platform's current key for the user
+    when the session was read (a later login or reset replaces it in every session of the
+    user), or ``""`` on a platform without one (Alipay). ``openid`` is the platform's user
+    id in the app (Alipay's ``open_id``, else its ``user_id``). ``platform`` is the app's
+    (``"wechat"``, ``"qq"``, ``"douyin"``, ``"baidu"``, ``"kuaishou"``, ``"alipay"``).
     Times are epoch seconds.
     """
 
@@ -64,6 +67,7 @@ class WxSession:
     created_at: float
     expires_at: float
     appid: str = ""
+    platform: str = "wechat"
 
 
 @dataclass(frozen=True)
@@ -73,12 +77,14 @@ class SessionScope:
     ``appid``: a session is found only by a scope of its own app (a token is valid for its
     app alone, even in a store and key prefix that several apps share). ``sealer`` seals
     the session_key in persistent stores. ``max_sessions``: how many live sessions a user
-    may have; a login beyond it ends the oldest.
+    may have; a login beyond it ends the oldest. ``platform``: the app's platform, which
+    the sessions read in this scope carry.
     """
 
     appid: str
     sealer: Sealer = field(repr=False)
     max_sessions: int = DEFAULT_MAX_SESSIONS
+    platform: str = "wechat"
 
     @classmethod
     def for_config(cls, config: WxConfig) -> SessionScope:
@@ -106,7 +112,9 @@ class SessionScope:
 @functools.lru_cache(maxsize=64)
 def _scope_for(config: WxConfig) -> SessionScope:
     materials = sealing_materials(config.secret, config.store_key)
-    return SessionScope(config.appid, Sealer(materials), config.max_sessions_per_user)
+    return SessionScope(
+        config.appid, Sealer(materials), config.max_sessions_per_user, config.platform
+    )
 
 
 def key_replaces(current_at: float, new_at: float) -> bool:

@@ -52,7 +52,8 @@ class WxMiddleware(
     - ``wxmiddleware.session``: the :class:`~wxmiddleware.WxSession` (``None`` on an optional
       path without a valid token)
     - ``wxmiddleware.openid``, ``wxmiddleware.session_key``, ``wxmiddleware.unionid``,
-      ``wxmiddleware.appid`` (the app the session belongs to)
+      ``wxmiddleware.appid`` (the app the session belongs to), ``wxmiddleware.platform``
+      (its platform: ``wechat``, ``qq``, ``douyin``, ``baidu``, ``kuaishou``, ``alipay``)
     - ``REMOTE_USER``: the openid
 
     ``session_key`` is for server-side use (decrypting user data); never send it to a client.
@@ -128,9 +129,11 @@ def _attach(environ: WSGIEnvironment, session: Optional[WxSession]) -> None:
         environ["wxmiddleware.session_key"] = None
         environ["wxmiddleware.unionid"] = None
         environ["wxmiddleware.appid"] = None
+        environ["wxmiddleware.platform"] = None
         return
     environ["wxmiddleware.openid"] = session.openid
     environ["wxmiddleware.session_key"] = session.session_key
     environ["wxmiddleware.unionid"] = session.unionid
     environ["wxmiddleware.appid"] = session.appid
+    environ["wxmiddleware.platform"] = session.platform
     environ["REMOTE_USER"] = session.openid

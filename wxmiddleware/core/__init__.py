@@ -13,6 +13,8 @@ One concept per private module, on the model of h11's layout:
 - :mod:`._wafer`: the dialect of Tencent's Wafer client SDK;
 - :mod:`._cors`: CORS preflights and the ``cors_origins`` policy;
 - :mod:`._upstream`: every call to WeChat, with the one retry rule;
+- :mod:`._providers`: each mini-program platform's code exchange (WeChat, QQ, Douyin,
+  Baidu, Kuaishou, Alipay) behind one interface, and its error codes mapped once;
 - :mod:`._login`: the login flow (one code, one upstream call, one session);
 - :mod:`._pipeline`: the request pipeline that ties them together.
 
@@ -45,6 +47,7 @@ from ._pipeline import (
     log_failure,
     resolve_config,
 )
+from ._providers import PROVIDERS, LoginCode, Provider, exchange_code, refusal
 from ._request import (
     MAX_CODE_LENGTH,
     WAFER_CODE_HEADER,
@@ -58,6 +61,7 @@ from ._request import (
     check_logout_method,
     login_code_from_body,
     login_code_from_query,
+    login_from_body,
     missing_token_error,
     pick_token,
 )
@@ -95,10 +99,13 @@ __all__ = [
     "HeaderMap",
     "HeaderNames",
     "HttpCall",
+    "LoginCode",
     "LoginResult",
     "Outcome",
     "Pipeline",
+    "PROVIDERS",
     "Plan",
+    "Provider",
     "ReadBody",
     "RequestKind",
     "RequestView",
@@ -114,12 +121,14 @@ __all__ = [
     "check_logout_method",
     "error_response",
     "exchange",
+    "exchange_code",
     "head_response",
     "jscode2session",
     "json_response",
     "log_failure",
     "login_code_from_body",
     "login_code_from_query",
+    "login_from_body",
     "login_flow",
     "login_methods",
     "login_response",
@@ -127,6 +136,7 @@ __all__ = [
     "missing_token_error",
     "new_session",
     "pick_token",
+    "refusal",
     "resolve_config",
     "wafer_error",
     "wafer_login",

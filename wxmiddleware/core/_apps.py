@@ -8,6 +8,14 @@ change; ``version`` is ``devtools`` in the IDE, ``0`` for a preview), then the
 ``X-WX-Appid`` header (for clients that are not a mini-program page). Every malformed or
 conflicting answer is a ``400`` that names the header, decided before the store or WeChat
 is asked anything.
+
+The platform of a request is its app's (``WxApp.platform``). Only WeChat documents the
+``Referer`` its mini-programs send; the other platforms' requests carry a page of their own
+host (Douyin's ``tmaservice.developer.toutiao.com``, reported by developers, not by
+ByteDance), which names no app the server could trust, so when any configured app is not
+a WeChat app, a ``Referer`` that is not a ``servicewechat.com`` page is not read and the
+``X-WX-Appid`` header names the app (docs/platforms.md). A configuration of WeChat apps
+alone keeps refusing such a ``Referer``.
 """
 
 from __future__ import annotations
@@ -58,6 +66,8 @@ class AppSelector:
         for appid in config.app_ids:
             app_config = config.for_app(appid)
             self._apps[appid] = App(app_config, SessionScope.for_config(app_config))
+        #: Whether a Referer of another host is another platform's page, not an error.
+        self._other_pages = any(app.platform != "wechat" for app in config.apps)
 
     def select(self, headers: HeaderMap) -> App:
         """The app ``headers`` name (see the class docstring for the errors)."""
@@ -65,6 +75,8 @@ class AppSelector:
         named: Optional[str] = headers.get(self._header)
         appid = None
         source = APPID_HEADER
+        if referer and self._other_pages and not referer.startswith("https://servicewechat.com/"):
+            referer = None  # another platform's page: it names no app we can trust
         if referer:
             page = WECHAT_REFERER.fullmatch(referer)
             if page is None:

@@ -19,7 +19,7 @@ from ..session import (
 )
 from ..wechat._protocol import CodeSession
 from ._effects import Flow, Sleep, StoreCall
-from ._upstream import jscode2session
+from ._providers import LoginCode, exchange_code
 
 #: How often a login waiting on a concurrent login with the same code looks again, in seconds.
 PENDING_POLL_SECONDS = 0.025
@@ -36,8 +36,8 @@ class LoginResult(NamedTuple):
 
 
 def new_session(reply: CodeSession, config: WxConfig, now: Optional[float] = None) -> WxSession:
-    """The session record for a fresh jscode2session reply; it ends ``session_max_age``
-    seconds from ``now`` at the latest."""
+    """The session record for a fresh code exchange's reply, in the app and platform of
+    ``config``; it ends ``session_max_age`` seconds from ``now`` at the latest."""
     now = time.time() if now is None else now
     return WxSession(
         openid=reply.openid,
@@ -46,10 +46,13 @@ def new_session(reply: CodeSession, config: WxConfig, now: Optional[float] = Non
         created_at=now,
         expires_at=absolute_expiry(now, config.session_max_age),
         appid=config.appid,
+        platform=config.platform,
     )
 
 
-def login_flow(code: str, config: WxConfig, replayable: bool = True) -> Flow[LoginResult]:
+def login_flow(
+    code: str, config: WxConfig, replayable: bool = True, anonymous_code: Optional[str] = None
+) -> Flow[LoginResult]:
     """Log in with ``code``; return its :class:`LoginResult`.
 
     The same code sent again within its lifetime (a client retry, possibly to another worker)
@@ -59,6 +62,9 @@ def login_flow(code: str, config: WxConfig, replayable: bool = True) -> Flow[Log
     sits in access logs for anyone who reads them) is neither remembered nor looked up: it
     goes to WeChat each time, which refuses it after its first use, so a second use is
     ``invalid_code``. Errors are raised as :class:`~wxmiddleware.errors.WxError`.
+
+    The code goes to the exchange of the app's platform (:mod:`._providers`), with Douyin's
+    ``anonymous_code`` when the client sent one.
     """
     key = None
     if replayable:
@@ -67,7 +73,7 @@ def login_flow(code: str, config: WxConfig, replayable: bool = True) -> Flow[Log
         if earlier is not None:
             return earlier
     try:
-        reply = yield from jscode2session(config, code)
+        reply = yield from exchange_code(config, LoginCode(code, anonymous_code))
     except GeneratorExit:
         raise
     except BaseException:  # a cancelled request (asyncio) must release its claim too

@@ -1,4 +1,5 @@
-"""Every call to WeChat, through one flow with the one retry rule."""
+"""Every call to WeChat (and every platform's code exchange, :mod:`._providers`), through
+one flow with the one retry rule."""
 
 from __future__ import annotations
 
@@ -34,6 +35,14 @@ def exchange(
     never spent twice.
     """
     call = HttpCall(request.method, request.url(config), request.query(access_token), request.body)
+    return (yield from send(call, parse))
+
+
+def send(call: HttpCall, parse: Callable[[int, bytes], _T]) -> Flow[_T]:
+    """Send ``call`` and return ``parse(status, body)``, with :func:`exchange`'s one retry
+    rule: the call is made once more only after an
+    :class:`~wxmiddleware.errors.UpstreamBusy` (a platform that says it did nothing) or
+    :class:`~wxmiddleware.errors.UpstreamUnreachable` (:func:`retry_delay`)."""
     attempt = 1
     while True:
         try:

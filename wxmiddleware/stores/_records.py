@@ -2,10 +2,13 @@
 
 A record is one JSON object whose first two members are the session_key's issue time and
 the sealed key, then the app (``a``), the openid (``o``), the unionid (``u``, left out when
-there is none), the creation time (``c``) and the absolute expiry (``e``, epoch seconds)::
+there is none), the creation time (``c``), the absolute expiry (``e``, epoch seconds) and
+the platform (``p``, left out for ``wechat``)::
 
     {"kt":1764000000.25,"sk":"<kid>.<sealed>","a":"wx…","o":"o…","u":"u…",
      "c":1764000000.25,"e":1766592000.25}
+
+A record opens only in a scope of its app and platform.
 
 One-letter names because a store keeps one record per session: in Redis they keep a session
 under its memory budget (``benchmarks/scale.py`` measures bytes per session).
@@ -63,6 +66,8 @@ def encode(session: WxSession, scope: SessionScope, sealed: Optional[str] = None
         fields["u"] = session.unionid
     fields["c"] = session.created_at
     fields["e"] = session.expires_at
+    if scope.platform != "wechat":
+        fields["p"] = scope.platform
     rest = json.dumps(fields, separators=(",", ":"))
     return head(sealed, float(session.created_at)) + appid_member(scope.appid) + rest[1:]
 
@@ -84,14 +89,15 @@ def public_fields(raw: Union[str, bytes]) -> PublicFields:
 
 
 def decode(raw: Union[str, bytes], scope: SessionScope) -> Optional[WxSession]:
-    """The session a record holds for ``scope``'s app, or ``None``: another app's record,
+    """The session a record holds for ``scope``'s app, or ``None``: another app's (or
+    platform's) record,
     a key no store key opens, or a record from before session_keys were sealed.
 
     Raises ``ValueError`` for a value that is not JSON.
     """
     data: Dict[str, Any] = json.loads(raw)
     try:
-        if data["a"] != scope.appid:
+        if data["a"] != scope.appid or data.get("p", "wechat") != scope.platform:
             return None
         openid = data["o"]
         key = scope.open_key(openid, data["sk"])
@@ -104,6 +110,7 @@ def decode(raw: Union[str, bytes], scope: SessionScope) -> Optional[WxSession]:
             created_at=float(data["c"]),
             expires_at=float(data["e"]),
             appid=scope.appid,
+            platform=scope.platform,
         )
     except (KeyError, TypeError):
         return None

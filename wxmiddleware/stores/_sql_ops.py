@@ -252,6 +252,7 @@ class SQLOperations:
             created_at=created_at,
             expires_at=expires_at,
             appid=appid,
+            platform=scope.platform,
         )
 
     def save(

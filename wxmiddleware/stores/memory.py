@@ -79,8 +79,8 @@ class MemoryStore:
         sealed_token: Optional[str] = None,
     ) -> None:
         """See :meth:`SessionStore.save`."""
-        if session.appid != scope.appid:
-            session = replace(session, appid=scope.appid)
+        if session.appid != scope.appid or session.platform != scope.platform:
+            session = replace(session, appid=scope.appid, platform=scope.platform)
         now = time.time()
         idle_until = idle_deadline(session.expires_at, idle_ttl, now)
         with self._lock:
