@@ -32,7 +32,8 @@ class WxUser:
     """``scope["user"]``: the WeChat user, as Starlette's ``request.user`` expects one.
 
     It has the attributes of Starlette's ``BaseUser`` (``is_authenticated``,
-    ``display_name``, ``identity``), plus ``openid``, ``unionid``, ``appid`` and ``session``. On an
+    ``display_name``, ``identity``), plus ``openid``, ``unionid``, ``appid``, ``platform`` and
+    ``session``. On an
     optional path without a valid session it is anonymous: ``is_authenticated`` is
     ``False``, ``identity`` and ``display_name`` are ``""``, the rest ``None``.
     """
@@ -64,6 +65,11 @@ class WxUser:
     def appid(self) -> Optional[str]:
         """The appid of the mini-program the session belongs to."""
         return None if self.session is None else self.session.appid
+
+    @property
+    def platform(self) -> Optional[str]:
+        """The mini-program platform of the session (``"wechat"``, ``"douyin"``, …)."""
+        return None if self.session is None else self.session.platform
 
     @property
     def identity(self) -> str:
@@ -103,6 +109,7 @@ def with_session(scope: Dict[str, Any], session: Optional[WxSession]) -> Dict[st
         attached["wxmiddleware.session_key"] = None
         attached["wxmiddleware.unionid"] = None
         attached["wxmiddleware.appid"] = None
+        attached["wxmiddleware.platform"] = None
         attached["user"] = WxUser(None)
         attached["auth"] = WxCredentials([])
         return attached
@@ -111,6 +118,7 @@ def with_session(scope: Dict[str, Any], session: Optional[WxSession]) -> Dict[st
     attached["wxmiddleware.session_key"] = session.session_key
     attached["wxmiddleware.unionid"] = session.unionid
     attached["wxmiddleware.appid"] = session.appid
+    attached["wxmiddleware.platform"] = session.platform
     attached["user"] = WxUser(session)
     attached["auth"] = WxCredentials(["authenticated"])
     return attached

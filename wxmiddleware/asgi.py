@@ -76,7 +76,7 @@ class WxASGIMiddleware(MiddlewareBase["ASGIApp", AsyncSessionStore, AsyncWeChatC
     ``wxmiddleware.session`` (the :class:`~wxmiddleware.WxSession`, or ``None`` on an
     optional path without a valid token), ``wxmiddleware.openid``,
     ``wxmiddleware.session_key``, ``wxmiddleware.unionid``, ``wxmiddleware.appid``,
-    ``user`` (a :class:`WxUser`:
+    ``wxmiddleware.platform``, ``user`` (a :class:`WxUser`:
     Starlette's ``request.user``) and ``auth`` (a :class:`WxCredentials`, so Starlette's
     ``requires("authenticated")`` works). A public path gets the scope untouched;
     ``lifespan`` passes through, and when the app completes its shutdown the middleware

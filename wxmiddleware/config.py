@@ -8,7 +8,15 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Tuple
 
-from ._apps import WxApp, app_tuple, check_appid, load_apps_file
+from ._apps import (
+    DEFAULT_PLATFORM,
+    PLATFORM_INFO,
+    WxApp,
+    app_tuple,
+    check_appid,
+    check_credentials,
+    load_apps_file,
+)
 from ._sealing import MIN_STORE_KEY_LENGTH
 from .errors import ConfigError
 
@@ -192,6 +200,23 @@ class WxConfig:
     #: ``component_access_token`` (its ticket and token flow stay the caller's); under the
     #: ASGI middleware it may be a coroutine function. Needed with ``component_appid``.
     component_token: Optional[Callable[[str], Any]] = field(default=None, repr=False)
+    #: The platform of the app of ``appid`` (``wechat``, ``qq``, ``douyin``, ``baidu``,
+    #: ``kuaishou``, ``alipay``; see docs/platforms.md); with ``apps``, each app's own.
+    #: From ``WX_PLATFORM``.
+    platform: str = DEFAULT_PLATFORM
+    #: Alipay's public key (base64 or PEM) for an Alipay app of ``appid``, whose ``secret``
+    #: is then the app's RSA2 private key; never logged. From ``WX_ALIPAY_PUBLIC_KEY``.
+    public_key: str = field(default="", repr=False)
+    #: Where QQ's login API lives (``WX_API_BASE_QQ``).
+    api_base_qq: str = PLATFORM_INFO["qq"].api_base
+    #: Where Douyin's login API lives (``WX_API_BASE_DOUYIN``).
+    api_base_douyin: str = PLATFORM_INFO["douyin"].api_base
+    #: Where Baidu's login API lives (``WX_API_BASE_BAIDU``).
+    api_base_baidu: str = PLATFORM_INFO["baidu"].api_base
+    #: Where Kuaishou's login API lives (``WX_API_BASE_KUAISHOU``).
+    api_base_kuaishou: str = PLATFORM_INFO["kuaishou"].api_base
+    #: Where Alipay's gateway lives (``WX_API_BASE_ALIPAY``; ``/gateway.do`` is appended).
+    api_base_alipay: str = PLATFORM_INFO["alipay"].api_base
     #: WeChat's server-API security (API安全; docs/api-security.md), off while these are
     #: empty: the symmetric key (API对称密钥, base64 of 32 bytes; ``WX_API_SYM_KEY``). Never
     #: logged. Set all six ``api_*`` fields or none; a malformed one is a ConfigError.
@@ -218,9 +243,11 @@ class WxConfig:
             raise ConfigError("secret must be a string")
         if not self.secret.strip() and not self.apps and not self.component_appid:
             raise ConfigError("secret is required: pass secret=... or set WX_SECRET")
-        if not re.match(r"^https?://[^/?#]+(/[^?#]*)?$", self.api_base):
-            raise ConfigError(f"api_base must be an http(s) URL, got {self.api_base!r}")
-        object.__setattr__(self, "api_base", self.api_base.rstrip("/"))
+        for name in _API_BASES.values():
+            value = getattr(self, name)
+            if not isinstance(value, str) or not re.match(r"^https?://[^/?#]+(/[^?#]*)?$", value):
+                raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
+            object.__setattr__(self, name, value.rstrip("/"))
         for name in ("public_paths", "optional_paths", "token_headers"):
             object.__setattr__(self, name, _as_tuple(getattr(self, name), name))
         object.__setattr__(self, "cors_origins", _origins(self.cors_origins))
@@ -327,6 +354,12 @@ class WxConfig:
                 raise ConfigError(f"appid {self.appid} is not one of apps")
             object.__setattr__(self, "appid", chosen[0].appid)
             object.__setattr__(self, "secret", chosen[0].secret)
+            object.__setattr__(self, "platform", chosen[0].platform)
+            object.__setattr__(self, "public_key", chosen[0].public_key)
+        elif isinstance(self.appid, str) and self.appid.strip():
+            if not isinstance(self.secret, str) or not isinstance(self.public_key, str):
+                raise ConfigError("secret and public_key must be strings")
+            check_credentials(self.appid, self.platform, self.secret.strip(), self.public_key)
         via_component = any(app.via_component for app in apps) or (
             not apps and self.component_appid and not self.secret
         )
@@ -355,10 +388,15 @@ class WxConfig:
         """The appids served, the default app's first when there is only one."""
         return tuple(app.appid for app in self.apps) or (self.appid,)
 
+    def api_base_of(self, platform: str) -> str:
+        """Where ``platform``'s login API lives (scheme, host, optional path; no trailing
+        slash): ``api_base`` for WeChat, ``api_base_<platform>`` for the others."""
+        return str(getattr(self, _API_BASES[platform]))
+
     def for_app(self, appid: str) -> WxConfig:
-        """The configuration of the app ``appid`` alone: this one with that app's appid
-        and secret and no ``apps``, made once. Raises :class:`KeyError` for an appid that
-        is not configured."""
+        """The configuration of the app ``appid`` alone: this one with that app's appid,
+        secret, platform and public key and no ``apps``, made once. Raises
+        :class:`KeyError` for an appid that is not configured."""
         if not self.apps and appid == self.appid:
             return self
         return _app_config(self, appid)
@@ -397,10 +435,11 @@ class WxConfig:
 
         Keyword arguments override what the environment says. A missing ``WX_APPID`` or
         ``WX_SECRET`` raises :class:`ConfigError` naming the variable. The appid must have
-        the shape of a WeChat mini-program's (``wx`` and 16 hex digits), or
+        the shape of its platform's (a WeChat mini-program's is ``wx`` and 16 hex digits; a
+        Douyin app's ``tt`` and 16 characters, and so on: docs/platforms.md), or
         :class:`ConfigError` names that shape: a placeholder or a pasted secret fails here,
         not as a ``502`` at the first login. ``appid_check=False`` (or ``WX_APPID_CHECK=0``;
-        the argument wins) accepts any appid, for another platform's ids.
+        the argument wins) accepts any appid, for ids of a shape not foreseen.
         """
         env = os.environ if environ is None else environ
         values: Dict[str, Any] = {}
@@ -435,9 +474,10 @@ class WxConfig:
             appid_check = _parse_bool(env.get("WX_APPID_CHECK", "1") or "1", "WX_APPID_CHECK")
         if appid_check:
             if not apps:
-                _check_appid_shape(str(values["appid"]).strip())
+                platform = str(values.get("platform") or DEFAULT_PLATFORM)
+                _check_appid_shape(str(values["appid"]).strip(), platform=platform)
             for app in apps:
-                _check_appid_shape(app.appid, "an appid of WX_APPS")
+                _check_appid_shape(app.appid, "an appid of WX_APPS", app.platform)
         return cls(**values)
 
 
@@ -445,31 +485,41 @@ class WxConfig:
 def _app_config(config: WxConfig, appid: str) -> WxConfig:
     for app in config.apps:
         if app.appid == appid:
-            return replace(config, appid=app.appid, secret=app.secret, apps=())
+            return replace(
+                config,
+                appid=app.appid,
+                secret=app.secret,
+                platform=app.platform,
+                public_key=app.public_key,
+                apps=(),
+            )
     raise KeyError(appid)
 
 
-#: A WeChat mini-program's appid: "wx" and 16 hex digits.
-_WECHAT_APPID = re.compile(r"^wx[0-9a-fA-F]{16}$")
-
-
-def _check_appid_shape(appid: str, variable: str = "WX_APPID") -> None:
-    """Raise :class:`ConfigError` unless ``appid`` has a WeChat appid's shape.
+def _check_appid_shape(
+    appid: str, variable: str = "WX_APPID", platform: str = DEFAULT_PLATFORM
+) -> None:
+    """Raise :class:`ConfigError` unless ``appid`` has the shape of an appid of
+    ``platform`` (:data:`~wxmiddleware._apps.PLATFORM_INFO`; an unknown platform is left to
+    :class:`WxConfig` to refuse).
 
     The message never repeats the value: a secret pasted into ``WX_APPID`` would otherwise
     reach the log.
     """
-    if _WECHAT_APPID.match(appid):
+    info = PLATFORM_INFO.get(platform)
+    if info is None or info.appid_shape.fullmatch(appid):
         return
     hint = (
         " (32 hex digits: is that the AppSecret?)"
-        if re.fullmatch(r"[0-9a-fA-F]{32}", appid)
+        if platform == DEFAULT_PLATFORM and re.fullmatch(r"[0-9a-fA-F]{32}", appid)
         else f" (got {len(appid)} characters)"
     )
+    article = "an" if info.title[0] in "AEIOU" else "a"
     raise ConfigError(
-        f"{variable} must be a WeChat mini-program appid, 'wx' and 16 hex digits"
-        f" like wx0123456789abcdef{hint}; for another platform's appid set"
-        " WX_APPID_CHECK=0 (or WxConfig.from_env(appid_check=False))"
+        f"{variable} must be {article} {info.title} mini-program appid, {info.appid_hint}"
+        f"{hint}; for another platform name it in WX_APPS (douyin:tt…:secret) or"
+        " WX_PLATFORM; for an appid of another shape set WX_APPID_CHECK=0"
+        " (or WxConfig.from_env(appid_check=False))"
     )
 
 
@@ -514,6 +564,18 @@ _ENV_VARIABLES = {
     "api_app_sn": "WX_API_APP_SN",
     "api_platform_cert": "WX_API_PLATFORM_CERT",
     "api_platform_sn": "WX_API_PLATFORM_SN",
+    "platform": "WX_PLATFORM",
+    "public_key": "WX_ALIPAY_PUBLIC_KEY",
+    **{
+        f"api_base_{name}": info.api_base_variable
+        for name, info in PLATFORM_INFO.items()
+        if name != DEFAULT_PLATFORM
+    },
+}
+
+#: The field that holds each platform's API base.
+_API_BASES = {
+    name: "api_base" if name == DEFAULT_PLATFORM else f"api_base_{name}" for name in PLATFORM_INFO
 }
 
 _FIELD_KINDS = {

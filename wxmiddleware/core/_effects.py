@@ -42,18 +42,21 @@ class StoreCall:
 
 
 class HttpCall(NamedTuple):
-    """One HTTP exchange with WeChat; send back ``(status, body)``, or
-    ``(status, body, headers)`` when ``reply_headers`` names answer headers (below).
+    """One HTTP exchange with WeChat (or another platform's login API); send back
+    ``(status, body)``, or ``(status, body, headers)`` when ``reply_headers`` names answer
+    headers (below).
 
     ``params`` go in the query string, URL-encoded by the HTTP client (never concatenated);
-    ``body``, when not ``None``, is sent as JSON. Both may hold the app secret, a code or an
-    access token, so ``repr`` shows neither.
+    ``body``, when not ``None``, is sent as JSON; ``form``, when not ``None``, as an
+    ``application/x-www-form-urlencoded`` body (never both). They may hold the app secret,
+    a code or an access token, so ``repr`` shows none of them.
     """
 
     method: str
     url: str
     params: Mapping[str, str]
     body: Optional[Mapping[str, Any]] = None
+    form: Optional[Mapping[str, str]] = None
     #: Headers added to the request (a sealed call's ``Wechatmp-*``), or ``None``.
     headers: Optional[Mapping[str, str]] = None
     #: A body sent byte for byte instead of ``body`` (a sealed call's signature covers

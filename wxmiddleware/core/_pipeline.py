@@ -45,8 +45,8 @@ from ._request import (
     body_too_large,
     check_login_method,
     check_logout_method,
-    login_code_from_body,
     login_code_from_query,
+    login_from_body,
     missing_token_error,
     pick_token,
 )
@@ -469,16 +469,20 @@ class Pipeline:
             yield from self.limits.check(view)
         # A code from a URL sits in access logs: it gets no idempotent replay.
         in_url = wafer is None and view.method == "GET"
+        anonymous_code = None
         if wafer is not None:
             code = wafer.code
         elif in_url:
             code = login_code_from_query(view.query)
         else:
             body = yield from self._read_body(view)
-            code = login_code_from_body(view.headers.get(self.header_names.content_type), body)
+            content_type = view.headers.get(self.header_names.content_type)
+            code, anonymous_code = login_from_body(content_type, body)
         subject = f"code={short_hash(code_key(code))}"
         try:
-            token, session, fresh = yield from login_flow(code, app, replayable=not in_url)
+            token, session, fresh = yield from login_flow(
+                code, app, replayable=not in_url, anonymous_code=anonymous_code
+            )
             # Undecryptable user info keeps the session: the same code with data that
             # decrypts (wx.getUserInfo called again) gets it.
             userinfo = None if wafer is None else wafer_userinfo(wafer, session, app)

@@ -250,6 +250,16 @@ def _code_from_fields(fields: Mapping[str, Any]) -> str:
     return check_code(code if code is not None else alias)
 
 
+def _codes_from_fields(fields: Mapping[str, Any]) -> Tuple[str, Optional[str]]:
+    anonymous = fields.get("anonymous_code") or None
+    if anonymous is not None:
+        try:
+            anonymous = check_code(anonymous)
+        except BadRequest:
+            raise BadRequest("The anonymous_code is not a valid login code.") from None
+    return _code_from_fields(fields), anonymous
+
+
 def _single_values(pairs: Mapping[str, List[str]]) -> Dict[str, str]:
     values: Dict[str, str] = {}
     for name, items in pairs.items():
@@ -264,7 +274,14 @@ SEND_JSON = "Content-Type: application/json"
 
 
 def login_code_from_body(content_type: Optional[str], body: bytes) -> str:
-    """Read the login code from a JSON or form body (``code``, or its alias ``wxCode``).
+    """Read the login code from a JSON or form body (see :func:`login_from_body`)."""
+    return login_from_body(content_type, body)[0]
+
+
+def login_from_body(content_type: Optional[str], body: bytes) -> Tuple[str, Optional[str]]:
+    """Read the login code (``code``, or its alias ``wxCode``) and Douyin's
+    ``anonymous_code`` (``None`` when absent; checked as a code is) from a JSON or form
+    body.
 
     ``content_type`` is the request's ``Content-Type`` (``None`` or empty: JSON). Every way
     the body can fail to parse, nesting deep enough to exhaust the parser's recursion
@@ -276,7 +293,7 @@ def login_code_from_body(content_type: Optional[str], body: bytes) -> str:
     if not body.strip():
         raise BadRequest('The login request has no body: send {"code": "..."}.')
     if media_type in ("application/json", "") or media_type.endswith("+json"):
-        return _code_from_fields(_json_object(body))
+        return _codes_from_fields(_json_object(body))
     if body.lstrip()[:1] in (b"{", b"["):
         # No form field or other supported body starts with a bracket: this is JSON.
         raise BadRequest(
@@ -289,7 +306,7 @@ def login_code_from_body(content_type: Optional[str], body: bytes) -> str:
             pairs = parse_qs(text, keep_blank_values=True, strict_parsing=False, errors="strict")
         except (UnicodeDecodeError, ValueError):
             raise BadRequest("The login form is not valid UTF-8.") from None
-        return _code_from_fields(_single_values(pairs))
+        return _codes_from_fields(_single_values(pairs))
     raise UnsupportedMediaType(
         f"Send the login code as JSON with {SEND_JSON},"
         " or as a form (application/x-www-form-urlencoded)."

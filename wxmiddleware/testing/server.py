@@ -24,6 +24,7 @@ from ._replies import JSON, Reply, error_body, json_bytes
 from ._requests import RecordedCall
 from .control import CONTROL_PREFIX, control_answer
 from .model import WeChatModel
+from .platforms import FakePlatforms
 
 __all__ = ["FakeWeChat"]
 
@@ -40,6 +41,10 @@ class FakeWeChat(WeChatModel):
     :meth:`start` (or ``with``) has bound it. ``latency`` (seconds, settable) delays every API
     answer; ``session_key_factory`` makes each login's session_key (see the attribute);
     ``apps`` (``{appid: secret}``) are served beside ``appid``.
+
+    :attr:`platforms` (:class:`~wxmiddleware.testing.platforms.FakePlatforms`) serves the
+    other mini-program platforms' login APIs under ``/qq``, ``/douyin``, ``/baidu``,
+    ``/kuaishou`` and ``/alipay`` (``api_bases(fake.url)`` points a configuration there).
     """
 
     def __init__(
@@ -62,6 +67,8 @@ class FakeWeChat(WeChatModel):
             session_key_factory=session_key_factory,
             apps=apps,
         )
+        #: QQ, Douyin, Baidu, Kuaishou and Alipay, served below their path prefixes.
+        self.platforms = FakePlatforms(lambda: self.session_key_factory(), unionid)
         self.host = host
         self._requested_port = port
         self._stopping = threading.Event()
@@ -206,6 +213,9 @@ class _Handler(BaseHTTPRequestHandler):
         if call.path.startswith(CONTROL_PREFIX):
             status, value = control_answer(fake, call)
             self._deliver(Reply(status, JSON, json_bytes(value)))
+            return
+        if fake.platforms.serves(call.path):
+            self._deliver(fake.platforms.answer(call, time.monotonic()))
             return
         arrival = fake.receive(call)
         if not fake._pause(arrival.wait):

@@ -83,11 +83,16 @@ class ApiRequest:
 
 @dataclass(frozen=True)
 class CodeSession:
-    """What jscode2session returns for a valid code."""
+    """What jscode2session (or another platform's code exchange) returns for a valid code.
+
+    ``anonymous_id``: the user's anonymous id on a platform that has one (Douyin's
+    ``anonymous_openid``, for the ``anonymous_code`` sent beside the code).
+    """
 
     openid: str
     session_key: str = field(repr=False)
     unionid: Optional[str] = None
+    anonymous_id: Optional[str] = None
 
 
 def jscode2session_request(config: WxConfig, code: str) -> ApiRequest:

@@ -102,6 +102,7 @@ class AsyncWeChatClient:
             call.url,
             params=call.params,
             json=call.body,
+            data=call.form,
             content=call.content,
             headers=call.headers,
             extensions={"timeout": self._timeout},

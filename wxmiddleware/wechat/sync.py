@@ -76,9 +76,9 @@ class WeChatClient:
         """One exchange with WeChat, within the configured timeouts: ``(status, body)``.
 
         The :class:`~wxmiddleware.core.HttpCall`'s ``params`` go in the query string,
-        URL-encoded; its ``body``, when given, is sent as JSON, its ``content`` as it is,
-        with its ``headers``; the answer's ``reply_headers`` come back as a third item. The
-        whole answer must arrive
+        URL-encoded; its ``body``, when given, is sent as JSON, its ``form`` as a form, its
+        ``content`` as it is, with its ``headers``; the answer's ``reply_headers`` come back
+        as a third item. The whole answer must arrive
         before ``connect_timeout + read_timeout`` and be at most 64 KB. Never retries.
         """
         started = time.monotonic()
@@ -89,7 +89,7 @@ class WeChatClient:
                 call.url,
                 params=call.params,
                 json=call.body,
-                data=call.content,
+                data=call.form if call.content is None else call.content,
                 headers=call.headers,
                 timeout=self._timeout,
                 stream=True,
