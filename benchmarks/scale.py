@@ -14,7 +14,8 @@ expired keys itself), through the public store API:
   session key plus its share of the user's index key.
 
 Filling uses bulk writes in the store's own layout: rows (keys) copied from sessions made
-through ``save`` with fresh keys, openids and deadlines. It prints the 10^6 / 10^3 ratios and
+through ``save`` with fresh keys, openids and deadlines (SQLite:
+:func:`wxmiddleware.testing.bulk.fill_sqlite_store`). It prints the 10^6 / 10^3 ratios and
 the goals (login p99 <= 2x, lookup p99 <= 1.5x, lock hold <= 50 ms; Redis <= 500 bytes).
 
 Run: ``python benchmarks/scale.py [--sizes 1000,100000,1000000] [--stores sqlite,redis]``.
@@ -39,6 +40,7 @@ import _bench
 from wxmiddleware._sealing import Sealer
 from wxmiddleware.session import SessionScope, WxSession, code_key, new_token, token_key
 from wxmiddleware.stores.sqlite import SQLiteStore
+from wxmiddleware.testing.bulk import fill_sqlite_store
 
 SIZES = (1_000, 100_000, 1_000_000)
 EXPIRED_SHARE = 0.15
@@ -87,34 +89,6 @@ def seed(store: Any, count: int) -> List[str]:
 # --- SQLite ---
 
 
-def fill_sqlite(path: Path, size: int) -> None:
-    """Copy the seeded rows until the table holds ``size``; 15 % get past deadlines."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    columns = [row[1] for row in conn.execute("PRAGMA table_info(wx_sessions)")]
-    fresh = {
-        "key": "hex(randomblob(32))",
-        "openid": "'o' || hex(randomblob(14))",
-        # Deadlines: the expired share in the past, the rest in the future.
-        "idle_until": f"CASE WHEN abs(random()) % 1000 < {int(EXPIRED_SHARE * 1000)}"
-        " THEN unixepoch() - 10 ELSE unixepoch() + 3600 END",
-    }
-    chosen = ", ".join(fresh.get(column, column) for column in columns)
-    have = conn.execute("SELECT count(*) FROM wx_sessions").fetchone()[0]
-    while have < size:
-        batch = min(have, size - have, 200_000)
-        conn.execute("BEGIN")
-        conn.execute(
-            f"INSERT INTO wx_sessions ({', '.join(columns)}) SELECT {chosen}"
-            f" FROM wx_sessions WHERE key IN (SELECT key FROM wx_sessions LIMIT {batch})"
-        )
-        conn.execute("UPDATE wx_sessions SET expires_at = idle_until + 86400"
-                     " WHERE expires_at < idle_until")
-        conn.execute("COMMIT")
-        have += batch
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()
-
-
 @contextlib.contextmanager
 def lock_prober(path: Path) -> Iterator[Callable[[], float]]:
     """Takes SQLite's write lock every millisecond; yields a function giving the longest
@@ -147,7 +121,7 @@ def measure_sqlite(size: int, samples: int) -> Dict[str, Any]:
         path = Path(folder) / "sessions.db"
         store = SQLiteStore(path)
         tokens = seed(store, min(size, 1000))
-        fill_sqlite(path, size)
+        fill_sqlite_store(path, size, EXPIRED_SHARE)
         rows = sqlite3.connect(path).execute("SELECT count(*) FROM wx_sessions").fetchone()[0]
         size_bytes = sum(p.stat().st_size for p in Path(folder).glob("sessions.db*"))
         # A fresh store, as a new worker process has: its first login is when maintenance

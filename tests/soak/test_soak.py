@@ -1,5 +1,8 @@
 """The soak's short form: a second process drives the gunicorn Flask example on SQLite and the
-uvicorn Starlette example on Redis. ``WX_TEST_SOAK_SECONDS`` sets the length (long form: 60+)."""
+uvicorn Starlette example on Redis. ``WX_TEST_SOAK_SECONDS`` sets the length (long form: 60+).
+The ``-1m`` form runs the SQLite one on a store that already holds ``WX_TEST_SOAK_PREFILL``
+sessions (default 1,000,000, 15 % of them expired), so that its logins meet the expiry
+maintenance of a large store."""
 
 from __future__ import annotations
 
@@ -7,20 +10,40 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import List
 
 import pytest
 
+from wxmiddleware import WxConfig
+from wxmiddleware.session import SessionScope, WxSession, new_token
+from wxmiddleware.stores.sqlite import SQLiteStore
 from wxmiddleware.testing import FakeWeChat
+from wxmiddleware.testing.bulk import fill_sqlite_store
 
 from ..e2e.servers import ROOT, app_env, free_port, python_module, serve
 
 SOAK_SECONDS = os.environ.get("WX_TEST_SOAK_SECONDS", "8")
+PREFILL = int(os.environ.get("WX_TEST_SOAK_PREFILL", "1000000"))
+
+
+def prefill(fake: FakeWeChat, state: Path, total: int) -> None:
+    """The example's default SQLite store under ``state``, holding ``total`` sessions."""
+    config = WxConfig(appid=fake.appid, secret=fake.secret, api_base=fake.url)
+    path = state / "wxmiddleware" / f"sessions-{fake.appid}.sqlite3"
+    store = SQLiteStore(path)
+    session = WxSession(
+        openid="o-prefill", session_key="k" * 24, unionid=None, created_at=time.time(),
+        expires_at=time.time() + 86400, appid=fake.appid,
+    )  # fmt: skip
+    store.save(new_token(), session, 7200, SessionScope.for_config(config))
+    store.close()
+    fill_sqlite_store(path, total)
 
 
 def server_command(setup: str, port: int) -> List[str]:
-    if setup == "gunicorn-flask-sqlite":
+    if setup.startswith("gunicorn-flask-sqlite"):
         return [
             *python_module("gunicorn"),
             *("-k", "gthread", "--threads", "8", "-w", "2", "-b", f"127.0.0.1:{port}"),
@@ -34,12 +57,16 @@ def server_command(setup: str, port: int) -> List[str]:
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("setup", ["gunicorn-flask-sqlite", "uvicorn-starlette-redis"])
+@pytest.mark.parametrize(
+    "setup", ["gunicorn-flask-sqlite", "gunicorn-flask-sqlite-1m", "uvicorn-starlette-redis"]
+)
 def test_soak(setup: str, fake_wechat: FakeWeChat, tmp_path: Path) -> None:
-    if setup == "gunicorn-flask-sqlite":
+    if setup.startswith("gunicorn-flask-sqlite"):
         pytest.importorskip("gunicorn")
         pytest.importorskip("flask")
         env = app_env(fake_wechat, tmp_path / "state")
+        if setup.endswith("-1m"):
+            prefill(fake_wechat, tmp_path / "state", PREFILL)
     else:
         pytest.importorskip("uvicorn")
         pytest.importorskip("starlette")

@@ -19,28 +19,20 @@ from tests.stores.support import SCOPE, make_session
 from wxmiddleware.session import new_token
 from wxmiddleware.stores.base import PURGE_BATCH
 from wxmiddleware.stores.sqlite import MAINTENANCE_BATCH, PURGE_INTERVAL, SQLiteStore
+from wxmiddleware.testing.bulk import fill_sqlite_store
 
 IDLE = 7200
 
 
 def fill(path: Path, live: int, expired: int) -> List[str]:
-    """``live`` sessions saved through the store, then ``expired`` expired rows bulk-inserted
-    as copies of one of them (fresh keys and openids, deadlines in the past); returns the
-    live sessions' tokens."""
+    """``live`` sessions saved through the store, then ``expired`` expired copies of them;
+    returns the live sessions' tokens."""
     store = SQLiteStore(path)
     tokens = [new_token() for _ in range(live)]
     for token in tokens:
         store.save(token, make_session(f"o-{token[:8]}"), IDLE, SCOPE)
     store.close()  # and its maintenance thread, before the expired rows arrive
-    with sqlite3.connect(path) as db:
-        db.execute(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)"
-            " INSERT INTO wx_sessions (key, openid, value, idle_until, expires_at)"
-            " SELECT hex(randomblob(32)), 'o-' || hex(randomblob(8)), value,"
-            " unixepoch() - 60, unixepoch() - 60"
-            " FROM (SELECT value FROM wx_sessions LIMIT 1), n",
-            (expired,),
-        )
+    assert fill_sqlite_store(path, live + expired, expired_share=1.0) == expired
     return tokens
 
 
