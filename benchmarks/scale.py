@@ -142,6 +142,58 @@ def measure_sqlite(size: int, samples: int) -> Dict[str, Any]:
         return figures
 
 
+# --- PostgreSQL ---
+
+POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def measure_postgres(size: int, samples: int, url: str = POSTGRES_URL) -> Dict[str, Any]:
+    """The SQL store on PostgreSQL, in tables of a prefix of its own (dropped at the end);
+    filled with copies of seeded rows by one ``INSERT … SELECT`` over ``generate_series``."""
+    import sqlalchemy as sa
+
+    from wxmiddleware.stores.sql import SQLStore
+
+    prefix = f"wxscale_{secrets.token_hex(4)}_"
+    store = SQLStore.from_url(url, table_prefix=prefix)
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    table = f"{prefix}sessions"
+    try:
+        tokens = seed(store, min(size, 1000))
+        with engine.connect() as conn:
+            now = "extract(epoch from now())"
+            expired = f"(g % 1000) < {int(EXPIRED_SHARE * 1000)}"
+            conn.execute(sa.text(
+                f"INSERT INTO {table} (key, appid, openid, unionid, sealed_key, key_at,"
+                " created_at, expires_at, idle_until)"
+                " SELECT md5(g::text || random()::text) || md5(random()::text), s.appid,"
+                " 'o' || md5(g::text), s.unionid, s.sealed_key, s.key_at, s.created_at,"
+                f" CASE WHEN {expired} THEN {now} - 60 ELSE s.expires_at END,"
+                f" CASE WHEN {expired} THEN {now} - 60 ELSE {now} + 3600 END"
+                f" FROM (SELECT * FROM {table} LIMIT 1) s, generate_series(1, :n) g"
+            ), {"n": max(0, size - len(tokens))})
+            conn.execute(sa.text(f"VACUUM ANALYZE {table}"))
+            rows = conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
+            size_bytes = conn.execute(
+                sa.text("SELECT pg_total_relation_size(:table)"), {"table": table}
+            ).scalar_one()
+        figures = measure_ops(store, tokens, samples)
+        started = time.perf_counter()
+        purged = store.purge_expired()
+        purge_seconds = time.perf_counter() - started
+        figures.update(
+            rows=rows, purged=purged, bytes_per_session=round(size_bytes / rows),
+            purge_per_s=round(purged / purge_seconds) if purged else None,
+        )
+        return figures
+    finally:
+        store.close()
+        with engine.connect() as conn:
+            for name in ("sessions", "codes", "values", "locks"):
+                conn.execute(sa.text(f"DROP TABLE IF EXISTS {prefix}{name}"))
+        engine.dispose()
+
+
 # --- Redis ---
 
 
@@ -213,6 +265,8 @@ def measure(sizes: Sequence[int] = SIZES, stores: Sequence[str] = ("sqlite", "re
             print(f"   scale: {name} at {size} sessions", flush=True)
             if name == "sqlite":
                 by_size[str(size)] = measure_sqlite(size, samples)
+            elif name == "postgresql":
+                by_size[str(size)] = measure_postgres(size, samples)
             else:
                 by_size[str(size)] = measure_redis(size, samples, redis_url or "")
         by_size["ratios"] = ratios(by_size, min(sizes), max(sizes))
