@@ -7,17 +7,19 @@ The core decides whom a login counts for and what a full limit answers
 ``wxmiddleware[ratelimit]``.
 
 Counters use fixed windows (``limits``' ``FixedWindowRateLimiter``) keyed
-``wxmiddleware/login/client/<address>`` and ``wxmiddleware/login/app/<appid>``, in the
-storage :func:`storage_url` names.
+``wxmiddleware/login/client/<appid>/<address>`` and ``wxmiddleware/login/app/<appid>``, in
+the storage :func:`storage_url` names: apps that share a Redis keep their budgets apart. A
+storage that fails (a Redis that is down) is :class:`~wxmiddleware.errors.StoreUnavailable`,
+the middleware's ``503``.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from .config import WxConfig
-from .errors import ConfigError
+from .errors import ConfigError, StoreUnavailable
 
 __all__ = ["AsyncLoginLimiter", "LoginLimiter", "storage_url"]
 
@@ -47,7 +49,7 @@ def _rules(config: WxConfig) -> Tuple[Any, List[Tuple[Any, Tuple[str, ...], bool
         ) from None
     rules: List[Tuple[Any, Tuple[str, ...], bool]] = []
     for text, parts, per_client in (
-        (config.login_rate_limit, ("wxmiddleware", "login", "client"), True),
+        (config.login_rate_limit, ("wxmiddleware", "login", "client", config.appid), True),
         (config.app_login_rate_limit, ("wxmiddleware", "login", "app", config.appid), False),
     ):
         if text is None:
@@ -65,6 +67,22 @@ def _storage_options(url: str) -> Dict[str, Any]:
     return {"implementation": "redispy"} if url.startswith("async+redis") else {}
 
 
+def _counted(
+    rules: List[Tuple[Any, Tuple[str, ...], bool]], client: Optional[str]
+) -> Iterator[Tuple[Any, Tuple[str, ...]]]:
+    """``(limit, key)`` of every limit a login of ``client`` counts against (``None``:
+    unknown, only the app's budget counts)."""
+    for item, parts, per_client in rules:
+        if not per_client:
+            yield item, parts
+        elif client is not None:
+            yield item, (*parts, client)
+
+
+def _unavailable(error: Exception) -> StoreUnavailable:
+    return StoreUnavailable(detail=f"rate limit storage: {type(error).__name__}")
+
+
 class LoginLimiter:
     """The synchronous limiter: :meth:`hit` counts a login against every limit."""
 
@@ -76,16 +94,15 @@ class LoginLimiter:
 
     def hit(self, client: Optional[str]) -> Optional[float]:
         """Count one login of ``client`` (``None``: unknown, only the app's budget counts);
-        ``None`` when every limit had room, else the seconds until the full one resets."""
-        for item, parts, per_client in self._rules:
-            key: Tuple[str, ...] = parts
-            if per_client:
-                if client is None:
-                    continue
-                key = (*parts, client)
-            if not self._strategy.hit(item, *key):
-                reset_at: float = self._strategy.get_window_stats(item, *key).reset_time
-                return max(0.0, reset_at - time.time())
+        ``None`` when every limit had room, else the seconds until the full one resets.
+        Raises :class:`~wxmiddleware.errors.StoreUnavailable` when the storage fails."""
+        try:
+            for item, key in _counted(self._rules, client):
+                if not self._strategy.hit(item, *key):
+                    reset_at: float = self._strategy.get_window_stats(item, *key).reset_time
+                    return max(0.0, reset_at - time.time())
+        except Exception as error:  # only storage I/O happens here
+            raise _unavailable(error) from None
         return None
 
 
@@ -102,14 +119,12 @@ class AsyncLoginLimiter:
 
     async def hit(self, client: Optional[str]) -> Optional[float]:
         """See :meth:`LoginLimiter.hit`."""
-        for item, parts, per_client in self._rules:
-            key: Tuple[str, ...] = parts
-            if per_client:
-                if client is None:
-                    continue
-                key = (*parts, client)
-            if not await self._strategy.hit(item, *key):
-                stats = await self._strategy.get_window_stats(item, *key)
-                reset_at: float = stats.reset_time
-                return max(0.0, reset_at - time.time())
+        try:
+            for item, key in _counted(self._rules, client):
+                if not await self._strategy.hit(item, *key):
+                    stats = await self._strategy.get_window_stats(item, *key)
+                    reset_at: float = stats.reset_time
+                    return max(0.0, reset_at - time.time())
+        except Exception as error:  # only storage I/O happens here
+            raise _unavailable(error) from None
         return None

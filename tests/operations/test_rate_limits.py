@@ -132,6 +132,54 @@ def test_configuration(fake_wechat: FakeWeChat) -> None:
         WxConfig(appid=fake_wechat.appid, secret="s", trusted_proxies=-1)
 
 
+def test_a_limit_storage_that_is_down_is_503_and_no_error_line(
+    make_app: Callable[..., Driver],
+    fake_wechat: FakeWeChat,
+    adapter: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pytest.importorskip("redis")
+    app = limited_app(
+        make_app,
+        adapter,
+        login_rate_limit="5/minute",
+        rate_limit_storage="redis://127.0.0.1:1/0",  # nothing listens there
+    )
+    calls = fake_wechat.jscode2session_calls
+    code = fake_wechat.issue_code()
+    with caplog.at_level("DEBUG", logger="wxmiddleware"):
+        reply = app.post("/wx/login", json={"code": code})
+    assert_error(reply, 503, "store_unavailable")
+    assert fake_wechat.jscode2session_calls == calls  # the code was not spent
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    assert code not in caplog.text
+
+
+def test_per_client_counters_are_kept_apart_per_app() -> None:
+    pytest.importorskip("redis")
+    from tests.redis_support import SHARED_URL, shared_client, unique_prefix
+    from wxmiddleware._ratelimit import LoginLimiter
+
+    client = shared_client()
+    apps = [f"wx{unique_prefix().strip(':')}" for _ in range(2)]
+    limiters = [
+        LoginLimiter(
+            WxConfig(appid=appid, secret="s", login_rate_limit="1/minute",
+                     rate_limit_storage=SHARED_URL)
+        )
+        for appid in apps
+    ]  # fmt: skip
+    try:
+        assert limiters[0].hit(PEER) is None
+        assert limiters[1].hit(PEER) is None  # one Redis, the same client: another budget
+        assert limiters[0].hit(PEER) is not None
+    finally:
+        for appid in apps:
+            for key in client.scan_iter(match=f"*{appid}*"):
+                client.delete(key)
+        client.close()
+
+
 def test_counters_live_in_the_stores_redis() -> None:
     from wxmiddleware._ratelimit import storage_url
 
