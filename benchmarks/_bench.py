@@ -39,6 +39,29 @@ OPENID = "o6_bmjrPTlm6_2sgVt7hMZOPfL2M"
 UNIONID = "o6_bmasdasdsad6_2sgVt7hMZOPfL"
 #: The token header as a mini-program sends it (the hyphen form reaches every server).
 TOKEN_HEADER = "3rd-session"
+#: The appid in the Referer of :func:`miniprogram_headers` (a single-app setup never reads it).
+BENCH_APPID = "wx0123456789abcdef"
+
+
+def miniprogram_headers(token: Optional[str] = None) -> List[Tuple[str, str]]:
+    """The headers of a ``wx.request`` as an app behind nginx receives them, in nginx's
+    order (its ``proxy_set_header`` lines first, then the client's), the token last when
+    given. Every benchmark sends these: the middleware's cost grows with what it scans."""
+    user_agent = (
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15"
+        " (KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.47(0x18002f2c) NetType/WIFI"
+        f" Language/zh_CN miniProgram/{BENCH_APPID}"
+    )
+    headers = [
+        ("Host", "api.example.com"), ("X-Real-IP", "203.0.113.7"),
+        ("X-Forwarded-For", "203.0.113.7"), ("X-Forwarded-Proto", "https"),
+        ("Connection", "keep-alive"), ("Content-Type", "application/json"),
+        ("User-Agent", user_agent),
+        ("Referer", f"https://servicewechat.com/{BENCH_APPID}/12/page-frame.html"),
+        ("Accept", "*/*"), ("Accept-Encoding", "gzip,compress,br,deflate"),
+        ("Accept-Language", "zh-CN,zh;q=0.9"),
+    ]
+    return headers + ([(TOKEN_HEADER, token)] if token is not None else [])
 
 
 def child_env(**extra: str) -> Dict[str, str]:
@@ -253,39 +276,44 @@ async def aclose(closable: Any) -> None:
         await result
 
 
+def _request_headers(
+    headers: Sequence[Tuple[str, str]], token: Optional[str], body: bytes
+) -> List[Tuple[str, str]]:
+    framing = [("Content-Length", str(len(body)))] if body else []
+    return [*miniprogram_headers(token), *framing, *headers]
+
+
 def environ(
-    headers: Dict[str, str], method: str = "GET", path: str = "/api/me", body: bytes = b""
+    token: Optional[str] = None, method: str = "GET", path: str = "/api/me", body: bytes = b"",
+    headers: Sequence[Tuple[str, str]] = (),
 ) -> Dict[str, Any]:
-    """A WSGI environ as gunicorn builds it."""
+    """A WSGI environ as gunicorn builds it for a mini-program's request
+    (:func:`miniprogram_headers`, then ``headers``)."""
     env: Dict[str, Any] = {
         "REQUEST_METHOD": method, "SCRIPT_NAME": "", "PATH_INFO": path, "QUERY_STRING": "",
         "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "127.0.0.1:8000", "HTTP_USER_AGENT": "bench",
-        "HTTP_ACCEPT": "*/*", "RAW_URI": path, "wsgi.version": (1, 0), "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(body), "wsgi.errors": io.StringIO(), "wsgi.multithread": True,
-        "wsgi.multiprocess": False, "wsgi.run_once": False,
+        "REMOTE_ADDR": "127.0.0.1", "RAW_URI": path, "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body), "wsgi.errors": io.StringIO(),
+        "wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False,
     }
-    if body:
-        env.update(CONTENT_TYPE="application/json", CONTENT_LENGTH=str(len(body)))
-    for name, value in headers.items():
-        env["HTTP_" + name.upper().replace("-", "_")] = value
+    for name, value in _request_headers(headers, token, body):
+        key = name.upper().replace("-", "_")
+        env[key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key] = value
     return env
 
 
 def scope(
-    headers: Dict[str, str], method: str = "GET", path: str = "/api/me", body: bytes = b""
+    token: Optional[str] = None, method: str = "GET", path: str = "/api/me", body: bytes = b"",
+    headers: Sequence[Tuple[str, str]] = (),
 ) -> Dict[str, Any]:
-    """An ASGI HTTP scope as uvicorn builds it."""
-    extra = [(b"content-type", b"application/json")] if body else []
-    if body:
-        extra.append((b"content-length", str(len(body)).encode()))
+    """An ASGI HTTP scope as uvicorn builds it for a mini-program's request."""
     return {
         "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
         "method": method, "scheme": "http", "path": path, "raw_path": path.encode(),
         "root_path": "", "query_string": b"",
         "headers": [
-            (b"host", b"127.0.0.1:8000"), (b"user-agent", b"bench"), (b"accept", b"*/*"), *extra,
-            *((name.lower().encode(), value.encode()) for name, value in headers.items()),
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in _request_headers(headers, token, body)
         ],
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8000),
@@ -337,12 +365,12 @@ def token_of(status: int, body: bytes) -> str:
 
 def wsgi_login(app: Any, code: str) -> str:
     """Log in through a wrapped WSGI app; return the token."""
-    return token_of(*call_wsgi(app, environ({}, "POST", "/wx/login", login_body(code))))
+    return token_of(*call_wsgi(app, environ(None, "POST", "/wx/login", login_body(code))))
 
 
 async def asgi_login(app: Any, code: str) -> str:
     body = login_body(code)
-    return token_of(*await call_asgi(app, scope({}, "POST", "/wx/login", body), body))
+    return token_of(*await call_asgi(app, scope(None, "POST", "/wx/login", body), body))
 
 
 class Connection:
@@ -359,9 +387,12 @@ class Connection:
         if self.writer is None or self.writer.is_closing():
             self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
         assert self.reader is not None
-        head = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{self.port}"]
+        head = [f"{method} {path} HTTP/1.1"]
+        if not any(name.lower() == "host" for name, _ in headers):
+            head.append(f"Host: 127.0.0.1:{self.port}")
         head += [f"{name}: {value}" for name, value in headers]
-        head.append(f"Content-Length: {len(body)}")
+        if body or method != "GET":
+            head.append(f"Content-Length: {len(body)}")
         self.writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
         status_line = await self.reader.readline()
         if not status_line:
@@ -404,7 +435,7 @@ async def clients(port: int, count: int, work: Callable[[Connection], Awaitable[
 async def post_login(port: int, code: str) -> Tuple[int, bytes]:
     connection = Connection(port)
     try:
-        headers = [("Content-Type", "application/json")]
+        headers = miniprogram_headers()
         return await connection.request("POST", "/wx/login", headers, login_body(code))
     finally:
         await connection.close()

@@ -19,7 +19,6 @@ from typing import Any, Dict, Iterator, List
 
 import _bench
 import report
-from _bench import TOKEN_HEADER
 
 from wxmiddleware import AsyncSQLiteStore, SQLiteStore, WxASGIMiddleware
 
@@ -70,7 +69,7 @@ def other_writer(path: Path, hold: float) -> Iterator[None]:
 async def client(app: Any, code: str) -> None:
     token = await _bench.asgi_login(app, code)
     for _ in range(5):
-        status, _ = await _bench.call_asgi(app, _bench.scope({TOKEN_HEADER: token}))
+        status, _ = await _bench.call_asgi(app, _bench.scope(token))
         assert status == 200, status
 
 

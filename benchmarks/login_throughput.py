@@ -54,9 +54,10 @@ async def drive(driver: str, app: ASGIApp, codes: List[str], concurrency: int) -
 
     async def login(code: str) -> int:
         if driver == "httpx":
-            return (await http.post("/wx/login", json={"code": code})).status_code
+            headers = dict(_bench.miniprogram_headers())
+            return (await http.post("/wx/login", json={"code": code}, headers=headers)).status_code
         body = _bench.login_body(code)
-        return (await _bench.call_asgi(app, _bench.scope({}, "POST", "/wx/login", body), body))[0]
+        return (await _bench.call_asgi(app, _bench.scope(None, "POST", "/wx/login", body), body))[0]
 
     async def client() -> None:
         while pending:

@@ -1,20 +1,25 @@
 """Per-request overhead of the middleware, in process: no server, no network (but Redis's).
 
-An authenticated ``GET /api/me`` (the token in a ``3rd-session`` header, as a mini-program
-sends it) goes straight into the app: Flask's WSGI callable with a copy of a prebuilt environ,
-its body consumed and closed as a server would; Starlette awaited in one event loop with a
-copy of a prebuilt scope. The *bare* app answers the same JSON from a constant; the *wrapped*
-app reads the openid the middleware attached, on each store (memory, SQLite, Redis on
-loopback), with a token from a real login against the fake WeChat. Peers doing the same work:
-Starlette's ``SessionMiddleware`` (signed cookie) and Flask-Session on Redis. Variants run
-once per round, rounds interleaved; ratios are per round, then the median.
-
-The comparison the rewrite must not lose (memory store only)::
+An authenticated ``GET /api/me`` with the headers of a real ``wx.request`` behind nginx
+(``_bench.miniprogram_headers``: a dozen, the token in ``3rd-session`` last) goes straight
+into the app: Flask's WSGI callable with a copy of a prebuilt environ, its body consumed and
+closed as a server would; Starlette awaited in one event loop with a copy of a prebuilt
+scope. The *bare* app answers the same JSON from a constant; the *wrapped* app reads the
+openid the middleware attached, on each store (memory, SQLite, Redis on loopback), with a
+token from a real login against the fake WeChat. The peers do the same work their way:
+Flask, a ``before_request`` hook over a dict and Flask-Session on Redis; Starlette, its
+``AuthenticationMiddleware`` with a dict backend and its ``SessionMiddleware`` (signed
+cookie). The *floor* is a hand-written middleware doing only the unavoidable: find the token
+header, look it up in a dict, attach the session (a scope copy for ASGI). Variants run once
+per round, rounds interleaved; ratios are per round, then the median.
 
     python benchmarks/overhead.py --stores memory --no-peers
+    python benchmarks/overhead.py --stores memory --against wxold   # A/B against a copy
 
-``--stores`` also takes SQL store URLs (tables ``wxbench_*``), e.g.
-``--stores sqlite,redis,postgresql://postgres@127.0.0.1/test,mysql://root@127.0.0.1/test``.
+``--against`` names importable copies of another checkout's package (``git archive <commit>
+wxmiddleware | tar -x -C /tmp/old``, renamed and its absolute imports rewritten, on
+``PYTHONPATH``): their memory store runs in the same rounds. ``--stores`` also takes SQL store
+URLs (tables ``wxbench_*``), e.g. ``--stores sqlite,redis,postgresql://postgres@127.0.0.1/test``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import importlib
 import json
 import secrets
 import tempfile
@@ -34,7 +40,9 @@ import _bench
 import report
 from _bench import OPENID, TOKEN_HEADER, UNIONID
 
-from wxmiddleware import WxASGIMiddleware, WxConfig, WxMiddleware
+import wxmiddleware
+from wxmiddleware import WxSession
+from wxmiddleware.asgi import WxUser
 from wxmiddleware.testing import FakeWeChat
 
 STORES = ("memory", "sqlite", "redis")
@@ -70,7 +78,29 @@ def starlette_apps() -> Tuple[Any, Any]:
     return Starlette(routes=[Route("/api/me", bare_me)]), Starlette(routes=[Route("/api/me", me)])
 
 
-def flask_session_peer(redis_url: str, prefix: str) -> Tuple[Any, Dict[str, str]]:
+# The peers and the floor look the token up in a dict: {token: WxSession}.
+Sessions = Dict[str, WxSession]
+
+
+def flask_hook_peer(sessions: Sessions) -> Any:
+    """The hand-written Flask way: a ``before_request`` hook reads the header, looks the
+    token up in a dict and puts the user in ``g``."""
+    from flask import Flask, abort, g, jsonify, request
+
+    app = Flask("hook_peer")
+
+    @app.before_request
+    def authenticate() -> None:
+        session = sessions.get(request.headers.get(TOKEN_HEADER, ""))
+        if session is None:
+            abort(401)
+        g.session = session
+
+    app.get("/api/me")(lambda: jsonify(openid=g.session.openid, unionid=g.session.unionid))
+    return app
+
+
+def flask_session_peer(redis_url: str, prefix: str) -> Tuple[Any, List[Tuple[str, str]]]:
     """Flask-Session on Redis, and the cookie header of a session holding the openid."""
     import redis
     from flask import Flask, jsonify, session
@@ -90,10 +120,49 @@ def flask_session_peer(redis_url: str, prefix: str) -> Tuple[Any, Dict[str, str]
         return jsonify(ok=True)
 
     cookie = app.test_client().post("/login").headers["Set-Cookie"].split(";", 1)[0]
-    return app, {"Cookie": cookie}
+    return app, [("Cookie", cookie)]
 
 
-def starlette_session_peer() -> Tuple[Any, Dict[str, str]]:
+def wsgi_floor(app: Any, sessions: Sessions) -> Any:
+    """The least a WSGI login middleware does: environ key -> dict -> environ keys."""
+
+    def floor(environ: Dict[str, Any], start_response: Any) -> Any:
+        session = sessions.get(environ.get("HTTP_3RD_SESSION", ""))
+        if session is None:
+            start_response("401 Unauthorized", [])
+            return [b""]
+        environ["wxmiddleware.session"] = session
+        environ["wxmiddleware.openid"] = environ["REMOTE_USER"] = session.openid
+        environ["wxmiddleware.unionid"] = session.unionid
+        return app(environ, start_response)
+
+    return floor
+
+
+def starlette_auth_peer(sessions: Sessions) -> Any:
+    """Starlette's own ``AuthenticationMiddleware`` with a backend reading a dict."""
+    from starlette.applications import Starlette
+    from starlette.authentication import AuthCredentials, AuthenticationBackend, SimpleUser
+    from starlette.middleware import Middleware
+    from starlette.middleware.authentication import AuthenticationMiddleware
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    class Backend(AuthenticationBackend):
+        async def authenticate(self, conn: Any) -> Any:
+            session = sessions.get(conn.headers.get(TOKEN_HEADER, ""))
+            if session is None:
+                return None  # anonymous: the route would refuse it
+            return AuthCredentials(["authenticated"]), SimpleUser(session.openid)
+
+    async def me(request: Any) -> JSONResponse:
+        return JSONResponse({"openid": request.user.identity, "unionid": UNIONID})
+
+    middleware = [Middleware(AuthenticationMiddleware, backend=Backend())]
+    return Starlette(routes=[Route("/api/me", me)], middleware=middleware)
+
+
+def starlette_session_peer() -> Tuple[Any, List[Tuple[str, str]]]:
     """Starlette's SessionMiddleware (signed cookie), and a cookie holding the openid."""
     import itsdangerous
     from starlette.applications import Starlette
@@ -111,7 +180,29 @@ def starlette_session_peer() -> Tuple[Any, Dict[str, str]]:
     app = Starlette(routes=[Route("/api/me", me)], middleware=middleware)
     data = base64.b64encode(json.dumps({"openid": OPENID, "unionid": UNIONID}).encode())
     signed = itsdangerous.TimestampSigner(secret).sign(data).decode()
-    return app, {"Cookie": f"session={signed}"}
+    return app, [("Cookie", f"session={signed}")]
+
+
+def asgi_floor(app: Any, sessions: Sessions) -> Any:
+    """The least an ASGI login middleware does: one pass over the headers for the token, a
+    dict lookup, a scope copy with the keys and ``user`` the route reads."""
+    token_name = TOKEN_HEADER.encode()
+
+    async def floor(scope: Dict[str, Any], receive: Any, send: Any) -> None:
+        token = next((v for n, v in scope["headers"] if n == token_name), b"").decode()
+        session = sessions.get(token)
+        if session is None:
+            await send({"type": "http.response.start", "status": 401, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        scope = scope.copy()
+        scope["wxmiddleware.session"] = session
+        scope["wxmiddleware.openid"] = session.openid
+        scope["wxmiddleware.unionid"] = session.unionid
+        scope["user"] = WxUser(session)
+        await app(scope, receive, send)
+
+    return floor
 
 
 def check(status: int, body: bytes) -> None:
@@ -162,13 +253,14 @@ def asgi_runner(
     return lambda n: loop.run_until_complete(many(n))
 
 
-def make_store(kind: str, asynchronous: bool, state: Path, redis_url: str, prefix: str) -> Any:
-    import wxmiddleware as wx
-
+def make_store(
+    kind: str, asynchronous: bool, wx: Any, state: Path, redis_url: str, prefix: str
+) -> Any:
+    """A store of ``kind`` from the package ``wx``."""
     if kind == "memory":
         return wx.AsyncMemoryStore() if asynchronous else wx.MemoryStore()
     if kind == "sqlite":
-        path = state / f"{asynchronous}.sqlite3"
+        path = state / f"{asynchronous}-{secrets.token_hex(4)}.sqlite3"
         return wx.AsyncSQLiteStore(path) if asynchronous else wx.SQLiteStore(path)
     if "://" in kind:  # a SQL store URL
         from wxmiddleware.stores import sql_stores
@@ -180,13 +272,19 @@ def make_store(kind: str, asynchronous: bool, state: Path, redis_url: str, prefi
     return redis_store.from_url(redis_url, key_prefix=prefix)
 
 
-def summary(times: Dict[str, List[float]]) -> Dict[str, Any]:
+#: The peer each framework's goal names (RESULTS.md, *Goals*).
+PEERS = {"flask": "hook_peer", "starlette": "auth_peer"}
+
+
+def summary(times: Dict[str, List[float]], peer: str) -> Dict[str, Any]:
     others = [name for name in times if name != "bare"]
     result: Dict[str, Any] = {
         "us_per_request": {name: 1e6 * _bench.median(values) for name, values in times.items()},
         "ratio_vs_bare": {name: _bench.ratio(times, name, "bare") for name in others},
         "cost_us": {name: 1e6 * _bench.cost(times, name, "bare") for name in others},
     }
+    if peer in times:
+        result["vs_peer"] = {name: _bench.ratio(times, name, peer) for name in others}
     if "sqlite" in times and "memory" in times:
         result["sqlite_vs_memory"] = _bench.ratio(times, "sqlite", "memory")
     return {**result, "times": times}
@@ -194,56 +292,59 @@ def summary(times: Dict[str, List[float]]) -> Dict[str, Any]:
 
 def measure_framework(
     name: str, fake: FakeWeChat, stores: Sequence[str], peers: bool, rounds: int, requests: int,
-    metrics: bool = False, **kw: Any,
+    metrics: bool = False, against: Sequence[str] = (), **kw: Any,
 ) -> Dict[str, Any]:
-    """One framework: the bare app, the wrapped app on each store (and on the first with
-    Prometheus metrics on), the peer; alternating."""
+    """One framework, alternating: the bare app; the wrapped app on each store (and on the
+    first with Prometheus metrics on, and the memory store with each package of
+    ``against``); the peers; the floor."""
     loop, wsgi = asyncio.new_event_loop(), name == "flask"
     apps = flask_apps if wsgi else starlette_apps
     options = {"appid": fake.appid, "secret": fake.secret, "public_paths": ("/health",)}
-    config = WxConfig(api_base=fake.url, **options)
 
-    def runner(app: Any, headers: Dict[str, str]) -> Callable[[int], float]:
+    def runner(app: Any, token: Optional[str] = None, **headers: Any) -> Callable[[int], float]:
         if wsgi:
-            return wsgi_runner(app, _bench.environ(headers))
-        return asgi_runner(loop, app, _bench.scope(headers))
+            return wsgi_runner(app, _bench.environ(token, **headers))
+        return asgi_runner(loop, app, _bench.scope(token, **headers))
 
-    variants, opened = {"bare": runner(apps()[0], {})}, []
+    def wrapped(kind: str, package: Any = wxmiddleware, **more: Any) -> Callable[[int], float]:
+        opened.append(make_store(kind, not wsgi, package, **kw))
+        inner, code = apps()[1], fake.issue_code(f"{name}-{len(opened)}")
+        config = package.WxConfig(api_base=fake.url, **options)
+        if wsgi:
+            app = package.WxMiddleware(inner.wsgi_app, config=config, store=opened[-1], **more)
+            return runner(app, _bench.wsgi_login(app, code))
+        app = package.WxASGIMiddleware(inner, config=config, store=opened[-1], **more)
+        return runner(app, loop.run_until_complete(_bench.asgi_login(app, code)))
+
+    variants, opened = {"bare": runner(apps()[0])}, []
     try:
         for kind in stores:
-            opened.append(make_store(kind, not wsgi, **kw))
-            inner, code = apps()[1], fake.issue_code(f"{name}-{kind}")
-            if wsgi:
-                app = WxMiddleware(inner.wsgi_app, config=config, store=opened[-1])
-                token = _bench.wsgi_login(app, code)
-            else:
-                app = WxASGIMiddleware(inner, config=config, store=opened[-1])
-                token = loop.run_until_complete(_bench.asgi_login(app, code))
-            variants[kind] = runner(app, {TOKEN_HEADER: token})
-        if metrics:
-            # The first store again, with Prometheus metrics on (its own registry).
+            variants[kind] = wrapped(kind)
+        if metrics:  # the first store again, with Prometheus metrics on (its own registry)
             from prometheus_client import CollectorRegistry
 
             from wxmiddleware.observers.prometheus import PrometheusObserver
 
-            opened.append(make_store(stores[0], not wsgi, **kw))
-            inner, code = apps()[1], fake.issue_code(f"{name}-metrics")
             observers = [PrometheusObserver(CollectorRegistry())]
-            if wsgi:
-                app = WxMiddleware(
-                    inner.wsgi_app, config=config, store=opened[-1], observers=observers
-                )
-                token = _bench.wsgi_login(app, code)
-            else:
-                app = WxASGIMiddleware(inner, config=config, store=opened[-1], observers=observers)
-                token = loop.run_until_complete(_bench.asgi_login(app, code))
-            variants[f"{stores[0]}, metrics on"] = runner(app, {TOKEN_HEADER: token})
+            variants[f"{stores[0]}, metrics on"] = wrapped(stores[0], observers=observers)
+        for package_name in against:
+            package = importlib.import_module(package_name)
+            variants[f"memory, {package_name}"] = wrapped("memory", package)
+        token = secrets.token_urlsafe(32)
+        sessions = {token: WxSession(OPENID, "key", UNIONID, time.time(), time.time() + 7200)}
+        if peers and wsgi:
+            variants["hook_peer"] = runner(flask_hook_peer(sessions), token)
+            if "redis" in stores:
+                peer, cookie = flask_session_peer(kw["redis_url"], kw["prefix"])
+                variants["flask_session_redis"] = runner(peer, headers=cookie)
         if peers and not wsgi:
-            variants["starlette_session"] = runner(*starlette_session_peer())
-        if peers and wsgi and "redis" in stores:
-            peer = flask_session_peer(kw["redis_url"], kw["prefix"])
-            variants["flask_session_redis"] = runner(*peer)
-        return summary(_bench.alternate(variants, requests, rounds))
+            variants["auth_peer"] = runner(starlette_auth_peer(sessions), token)
+            peer, cookie = starlette_session_peer()
+            variants["starlette_session"] = runner(peer, headers=cookie)
+        inner = apps()[1]
+        floor = wsgi_floor(inner.wsgi_app, sessions) if wsgi else asgi_floor(inner, sessions)
+        variants["floor"] = runner(floor, token)
+        return summary(_bench.alternate(variants, requests, rounds), PEERS[name])
     finally:
         for store in opened:
             loop.run_until_complete(_bench.aclose(store))
@@ -253,7 +354,7 @@ def measure_framework(
 def measure(
     rounds: int = 60, requests: int = 150, redis_url: Optional[str] = None,
     frameworks: Sequence[str] = ("flask", "starlette"), stores: Sequence[str] = STORES,
-    peers: bool = True, metrics: bool = False,
+    peers: bool = True, metrics: bool = False, against: Sequence[str] = (),
 ) -> Dict[str, Any]:
     """Both frameworks: times per round, the ratios to the bare app and the µs added."""
     stores = [s for s in stores if s != "redis" or redis_url]
@@ -263,7 +364,7 @@ def measure(
         kw = {"state": Path(state), "redis_url": redis_url, "prefix": prefix}
         for name in frameworks:
             results[name] = measure_framework(
-                name, fake, stores, peers, rounds, requests, metrics, **kw
+                name, fake, stores, peers, rounds, requests, metrics, against, **kw
             )
     if redis_url:
         import redis
@@ -284,17 +385,24 @@ def main() -> None:
     parser.add_argument(
         "--metrics", action="store_true", help="also the first store with Prometheus metrics on"
     )
+    parser.add_argument(
+        "--against", default="", help="also the memory store of these packages (comma-separated"
+        " importable names: a renamed copy of another checkout's wxmiddleware)",
+    )
     args = parser.parse_args()
     stores, frameworks = args.stores.split(","), args.frameworks.split(",")
     with _bench.quiet_logging(), contextlib.ExitStack() as stack:
         url = args.redis_url
         if url is None and "redis" in stores and _bench.PrivateRedis.available:
             url = stack.enter_context(_bench.PrivateRedis()).url
+        against = [name for name in args.against.split(",") if name]
         results = measure(
-            args.rounds, args.requests, url, frameworks, stores, not args.no_peers, args.metrics
+            args.rounds, args.requests, url, frameworks, stores, not args.no_peers, args.metrics,
+            against,
         )
     print(f"{args.requests} requests per round, {args.rounds} rounds; medians of per-round figures")
     print(report.overhead_tables(results))
+    print(report.goals_text({"overhead": results}))
 
 
 if __name__ == "__main__":

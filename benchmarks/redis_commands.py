@@ -14,7 +14,6 @@ from typing import Any, Dict, Iterable
 import _bench
 import overhead
 import report
-from _bench import TOKEN_HEADER
 
 from wxmiddleware import AsyncRedisStore, RedisStore, WxASGIMiddleware, WxMiddleware
 
@@ -45,28 +44,28 @@ def measure(requests: int = 200, logins: int = 50) -> Dict[str, Any]:
         config, codes = fake.config(), fake.codes(logins + 2)
         store = RedisStore.from_url(server.url)
         app = WxMiddleware(lambda e, s: (s("200 OK", []), [b"ok"])[1], config=config, store=store)
-        me = _bench.environ({TOKEN_HEADER: _bench.wsgi_login(app, codes.pop())})
+        me = _bench.environ(_bench.wsgi_login(app, codes.pop()))
         _bench.call_wsgi(app, me.copy())  # opens the connection
         count("wsgi_request", requests, (me.copy() for _ in range(requests)), app)
         body = _bench.login_body
-        envs = [_bench.environ({}, "POST", "/wx/login", body(code)) for code in codes[1:]]
+        envs = [_bench.environ(None, "POST", "/wx/login", body(code)) for code in codes[1:]]
         answers = count("wsgi_login", logins, envs, app)
         tokens = [json.loads(answer)["3rd_session"] for _, answer in answers]
-        envs = [_bench.environ({TOKEN_HEADER: t}, "POST", "/wx/logout") for t in tokens]
+        envs = [_bench.environ(t, "POST", "/wx/logout") for t in tokens]
         count("wsgi_logout", logins, envs, app, 204)
         store.close()
 
         astore = AsyncRedisStore.from_url(server.url)
         asgi = WxASGIMiddleware(overhead.starlette_apps()[1], config=config, store=astore)
         token = loop.run_until_complete(_bench.asgi_login(asgi, codes[0]))
-        scope = _bench.scope({TOKEN_HEADER: token})
+        scope = _bench.scope(token)
         loop.run_until_complete(_bench.call_asgi(asgi, dict(scope)))  # opens the connection
         count("asgi_request", requests, (dict(scope) for _ in range(requests)), asgi)
         loop.run_until_complete(_bench.aclose(astore))
         loop.close()
 
         peer, headers = overhead.flask_session_peer(server.url, "peer:")
-        peer_env = _bench.environ(headers)
+        peer_env = _bench.environ(headers=headers)
         _bench.call_wsgi(peer, peer_env.copy())
         count("flask_session_request", requests, (peer_env.copy() for _ in range(requests)), peer)
         admin.close()

@@ -3,7 +3,7 @@
     python benchmarks/run_all.py                  # about 3 minutes on 2 cores
     python benchmarks/run_all.py --quick          # fewer rounds
     python benchmarks/run_all.py --save-baseline  # also record this run as the "before"
-    python benchmarks/run_all.py --only overhead,servers
+    python benchmarks/run_all.py --only overhead,servers   # the rest kept from results.json
 
 The parts (each module also runs alone): ``overhead`` (overhead.py), ``redis_commands``,
 ``asgi_logins`` (login_throughput.py), ``wsgi_logins`` and ``servers`` (servers.py),
@@ -93,6 +93,8 @@ def main() -> int:
     parser.add_argument("--save-baseline", action="store_true", help="record as the 'before'")
     args = parser.parse_args()
     results = run(args)
+    if args.only:  # the other parts keep their figures from the last run
+        results = {**(report.load(report.RESULTS_JSON) or {}), **results}
     # One line per part: the data stays diffable part by part without a line per number.
     parts = (f"{json.dumps(k)}: {json.dumps(v, default=str)}" for k, v in results.items())
     text = "{\n" + ",\n".join(parts) + "\n}\n"

@@ -21,7 +21,6 @@ from typing import Any, Dict, Iterator, List, Optional
 
 import _bench
 import report
-from _bench import TOKEN_HEADER
 
 WRK_SCRIPT = """done = function(s, latency, requests)
   io.write(string.format('WRKJSON {"requests": %d, "duration_us": %d, "p50_us": %d, '
@@ -75,7 +74,8 @@ def wrk(port: int, token: Optional[str], seconds: float, connections: int) -> Di
         script.flush()
         command = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "-s"]
         command += [script.name, "--timeout", "5s", f"http://127.0.0.1:{port}/api/me"]
-        command += ["-H", f"{TOKEN_HEADER}: {token}"] if token else []
+        for name, value in _bench.miniprogram_headers(token):
+            command += ["-H", f"{name}: {value}"]
         out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     line = next(line for line in out.splitlines() if line.startswith("WRKJSON "))
     data = json.loads(line[len("WRKJSON ") :])
@@ -88,7 +88,7 @@ def wrk(port: int, token: Optional[str], seconds: float, connections: int) -> Di
 async def python_load(
     port: int, token: Optional[str], seconds: float, connections: int
 ) -> Dict[str, float]:
-    headers = [(TOKEN_HEADER, token)] if token else []
+    headers = _bench.miniprogram_headers(token)
     latencies: List[float] = []
     deadline = time.perf_counter() + seconds
 
@@ -116,15 +116,18 @@ def load(port: int, token: Optional[str], seconds: float, connections: int) -> D
 def measure_requests(
     seconds: float = 3.0, rounds: int = 3, connections: int = 16, threads: int = 4
 ) -> Dict[str, Any]:
-    """Both frameworks: bare, wrapped on SQLite (the default), wrapped on memory."""
+    """Both frameworks: bare, wrapped on SQLite (the default), on memory, and on Redis (a
+    private server) when ``redis-server`` is installed."""
     results: Dict[str, Any] = {
         "load_generator": "wrk -t1" if shutil.which("wrk") else "Python asyncio driver",
         "connections": connections, "seconds": seconds, "rounds": rounds,
     }
     for name, (kind, wrapped, bare) in APPS.items():
         setups = {"bare": (bare, None), "sqlite": (wrapped, None), "memory": (wrapped, "memory://")}
-        runs: Dict[str, List[Dict[str, float]]] = {variant: [] for variant in setups}
         with contextlib.ExitStack() as stack:
+            if _bench.PrivateRedis.available:
+                setups["redis"] = (wrapped, stack.enter_context(_bench.PrivateRedis()).url)
+            runs: Dict[str, List[Dict[str, float]]] = {variant: [] for variant in setups}
             fake = stack.enter_context(_bench.FakeWeChatProcess())
             state = stack.enter_context(tempfile.TemporaryDirectory())
             servers, tokens = {}, {}
