@@ -149,7 +149,8 @@ class TestLoginBody:
             ("application/x-www-form-urlencoded", b"code=a%26b%3Dc", "a&b=c"),
             ("application/x-www-form-urlencoded", b"wxCode=xyz&other=1", "xyz"),
             ("application/json", b'{"code": "abc", "wxCode": "abc"}', "abc"),
-            ("application/json", '{"code": "码"}'.encode(), "码"),
+            ("application/json", b'{"code": "abc", "code": "abc"}', "abc"),
+            ("application/json", b'{"code": "a+b/c=="}', "a+b/c=="),
         ],
     )
     def test_accepted(self, content_type: Optional[str], body: bytes, code: str) -> None:
@@ -173,6 +174,10 @@ class TestLoginBody:
             ("application/json", b'{"code": "a\\u0000b"}'),
             ("application/json", json.dumps({"code": "x" * 300}).encode()),
             ("application/json", b'{"code": "a", "wxCode": "b"}'),
+            ("application/json", b'{"code": "a", "code": "b"}'),
+            # Every platform's codes are printable ASCII.
+            ("application/json", '{"code": "码"}'.encode()),
+            ("application/json", b'{"code": "a b\u00a0"}'),
             ("application/x-www-form-urlencoded", b"code=a&code=b"),
             ("application/x-www-form-urlencoded", b"code=%ff"),
             ("application/x-www-form-urlencoded", b"other=1"),

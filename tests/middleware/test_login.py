@@ -212,8 +212,25 @@ class TestBadLoginRequests:
         assert reply.status == 400 and reply.json()["error"] == "bad_request"
 
     def test_code_is_passed_to_wechat_verbatim(self, app: Driver, fake_wechat: FakeWeChat) -> None:
-        code = "x&appid=other#frag %41 码"
+        code = "x&appid=other#frag %41 +/=?;"
         assert app.post("/wx/login", json={"code": code}).status == 401
         (call,) = fake_wechat.calls
         assert [value for name, value in call.query if name == "js_code"] == [code]
         assert [name for name, _ in call.query] == ["appid", "secret", "js_code", "grant_type"]
+
+    # Non-ASCII, and what a lone surrogate's UTF-8 bytes in a header read as in Latin-1.
+    @pytest.mark.parametrize("code", ["码" * 8, "abc\u00ffdef", "\xed\xa0\x80"])
+    def test_a_code_no_platform_issues_is_400_without_wechat(
+        self, app: Driver, fake_wechat: FakeWeChat, code: str
+    ) -> None:
+        assert_error(app.post("/wx/login", json={"code": code}), 400, "bad_request")
+        header = code.encode("utf-8", "surrogatepass").decode("latin-1")
+        assert_error(app.raw("GET", "/wx/login", [("X-WX-Code", header)]), 400, "bad_request")
+        assert fake_wechat.calls == []
+
+    def test_a_json_field_given_twice_is_400(self, app: Driver, fake_wechat: FakeWeChat) -> None:
+        body = b'{"code": "abc", "code": "def"}'
+        reply = app.raw("POST", "/wx/login", [("Content-Type", "application/json")], body)
+        assert_error(reply, 400, "bad_request")
+        assert "more than once" in reply.json()["message"]
+        assert fake_wechat.calls == []

@@ -239,7 +239,13 @@ def check_code(value: Any) -> str:
         raise BadRequest("The login code is too long.")
     if _CONTROL.search(value):
         raise BadRequest("The login code contains control characters.")
-    return check_text(value, "The login code")
+    checked: str = check_text(value, "The login code")
+    # Every platform's codes are printable ASCII (WeChat's: 32 letters and digits). Anything
+    # else (a header's bytes read as Latin-1, say) is refused here rather than spent on a
+    # call to WeChat that can only fail.
+    if not checked.isascii() or not checked.isprintable():
+        raise BadRequest("The login code has characters no login code has.")
+    return checked
 
 
 def _code_from_fields(fields: Mapping[str, Any]) -> str:
@@ -313,9 +319,21 @@ def login_from_body(content_type: Optional[str], body: bytes) -> Tuple[str, Opti
     )
 
 
+def _unique_members(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
+    """A JSON object's members, ``400`` for a name given twice with different values (as a
+    form's ``code=a&code=b`` is): which one a reader takes is a parser's choice, not the
+    client's."""
+    members: Dict[str, Any] = {}
+    for name, value in pairs:
+        if name in members and members[name] != value:
+            raise BadRequest(f"The field '{name}' is given more than once.")
+        members[name] = value
+    return members
+
+
 def _json_object(body: bytes) -> Mapping[str, Any]:
     try:
-        data = json.loads(body.decode("utf-8"))
+        data = json.loads(body.decode("utf-8"), object_pairs_hook=_unique_members)
     # RecursionError is not a ValueError: a few kilobytes of "[[[[" raise it.
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise BadRequest("The login body is not valid UTF-8 JSON.") from None

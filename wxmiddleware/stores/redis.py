@@ -6,11 +6,14 @@ a Sentinel ``master_for(...)`` client, or their ``redis.asyncio`` twins), or ove
 ``from_url`` builds with timeouts fit for a web request (see :func:`request_path_options`).
 Redis 6.2 or newer is needed (``GETEX``, ``GETDEL``).
 
-Key layout (``key_prefix`` defaults to ``wx:``; every hash is sha256 in hex)::
+Key layout (``key_prefix`` defaults to ``wx:``; ``id(token)`` is ``sha256(token)`` in
+unpadded base64url, :func:`~wxmiddleware.stores._redis_layout.token_id`)::
 
-    wx:s:<sha256(token)>    string      the session, WxSession.to_json(); TTL: the idle
-                                        timeout, capped at the absolute expiry
-    wx:o:<sha256(openid)>   sorted set  sha256(token) of each session of the openid, scored
+    wx:s:<id(token)>        string      the session record (stores/_records.py, its
+                                        session_key sealed); TTL: the idle timeout, capped
+                                        at the absolute expiry
+    wx:o:<sha256(openid)[:16], base64url>
+                            sorted set  id(token) of each session of the openid, scored
                                         by its absolute expiry; TTL: the latest of them
     wx:c:<code_key>         string      a login code's record: "p:<nonce>" while a login owns
                                         it, then the token sealed under the code; TTL: code_ttl
