@@ -8,6 +8,7 @@ WeChat client), the performer that carries out the core's plans, and the I/O glu
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any, Callable, ClassVar, Generic, Iterable, List, Mapping, Optional, TypeVar
 
@@ -160,6 +161,10 @@ def _check_kind(
     un-awaited coroutine. An object without ``method`` is left to fail where it is used.
     """
     bound = getattr(given, method, None) if given is not None else None
+    # A partial of a bound coroutine method (the Redis and SQL stores' methods) is one too;
+    # Python 3.9's iscoroutinefunction does not look through it.
+    while isinstance(bound, functools.partial):
+        bound = bound.func
     if bound is None or inspect.iscoroutinefunction(bound) == asynchronous:
         return
     raise ConfigError(

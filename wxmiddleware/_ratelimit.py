@@ -110,15 +110,21 @@ class AsyncLoginLimiter:
     """The asynchronous limiter (``limits.aio``): :class:`LoginLimiter` with ``await``."""
 
     def __init__(self, config: WxConfig) -> None:
-        limits, self._rules = _rules(config)
-        from limits.aio.strategies import FixedWindowRateLimiter
-
-        url = storage_url(config, asynchronous=True)
-        storage = limits.storage.storage_from_string(url, **_storage_options(url))
-        self._strategy = FixedWindowRateLimiter(storage)
+        self._limits, self._rules = _rules(config)
+        self._url = storage_url(config, asynchronous=True)
+        self._strategy: Any = None
 
     async def hit(self, client: Optional[str]) -> Optional[float]:
         """See :meth:`LoginLimiter.hit`."""
+        if self._strategy is None:
+            # Made in the event loop: an asyncio Redis client made outside one fails on
+            # Python 3.9 ("no current event loop").
+            from limits.aio.strategies import FixedWindowRateLimiter
+
+            storage = self._limits.storage.storage_from_string(
+                self._url, **_storage_options(self._url)
+            )
+            self._strategy = FixedWindowRateLimiter(storage)
         try:
             for item, key in _counted(self._rules, client):
                 if not await self._strategy.hit(item, *key):
