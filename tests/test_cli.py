@@ -95,6 +95,18 @@ def test_a_missing_store_is_refused_naming_its_path_and_never_created(
     assert not typo.exists() and not typo.parent.exists()
 
 
+@pytest.mark.parametrize("content", [b"", b"not a database at all"])
+def test_a_file_that_is_no_store_is_refused_and_left_as_it_was(
+    cli_env: Dict[str, str], tmp_path: Path, content: bytes
+) -> None:
+    other = tmp_path / "other.sqlite3"
+    other.write_bytes(content)
+    result = run_cli("sessions", "purge", "--store", f"sqlite:///{other}", env=cli_env)
+    assert result.returncode == 2
+    assert f"{other} (from --store) is not a wxmiddleware session store" in result.stderr
+    assert other.read_bytes() == content
+
+
 def test_a_relative_sqlite_path_is_resolved_against_the_working_directory_and_shown(
     cli_env: Dict[str, str], tmp_path: Path
 ) -> None:
@@ -159,7 +171,9 @@ def test_resolve_admin_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert redis.shown == "redis://:***@cache:6379/2" and "pw" not in redis.shown
     assert "WX_SESSION_STORE" in redis.source
     # --store wins over the environment.
-    (tmp_path / "given.db").touch()
+    given_store = SQLiteStore(tmp_path / "given.db")
+    given_store.purge_expired()  # opens it: an empty store of ours
+    given_store.close()
     given = resolve_admin_store(
         f"sqlite:///{tmp_path / 'given.db'}", "wxapp", {"WX_SESSION_STORE": "memory://"}
     )

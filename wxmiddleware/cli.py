@@ -191,8 +191,31 @@ def resolve_admin_store(
             f"no session store at {absolute} (from {source}): check the path;"
             " this command never creates a store"
         )
+    if not _holds_sessions(absolute):
+        raise ConfigError(
+            f"{absolute} (from {source}) is not a wxmiddleware session store (no wx_sessions"
+            " table): check the path; this command never creates a store"
+        )
     resolved = f"sqlite:///{absolute}"
     return AdminStore(resolved, resolved, source)
+
+
+def _holds_sessions(path: Path) -> bool:
+    """Whether ``path`` is a SQLite database with the store's session table, read without
+    writing (an empty file or another program's database is not a store to write into)."""
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        try:
+            found = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'wx_sessions'"
+            ).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False
+    return found is not None
 
 
 def _open_admin_store(args: argparse.Namespace) -> SessionStore:
