@@ -12,16 +12,12 @@ turns it into :class:`~wxmiddleware.errors.StoreUnavailable`.
 
 from __future__ import annotations
 
-import functools
 import math
 import secrets
 import time
 from contextlib import contextmanager
 from typing import (
-    TYPE_CHECKING,
     Any,
-    Callable,
-    Coroutine,
     Generic,
     Iterator,
     List,
@@ -30,7 +26,6 @@ from typing import (
     Tuple,
     TypeVar,
     Union,
-    overload,
 )
 
 from ..session import (
@@ -44,6 +39,7 @@ from ..session import (
     token_key,
 )
 from . import _records
+from ._operations import StoreOperation
 from ._redis_layout import (
     NEXT_INDEX,
     PENDING_PREFIX,
@@ -73,16 +69,6 @@ from ._redis_layout import (
     ttl_ms,
 )
 from .base import PURGE_BATCH, PurgeProgress, SessionInfo, new_lock_owner
-
-if TYPE_CHECKING:
-    from typing import Concatenate, ParamSpec
-
-    from .redis import AsyncRedisStore, RedisStore
-
-    _P = ParamSpec("_P")
-else:
-    # Python 3.9 has no ParamSpec; only type checkers read _P.
-    _P = TypeVar("_P")
 
 _T = TypeVar("_T")
 
@@ -382,50 +368,21 @@ class RedisOperations:
         return sum((yield Batch(removals)))
 
 
-class _Operation(Generic[_P, _T]):
-    """A store method declared once: bound to a store, it starts the operation of the same
-    name (a generator of :class:`RedisOperations`) and hands it to the store's runner, whose
-    answer it returns: :class:`RedisStore`'s the result, :class:`AsyncRedisStore`'s a
-    coroutine of it."""
-
-    def __init__(
-        self, operation: Callable[Concatenate[RedisOperations, _P], Operation[_T]]
-    ) -> None:
-        self._operation = operation
-        self.__doc__ = operation.__doc__
-
-    @overload
-    def __get__(self, store: None, owner: Any) -> _Operation[_P, _T]: ...
-
-    @overload
-    def __get__(self, store: RedisStore, owner: Any) -> Callable[_P, _T]: ...
-
-    @overload
-    def __get__(
-        self, store: AsyncRedisStore, owner: Any
-    ) -> Callable[_P, Coroutine[Any, Any, _T]]: ...
-
-    def __get__(self, store: Any, owner: Any) -> Any:
-        if store is None:
-            return self
-        return functools.partial(store._run, self._operation)
-
-
 class RedisStoreMethods:
     """The store protocol's methods; see :class:`RedisOperations` for what each sends."""
 
-    get = _Operation(RedisOperations.get)
-    save = _Operation(RedisOperations.save)
-    set_session_key = _Operation(RedisOperations.set_session_key)
-    delete = _Operation(RedisOperations.delete)
-    revoke_all = _Operation(RedisOperations.revoke_all)
-    sessions_for = _Operation(RedisOperations.sessions_for)
-    claim_code = _Operation(RedisOperations.claim_code)
-    release_code = _Operation(RedisOperations.release_code)
-    revoke_session = _Operation(RedisOperations.revoke_session)
-    purge_expired = _Operation(RedisOperations.purge_expired)
-    get_value = _Operation(RedisOperations.get_value)
-    set_value = _Operation(RedisOperations.set_value)
-    delete_value = _Operation(RedisOperations.delete_value)
-    acquire_lock = _Operation(RedisOperations.acquire_lock)
-    release_lock = _Operation(RedisOperations.release_lock)
+    get = StoreOperation(RedisOperations.get)
+    save = StoreOperation(RedisOperations.save)
+    set_session_key = StoreOperation(RedisOperations.set_session_key)
+    delete = StoreOperation(RedisOperations.delete)
+    revoke_all = StoreOperation(RedisOperations.revoke_all)
+    sessions_for = StoreOperation(RedisOperations.sessions_for)
+    claim_code = StoreOperation(RedisOperations.claim_code)
+    release_code = StoreOperation(RedisOperations.release_code)
+    revoke_session = StoreOperation(RedisOperations.revoke_session)
+    purge_expired = StoreOperation(RedisOperations.purge_expired)
+    get_value = StoreOperation(RedisOperations.get_value)
+    set_value = StoreOperation(RedisOperations.set_value)
+    delete_value = StoreOperation(RedisOperations.delete_value)
+    acquire_lock = StoreOperation(RedisOperations.acquire_lock)
+    release_lock = StoreOperation(RedisOperations.release_lock)

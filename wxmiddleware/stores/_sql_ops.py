@@ -17,15 +17,11 @@ which decides what it means); a conditional ``UPDATE`` moves a row for one of th
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from contextlib import contextmanager
 from typing import (
-    TYPE_CHECKING,
     Any,
-    Callable,
-    Coroutine,
     Dict,
     Generator,
     Generic,
@@ -35,7 +31,6 @@ from typing import (
     Tuple,
     TypeVar,
     Union,
-    overload,
 )
 
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
@@ -54,18 +49,9 @@ from ..session import (
     short_hash,
     token_key,
 )
+from ._operations import StoreOperation
 from ._sql_schema import Tables
 from .base import PURGE_BATCH, PurgeProgress, SessionInfo, new_lock_owner
-
-if TYPE_CHECKING:
-    from typing import Concatenate, ParamSpec
-
-    from .sql import AsyncSQLStore, SQLStore
-
-    _P = ParamSpec("_P")
-else:
-    # Python 3.9 has no ParamSpec; only type checkers read _P.
-    _P = TypeVar("_P")
 
 _T = TypeVar("_T")
 logger = logging.getLogger("wxmiddleware")
@@ -459,48 +445,21 @@ class SQLOperations:
         return bool((yield Call(self.t.release_lock, params)))
 
 
-class _Operation(Generic[_P, _T]):
-    """A store method declared once: bound to a store, it starts the operation of the same
-    name (a generator of :class:`SQLOperations`) and hands it to the store's runner, whose
-    answer it returns: :class:`SQLStore`'s the result, :class:`AsyncSQLStore`'s a coroutine
-    of it."""
-
-    def __init__(self, operation: Callable[Concatenate[SQLOperations, _P], Operation[_T]]) -> None:
-        self._operation = operation
-        self.__doc__ = operation.__doc__
-
-    @overload
-    def __get__(self, store: None, owner: Any) -> _Operation[_P, _T]: ...
-
-    @overload
-    def __get__(self, store: SQLStore, owner: Any) -> Callable[_P, _T]: ...
-
-    @overload
-    def __get__(
-        self, store: AsyncSQLStore, owner: Any
-    ) -> Callable[_P, Coroutine[Any, Any, _T]]: ...
-
-    def __get__(self, store: Any, owner: Any) -> Any:
-        if store is None:
-            return self
-        return functools.partial(store._run, self._operation)
-
-
 class SQLStoreMethods:
     """The store protocol's methods; see :class:`SQLOperations` for what each sends."""
 
-    get = _Operation(SQLOperations.get)
-    save = _Operation(SQLOperations.save)
-    set_session_key = _Operation(SQLOperations.set_session_key)
-    delete = _Operation(SQLOperations.delete)
-    revoke_all = _Operation(SQLOperations.revoke_all)
-    sessions_for = _Operation(SQLOperations.sessions_for)
-    claim_code = _Operation(SQLOperations.claim_code)
-    release_code = _Operation(SQLOperations.release_code)
-    revoke_session = _Operation(SQLOperations.revoke_session)
-    purge_expired = _Operation(SQLOperations.purge_expired)
-    get_value = _Operation(SQLOperations.get_value)
-    set_value = _Operation(SQLOperations.set_value)
-    delete_value = _Operation(SQLOperations.delete_value)
-    acquire_lock = _Operation(SQLOperations.acquire_lock)
-    release_lock = _Operation(SQLOperations.release_lock)
+    get = StoreOperation(SQLOperations.get)
+    save = StoreOperation(SQLOperations.save)
+    set_session_key = StoreOperation(SQLOperations.set_session_key)
+    delete = StoreOperation(SQLOperations.delete)
+    revoke_all = StoreOperation(SQLOperations.revoke_all)
+    sessions_for = StoreOperation(SQLOperations.sessions_for)
+    claim_code = StoreOperation(SQLOperations.claim_code)
+    release_code = StoreOperation(SQLOperations.release_code)
+    revoke_session = StoreOperation(SQLOperations.revoke_session)
+    purge_expired = StoreOperation(SQLOperations.purge_expired)
+    get_value = StoreOperation(SQLOperations.get_value)
+    set_value = StoreOperation(SQLOperations.set_value)
+    delete_value = StoreOperation(SQLOperations.delete_value)
+    acquire_lock = StoreOperation(SQLOperations.acquire_lock)
+    release_lock = StoreOperation(SQLOperations.release_lock)

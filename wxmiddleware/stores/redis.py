@@ -70,6 +70,7 @@ from typing import (
     Dict,
     Iterator,
     List,
+    Literal,
     Optional,
     Tuple,
     TypeVar,
@@ -210,6 +211,9 @@ class RedisStore(RedisStoreMethods):
     See the module docstring for the key layout and the commands each method sends.
     """
 
+    #: Which runner this store is (:mod:`wxmiddleware.stores._operations`).
+    asynchronous: Literal[False] = False
+
     def __init__(self, client: SyncClient, *, key_prefix: str = "wx:") -> None:
         self._client = client
         self._operations = RedisOperations(Keys(key_prefix), _is_cluster(client))
@@ -302,6 +306,9 @@ class AsyncRedisStore(RedisStoreMethods):
     The keys, values and commands are those of :class:`RedisStore`: a WSGI app and an ASGI
     app on one Redis read each other's sessions.
     """
+
+    #: Which runner this store is (:mod:`wxmiddleware.stores._operations`).
+    asynchronous: Literal[True] = True
 
     def __init__(
         self,

@@ -61,7 +61,7 @@ import os
 import threading
 import weakref
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, List, Optional, TypeVar, Union
+from typing import Any, Callable, Iterator, List, Literal, Optional, TypeVar, Union
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -189,6 +189,9 @@ class SQLStore(SQLStoreMethods):
     every database error later is :class:`~wxmiddleware.errors.StoreUnavailable`. See the
     module docstring for what each operation sends.
     """
+
+    #: Which runner this store is (:mod:`wxmiddleware.stores._operations`).
+    asynchronous: Literal[False] = False
 
     def __init__(
         self,
@@ -339,6 +342,9 @@ class AsyncSQLStore(SQLStoreMethods):
     :class:`SQLStore`'s: a WSGI app and an ASGI app on one database read each other's
     sessions.
     """
+
+    #: Which runner this store is (:mod:`wxmiddleware.stores._operations`).
+    asynchronous: Literal[True] = True
 
     def __init__(
         self,
