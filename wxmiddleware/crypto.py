@@ -15,6 +15,7 @@ import hmac
 import json
 from typing import Any, ClassVar, Dict, Optional, Type, Union
 
+from . import _json as bounded_json
 from .errors import WxError
 from .session import WxSession
 
@@ -119,13 +120,13 @@ def decrypt_data(session: SessionOrKey, encrypted_data: str, iv: str, appid: str
     try:
         padded = decryptor.update(data) + decryptor.finalize()
         plain = unpadder.update(padded) + unpadder.finalize()
-        payload = json.loads(plain.decode("utf-8"))
+        payload = bounded_json.loads(plain.decode("utf-8"))
         # JSON's "\ud800" escapes make lone surrogates, which fail wherever the payload is
         # next encoded (an answer, a log line, a database): refused here, as bad data.
         json.dumps(payload, ensure_ascii=False).encode("utf-8")
-    # Bad padding, bad UTF-8, bad JSON and a lone surrogate derive from ValueError; nesting
-    # too deep for the parser raises RecursionError.
-    except (ValueError, RecursionError):
+    # Bad padding, bad UTF-8, bad JSON, nesting past bounded_json.MAX_DEPTH and a lone
+    # surrogate all derive from ValueError.
+    except ValueError:
         raise IllegalBuffer() from None
     if not isinstance(payload, dict):
         raise IllegalBuffer()

@@ -27,6 +27,7 @@ import json
 import time
 from typing import Any, ClassVar, Dict, Mapping, NamedTuple, Optional, Tuple, Union
 
+from .. import _json as bounded_json
 from .._apps import PLATFORM_INFO
 from ..config import WxConfig
 from ..errors import (
@@ -140,8 +141,8 @@ class Provider:
         if status != 200 and status not in also:
             raise UpstreamError(f"{title} answered HTTP {status}.")
         try:
-            data: Any = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError, RecursionError):
+            data: Any = bounded_json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
             raise UpstreamError(f"{title} answered something that is not JSON.") from None
         if not isinstance(data, dict):
             raise UpstreamError(f"{title} answered JSON that is not an object.")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, replace
 from typing import (
@@ -20,6 +19,7 @@ from typing import (
 )
 from urllib.parse import parse_qs
 
+from .. import _json as bounded_json
 from ..config import WAFER_SKEY_HEADER, WxConfig, header_key
 from ..errors import BadRequest, InvalidSession, MethodNotAllowed, UnsupportedMediaType
 from ..session import MAX_TOKEN_LENGTH
@@ -333,9 +333,9 @@ def _unique_members(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
 
 def _json_object(body: bytes) -> Mapping[str, Any]:
     try:
-        data = json.loads(body.decode("utf-8"), object_pairs_hook=_unique_members)
-    # RecursionError is not a ValueError: a few kilobytes of "[[[[" raise it.
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        data = bounded_json.loads(body.decode("utf-8"), object_pairs_hook=_unique_members)
+    # Nesting past bounded_json.MAX_DEPTH is a ValueError too (never a RecursionError).
+    except (UnicodeDecodeError, ValueError):
         raise BadRequest("The login body is not valid UTF-8 JSON.") from None
     if not isinstance(data, dict):
         raise BadRequest("The login body must be a JSON object.")
