@@ -83,8 +83,20 @@ BAD_ANSWERS: List[Tuple[str, Dict[str, Any]]] = [
 ]
 
 
-@pytest.mark.parametrize("platform", PLATFORMS)
-@pytest.mark.parametrize(("fault", "params"), BAD_ANSWERS)
+def _speaks(platform: str, fault: str, params: Dict[str, Any]) -> bool:
+    # An unknown error code in the platform's own kind: numbers, or words (Baidu, Alipay).
+    return fault != "error" or isinstance(params["code"], str) == (platform in ("baidu", "alipay"))
+
+
+@pytest.mark.parametrize(
+    ("platform", "fault", "params"),
+    [
+        (platform, fault, params)
+        for platform in PLATFORMS
+        for fault, params in BAD_ANSWERS
+        if _speaks(platform, fault, params)
+    ],
+)
 def test_an_answer_of_the_wrong_shape_is_a_502_that_stores_nothing(
     make_app: Callable[..., Driver],
     fake_wechat: FakeWeChat,
@@ -92,8 +104,6 @@ def test_an_answer_of_the_wrong_shape_is_a_502_that_stores_nothing(
     fault: str,
     params: Dict[str, Any],
 ) -> None:
-    if fault == "error" and isinstance(params["code"], str) != (platform in ("baidu", "alipay")):
-        pytest.skip("each platform's codes are numbers or words, not both")
     one = add_app(fake_wechat, platform)
     app = make_app(config=config_for(fake_wechat, one))
     fake_wechat.platforms.inject(platform, fault, **params)
