@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import multiprocessing
 import sqlite3
-import threading
 import time
 from pathlib import Path
 from typing import Callable, List
@@ -79,10 +78,10 @@ def test_the_maintenance_thread_purges_in_batches_outside_the_writes(tmp_path: P
     assert count(path) == 3 + 1
     for token in live:
         assert store.get(token, IDLE, SCOPE) is not None
-    store.close()
-    wait_until(
-        lambda: "wxmiddleware-sqlite-maintenance" not in {t.name for t in threading.enumerate()}
-    )
+    thread = store._maintainer
+    assert thread is not None and thread.is_alive()
+    store.close()  # stops its maintenance thread, and waits for it
+    assert not thread.is_alive()
 
 
 def test_a_failed_step_never_fails_the_write(tmp_path: Path) -> None:
