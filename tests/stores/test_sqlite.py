@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import sqlite3
 import stat
+import sys
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -567,3 +568,42 @@ def test_open_store_empty_url_is_the_default(state_home: Path) -> None:
     store = open_store("", "wx1")
     assert isinstance(store, SQLiteStore)
     assert store.path.parent == state_home / "wxmiddleware"
+
+
+def test_a_thread_starts_on_a_fresh_connection_after_a_sqlite_error(tmp_path: Path) -> None:
+    db = tmp_path / "dropped.sqlite3"
+    store = SQLiteStore(db)
+    token = new_token()
+    store.save(token, make_session(), IDLE, SCOPE)
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("DROP TABLE wx_sessions")
+    other.close()
+    with pytest.raises(StoreUnavailable) as excinfo:
+        store.get(token, IDLE, SCOPE)
+    if sys.version_info >= (3, 11):
+        assert "(SQLITE_ERROR)" in (excinfo.value.detail or "")
+    assert store.get(token, IDLE, SCOPE) is None
+    store.save(token, make_session(), IDLE, SCOPE)
+    assert store.get(token, IDLE, SCOPE) is not None
+    store.close()
+
+
+def test_creating_the_file_never_opens_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Closing any descriptor of the database file drops the POSIX locks that this process's
+    # other connections hold on it; the store links a private file into place instead.
+    db = tmp_path / "fresh.sqlite3"
+    opened: list[str] = []
+    real_open = os.open
+
+    def recording_open(name: Any, *args: Any, **kwargs: Any) -> int:
+        opened.append(os.fspath(name))
+        return real_open(name, *args, **kwargs)
+
+    monkeypatch.setattr(sqlite_db.os, "open", recording_open)
+    sqlite_db.Database(db, 5.0, True).prepare()
+    monkeypatch.undo()
+    assert opened and str(db) not in opened
+    assert db.is_file() and db.stat().st_size == 0
+    if os.name == "posix":
+        assert stat.S_IMODE(db.stat().st_mode) == 0o600
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["fresh.sqlite3"]

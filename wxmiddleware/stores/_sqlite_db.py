@@ -18,7 +18,7 @@ import stat
 import threading
 import time
 import weakref
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Iterator, List, Optional
 
 from ..errors import ConfigError, StoreUnavailable
@@ -77,6 +77,29 @@ def _refuse_shared(path: pathlib.Path, is_dir: bool) -> None:
         )
     if not is_dir and info.st_mode & 0o077 and info.st_uid == os.getuid():
         path.chmod(0o600)
+
+
+def _create_private(path: pathlib.Path) -> None:
+    """Create ``path`` empty and ``0600`` unless it exists, without ever opening it.
+
+    The file is made under a temporary name and hard-linked into place: closing any
+    descriptor of the database file would drop every POSIX lock that this process's SQLite
+    connections (other threads) hold on it, since ``fcntl`` locks belong to the process
+    (SQLite's "How To Corrupt An SQLite Database File", section 2.2).
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.new")
+    os.close(os.open(temporary, flags, 0o600))
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        pass
+    except OSError:
+        # A file system without hard links (FAT, some network mounts): create it in place.
+        with suppress(FileExistsError):
+            os.close(os.open(path, flags, 0o600))
+    finally:
+        os.unlink(temporary)
 
 
 class SQLiteBusy(StoreUnavailable):
@@ -148,13 +171,10 @@ class Database:
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             _refuse_shared(path.parent, is_dir=True)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                if not path.is_file():
-                    raise ConfigError(f"SQLite store: {path} is not a file") from None
-            else:
-                os.close(fd)
+            if not path.exists():
+                _create_private(path)
+            if not path.is_file():
+                raise ConfigError(f"SQLite store: {path} is not a file")
             for candidate in (path, *(path.with_name(path.name + s) for s in WAL_SUFFIXES)):
                 if candidate.exists():
                     _refuse_shared(candidate, is_dir=False)
@@ -228,13 +248,24 @@ class Database:
     ) -> StoreUnavailable:
         """The :class:`StoreUnavailable` (or :class:`SQLiteBusy`) to raise for ``exc``.
 
-        Its ``detail`` names the file, ``action`` and the cause, and a record only by a short
-        hash of its ``key``.
+        Its ``detail`` names the file, ``action``, the cause and its extended result code
+        (such as ``SQLITE_IOERR_SHORT_READ``, on Python 3.11+), and a record only by a short
+        hash of its ``key``. A SQLite error other than a busy lock also closes this thread's
+        connection, so that its next call starts on a fresh one (schema included).
         """
-        # sqlite3 messages never contain bound parameters, so the cause is safe to log.
+        # sqlite3 messages never contain bound parameters, so the cause is safe to log; the
+        # extended code (Python 3.11+) tells one "disk I/O error" from another.
         subject = f" for {kind} {short_hash(key)}" if key else ""
-        detail = f"SQLite {self.path}: {action}{subject}: {type(exc).__name__}: {exc}"
+        code = getattr(exc, "sqlite_errorname", None)
+        named = f" ({code})" if code else ""
+        detail = f"SQLite {self.path}: {action}{subject}: {type(exc).__name__}: {exc}{named}"
         # SQLITE_BUSY and SQLITE_LOCKED: "database is locked", "database table is locked".
         if isinstance(exc, sqlite3.OperationalError) and "is locked" in str(exc):
             return SQLiteBusy(detail=detail)
+        if isinstance(exc, sqlite3.Error):
+            # After an I/O or corruption error the connection's state is unknown, and a file
+            # replaced under it lacks the tables: this thread's next call opens a fresh one
+            # and makes the (idempotent) schema again.
+            self.close()
+            self._schema_ready = False
         return StoreUnavailable(detail=detail)
