@@ -392,3 +392,30 @@ def test_importing_the_core_or_the_stores_loads_no_sqlalchemy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_login_whose_rekey_loses_a_deadlock_runs_it_again(dialect: str) -> None:
+    from wxmiddleware.stores._sql_ops import DEADLOCK_ATTEMPTS, Deadlock
+
+    with sql_store(dialect) as store:
+        operations = store._operations
+        operations._next_purge = time.time() + 60
+        steps = operations.save(new_token(), make_session(), IDLE, SCOPE)
+        insert = next(steps)
+        rekey = steps.send(1)
+        for _ in range(DEADLOCK_ATTEMPTS - 1):
+            assert steps.throw(Deadlock("OperationalError")) is rekey
+        listed = steps.send(1)
+        assert listed.statement is operations.t.user_sessions
+        assert insert.statement is operations.t.insert_session
+        with pytest.raises(StopIteration):
+            steps.send([])
+
+        steps = operations.save(new_token(), make_session(), IDLE, SCOPE)
+        next(steps)
+        steps.send(1)
+        for _ in range(DEADLOCK_ATTEMPTS - 1):
+            steps.throw(Deadlock("OperationalError"))
+        with pytest.raises(Deadlock):
+            steps.throw(Deadlock("OperationalError"))

@@ -97,9 +97,32 @@ class Conflict(Exception):
     the database resolved against it (its transaction was rolled back)."""
 
 
+class Deadlock(Conflict):
+    """The database broke a deadlock (or a serialization failure) by rolling back this
+    statement's transaction; running it again is the documented answer (MySQL 8.0
+    reference, "How to Minimize and Handle Deadlocks"; PostgreSQL, "Serialization Failure
+    Handling")."""
+
+
+#: How many times a statement that lost a deadlock runs in all.
+DEADLOCK_ATTEMPTS = 3
+
+
 #: Error codes of a lost race besides IntegrityError: deadlock / serialization failure
 #: (SQLSTATE 40001 and PostgreSQL's 40P01; MySQL's error 1213).
 RACE_CODES = frozenset({"40001", "40P01", "1213"})
+
+
+def _autocommit(call: Call) -> Operation[Any]:
+    """``call`` as one statement outside a transaction, run again (up to
+    :data:`DEADLOCK_ATTEMPTS` in all) when it loses a deadlock; returns its reply."""
+    for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+        try:
+            return (yield call)
+        except Deadlock:
+            if attempt == DEADLOCK_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
 
 
 class Steps(Generic[_T]):
@@ -166,7 +189,7 @@ class Steps(Generic[_T]):
             self._error = Conflict(type(exc.orig).__name__)
         except DBAPIError as exc:
             if error_code(exc) in RACE_CODES:
-                self._error = Conflict(type(exc.orig).__name__)
+                self._error = Deadlock(type(exc.orig).__name__)
                 return
             self.stale = self._sent == 1 and exc.connection_invalidated
             self._error = self.failure(exc)
@@ -284,11 +307,15 @@ class SQLOperations:
             yield Call(self.t.complete_code, {"code_key": code_key, "sealed_token": sealed_token})
             yield COMMIT
         user = {"user_openid": session.openid, "user_appid": scope.appid, "now": now}
-        yield Call(self.t.rekey, {**user, "sealed": sealed, "new_key_at": row["key_at"]})
-        live = yield Call(self.t.user_sessions, user)
+        # The session is in; a deadlock with another machine's purge or login from here on
+        # must not turn the login into a 503, so these statements run again instead.
+        yield from _autocommit(
+            Call(self.t.rekey, {**user, "sealed": sealed, "new_key_at": row["key_at"]})
+        )
+        live = yield from _autocommit(Call(self.t.user_sessions, user))
         ended = over_cap([(gone, created) for gone, created in live], scope.max_sessions)
         for gone in ended:
-            yield Call(self.t.delete_session, {"token_key": gone})
+            yield from _autocommit(Call(self.t.delete_session, {"token_key": gone}))
 
     def set_session_key(
         self, openid: str, session_key: str, key_at: float, scope: SessionScope
@@ -297,7 +324,9 @@ class SQLOperations:
         the old or the new key, never a mixture), then a ``COUNT`` of them."""
         user = {"user_openid": openid, "user_appid": scope.appid, "now": time.time()}
         sealed = scope.seal_key(openid, session_key)
-        yield Call(self.t.rekey, {**user, "sealed": sealed, "new_key_at": float(key_at)})
+        yield from _autocommit(
+            Call(self.t.rekey, {**user, "sealed": sealed, "new_key_at": float(key_at)})
+        )
         rows = yield Call(self.t.count_user_sessions, user)
         return int(rows[0][0])
 
@@ -394,7 +423,8 @@ class SQLOperations:
         rows = yield Call(select, {"now": now, "limit": limit})
         if not rows:
             return 0, False
-        deleted = yield Call(self.t.delete_expired(table, [row[0] for row in rows]), {"now": now})
+        keys = [row[0] for row in rows]
+        deleted = yield from _autocommit(Call(self.t.delete_expired(table, keys), {"now": now}))
         return int(deleted), len(rows) == limit
 
     def get_value(self, name: str) -> Operation[Optional[str]]:
