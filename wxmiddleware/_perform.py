@@ -35,7 +35,7 @@ from .core._effects import (
     Sleep,
     StoreCall,
 )
-from .core._pipeline import ObservedLookup, Outcome, Plan, SessionLookup
+from .core._outcomes import ObservedLookup, Outcome, Plan, SessionLookup
 from .observe import Observer, reply_facts
 from .session import WxSession
 

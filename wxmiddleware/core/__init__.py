@@ -9,13 +9,17 @@ One concept per private module, on the model of h11's layout:
 - :mod:`._apps`: which app a request is for, when several mini-programs are configured
   (its ``Referer``, then ``X-WX-Appid``);
 - :mod:`._request`: the request view, the token, the login code, the body limits;
-- :mod:`._responses`: every answer the middleware gives itself;
+- :mod:`._responses`: every answer the middleware gives itself, and the log line of a
+  failed login, logout or lookup;
 - :mod:`._wafer`: the dialect of Tencent's Wafer client SDK;
 - :mod:`._cors`: CORS preflights and the ``cors_origins`` policy;
 - :mod:`._upstream`: every call to WeChat, with the one retry rule;
 - :mod:`._providers`: each mini-program platform's code exchange (WeChat, QQ, Douyin,
   Baidu, Kuaishou, Alipay) behind one interface, and its error codes mapped once;
 - :mod:`._login`: the login flow (one code, one upstream call, one session);
+- :mod:`._outcomes`: what a request comes to (forward, respond, drop) and the session
+  lookup that decides most requests;
+- :mod:`._endpoints`: the login and logout paths' flows;
 - :mod:`._pipeline`: the request pipeline that ties them together.
 
 Nothing here imports an I/O library (requests, httpx, sqlite3, redis): the adapters
@@ -36,17 +40,8 @@ from ._effects import (
     StoreCall,
 )
 from ._login import PENDING_POLL_SECONDS, LoginResult, login_flow, new_session
-from ._pipeline import (
-    DROP,
-    Forward,
-    Outcome,
-    Pipeline,
-    Plan,
-    Respond,
-    SessionLookup,
-    log_failure,
-    resolve_config,
-)
+from ._outcomes import DROP, Forward, Outcome, Plan, Respond, SessionLookup
+from ._pipeline import Pipeline, resolve_config
 from ._providers import PROVIDERS, LoginCode, Provider, exchange_code, refusal
 from ._request import (
     MAX_CODE_LENGTH,
@@ -70,6 +65,7 @@ from ._responses import (
     error_response,
     head_response,
     json_response,
+    log_failure,
     login_response,
     logout_response,
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -11,6 +12,8 @@ from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 from ..config import WxConfig
 from ..errors import WxError
 from ..session import WxSession
+
+logger = logging.getLogger("wxmiddleware")
 
 _JSON_HEADERS = (
     ("Content-Type", "application/json"),
@@ -110,3 +113,37 @@ def login_response(
         for name, value in extra.items():
             payload.setdefault(name, value)
     return json_response(200, payload)
+
+
+def log_failure(action: str, error: WxError, subject: str = "") -> None:
+    """One log line per failed login/logout/store access, naming its cause, never a secret.
+
+    The record carries ``extra`` fields for JSON log formatters: ``event`` (``action``),
+    ``error`` (the error word), ``status``, ``errcode`` (WeChat's, or ``None``) and
+    ``subject`` (``code=<hash>`` or a session's short hash, or ``""``).
+    """
+    # A misconfiguration or an unusable WeChat needs the operator; a busy one, attention;
+    # a bad client request, a record.
+    if error.status in (500, 502):
+        level = logging.ERROR
+    elif error.status >= 500:
+        level = logging.WARNING
+    else:
+        level = logging.INFO
+    logger.log(
+        level,
+        "%s failed: %s %s%s%s%s",
+        action,
+        error.status,
+        error.error,
+        f" errcode={error.errcode}" if error.errcode is not None else "",
+        f" ({error.detail})" if error.detail else "",
+        f" {subject}" if subject else "",
+        extra={
+            "event": action,
+            "error": error.error,
+            "status": error.status,
+            "errcode": error.errcode,
+            "subject": subject,
+        },
+    )
