@@ -1,8 +1,9 @@
 """The ASGI side's translation: headers in, the scope the app receives, answers out.
 
 :class:`ScopeHeaders` turns a scope's raw headers into the core's header map;
-:func:`with_session` makes the scope the app receives; :func:`send_response` sends the
-core's :class:`~wxmiddleware.core.Response` (or refuses a websocket with its close code).
+:func:`with_session` makes the scope the app receives; :func:`read_body` reads a login's
+body; :func:`send_response` sends the core's :class:`~wxmiddleware.core.Response` (or
+refuses a websocket with its close code).
 ``scope["user"]`` and ``scope["auth"]`` take Starlette's shape: its
 ``AuthenticationMiddleware`` puts a ``BaseUser`` and ``AuthCredentials`` there, and
 ``request.user``, ``request.auth`` and ``requires("authenticated")`` read them. These two
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Tuple
 
-from .core import HeaderNames, Response
+from .core import ClientDisconnected, HeaderNames, Response
 from .session import WxSession
 
 if TYPE_CHECKING:
@@ -25,7 +26,15 @@ if TYPE_CHECKING:
         WebSocketCloseEvent,
     )
 
-__all__ = ["ScopeHeaders", "WxCredentials", "WxUser", "send_response", "with_session"]
+__all__ = [
+    "ScopeHeaders",
+    "WxCredentials",
+    "WxUser",
+    "client_host",
+    "read_body",
+    "send_response",
+    "with_session",
+]
 
 
 class WxUser:
@@ -212,3 +221,31 @@ async def send_response(
             "reason": None,
         }
         await send(close)
+
+
+async def read_body(
+    context: Tuple[Any, ASGIReceiveCallable], length: Optional[int], limit: int
+) -> bytes:
+    """The request body from ``context``'s ``receive`` (``(scope, receive)``): its
+    ``http.request`` messages joined, read until the last one or until more than ``limit``
+    bytes have come (``length``, the declared ``Content-Length``, is already checked by the
+    core). Raises :class:`~wxmiddleware.core.ClientDisconnected` on ``http.disconnect``."""
+    receive = context[1]
+    chunks: List[bytes] = []
+    size = 0
+    more_body = True
+    while more_body and size <= limit:
+        message: Any = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected()
+        chunk: bytes = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        more_body = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+def client_host(client: Optional[Tuple[str, int]]) -> Optional[str]:
+    """The host of ``scope["client"]`` (``(host, port)``), or ``None`` when the server does
+    not say."""
+    return None if not client else client[0]

@@ -8,12 +8,20 @@ becomes a call of the app (with a copy of the scope), an answer, or a refused we
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Tuple
 
-from ._asgi_scope import ScopeHeaders, WxCredentials, WxUser, send_response, with_session
+from ._asgi_scope import (
+    ScopeHeaders,
+    WxCredentials,
+    WxUser,
+    client_host,
+    read_body,
+    send_response,
+    with_session,
+)
 from ._middleware import MiddlewareBase
 from ._perform import AsyncPerformer
-from .core import ClientDisconnected, Forward, RequestView, Respond
+from .core import Forward, RequestView, Respond
 from .session import WxSession
 from .stores.aio import open_async_store
 from .stores.base import AsyncSessionStore
@@ -39,27 +47,6 @@ __all__ = ["LoginHook", "WxASGIMiddleware", "WxCredentials", "WxUser"]
 #: ``on_login(session, scope)`` may return (or be a coroutine returning) extra fields for the
 #: login answer.
 LoginHook = Callable[[WxSession, "AttachedScope"], Any]
-
-
-async def _read_body(context: Context, length: Optional[int], limit: int) -> bytes:
-    receive = context[1]
-    chunks: List[bytes] = []
-    size = 0
-    more_body = True
-    while more_body and size <= limit:
-        message: Any = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnected()
-        chunk: bytes = message.get("body", b"")
-        chunks.append(chunk)
-        size += len(chunk)
-        more_body = message.get("more_body", False)
-    return b"".join(chunks)
-
-
-def _host(client: Optional[Tuple[str, int]]) -> Optional[str]:
-    # scope["client"]: (host, port), or None when the server does not say.
-    return None if not client else client[0]
 
 
 class WxASGIMiddleware(MiddlewareBase["ASGIApp", AsyncSessionStore, AsyncWeChatClient, LoginHook]):
@@ -104,7 +91,7 @@ class WxASGIMiddleware(MiddlewareBase["ASGIApp", AsyncSessionStore, AsyncWeChatC
     client_class = AsyncWeChatClient
     _performer: AsyncPerformer[Context]
     _open_store = staticmethod(open_async_store)
-    _read_body = staticmethod(_read_body)
+    _read_body = staticmethod(read_body)
 
     def _prepare(self) -> None:
         pipeline = self._pipeline
@@ -141,7 +128,7 @@ class WxASGIMiddleware(MiddlewareBase["ASGIApp", AsyncSessionStore, AsyncWeChatC
             self._headers.read(www["headers"]),
             scope_type == "websocket",
             True,
-            _host(www.get("client")),
+            client_host(www.get("client")),
         )
         outcome = await self._performer.run_request(self._pipeline.handle(view), (www, receive))
         if isinstance(outcome, Forward):
