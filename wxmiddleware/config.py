@@ -1,4 +1,8 @@
-"""Configuration: one frozen, validated dataclass shared by the WSGI and ASGI middleware."""
+"""Configuration: one frozen, validated dataclass shared by the WSGI and ASGI middleware.
+
+The checks of its fields are :mod:`wxmiddleware._config_checks`'s; the ``WX_*`` environment
+variables :meth:`WxConfig.from_env` reads, :mod:`wxmiddleware._config_env`'s.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,21 @@ import functools
 import os
 import re
 from dataclasses import dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Tuple
 
-from ._apps import (
-    DEFAULT_PLATFORM,
-    PLATFORM_INFO,
-    WxApp,
-    app_tuple,
-    check_appid,
-    check_credentials,
-    load_apps_file,
+from ._apps import DEFAULT_PLATFORM, PLATFORM_INFO, WxApp, app_tuple, check_appid, check_credentials
+from ._config_checks import (
+    API_BASE_FIELDS,
+    api_base,
+    as_tuple,
+    canonical,
+    check_numbers,
+    check_paths,
+    check_store_url,
+    origins,
+    store_keys,
 )
-from ._sealing import MIN_STORE_KEY_LENGTH
+from ._config_env import env_values
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -28,67 +35,11 @@ DEFAULT_API_BASE = "https://api.weixin.qq.com"
 WAFER_SKEY_HEADER = "X-WX-Skey"
 
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
-# The notation of the limits library (limits.util.EXPR): "10/minute", "5 per 2 hours",
-# several joined by ",", ";" or "|".
-_ONE_RATE = (
-    r"\s*[0-9]+\s*(?:/|\s*per\s*)\s*(?:[0-9]+\s*)?(?:second|minute|hour|day|month|year)s?\s*"
-)
-_RATE_LIMIT = re.compile(rf"^{_ONE_RATE}(?:[,;|]{_ONE_RATE})*$", re.IGNORECASE)
-
-
-def _as_tuple(value: Any, name: str) -> Tuple[str, ...]:
-    if isinstance(value, str):
-        value = [part.strip() for part in value.split(",") if part.strip()]
-    try:
-        items = tuple(value)
-    except TypeError:
-        raise ConfigError(f"{name} must be a sequence of strings") from None
-    for item in items:
-        if not isinstance(item, str):
-            raise ConfigError(f"{name} must contain only strings, got {item!r}")
-    return items
-
-
-# An origin as browsers serialise it (Fetch, section 3.1 "Origin header"; HTML's
-# "serialization of an origin"): scheme, host and optional port; no path, no userinfo.
-_ORIGIN = re.compile(r"^[a-z][a-z0-9+.-]*://[^/?#@\s*]+$")
-
-
-def _origins(value: Any) -> Tuple[str, ...]:
-    """``cors_origins`` validated: ``("*",)`` alone, or exact origins in lower case."""
-    origins = tuple(origin.lower() for origin in _as_tuple(value, "cors_origins"))
-    if "*" in origins:
-        if len(origins) > 1:
-            raise ConfigError("cors_origins: '*' allows every origin; give it alone")
-        return origins
-    for origin in origins:
-        if not _ORIGIN.match(origin):
-            raise ConfigError(
-                f"cors_origins: {origin!r} is not an origin: write scheme://host[:port],"
-                " without a path or trailing slash (e.g. https://h5.example.com)"
-            )
-    return origins
 
 
 def header_key(name: str) -> str:
     """The form in which header names compare: case-insensitive, with "_" and "-" equal."""
     return name.lower().replace("_", "-")
-
-
-def _parse_bool(text: str, name: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off", ""):
-        return False
-    raise ConfigError(f"{name} must be a boolean (1/0, true/false), got {text!r}")
-
-
-def _parse_number(text: str, name: str, kind: Callable[[str], Any]) -> Any:
-    try:
-        return kind(text.strip())
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {text!r}") from None
 
 
 @dataclass(frozen=True)
@@ -243,21 +194,12 @@ class WxConfig:
             raise ConfigError("secret must be a string")
         if not self.secret.strip() and not self.apps and not self.component_appid:
             raise ConfigError("secret is required: pass secret=... or set WX_SECRET")
-        for name in _API_BASES.values():
-            value = getattr(self, name)
-            if not isinstance(value, str) or not re.match(r"^https?://[^/?#]+(/[^?#]*)?$", value):
-                raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
-            object.__setattr__(self, name, value.rstrip("/"))
+        for name in API_BASE_FIELDS.values():
+            object.__setattr__(self, name, api_base(getattr(self, name), name))
         for name in ("public_paths", "optional_paths", "token_headers"):
-            object.__setattr__(self, name, _as_tuple(getattr(self, name), name))
-        object.__setattr__(self, "cors_origins", _origins(self.cors_origins))
-        for name in ("login_path", "logout_path"):
-            self._check_path(getattr(self, name), name)
-        for name in ("public_paths", "optional_paths"):
-            for path in getattr(self, name):
-                self._check_path(path, name)
-        if self.login_path == self.logout_path:
-            raise ConfigError("login_path and logout_path must differ")
+            object.__setattr__(self, name, as_tuple(getattr(self, name), name))
+        object.__setattr__(self, "cors_origins", origins(self.cors_origins))
+        check_paths(self)
         if not self.token_headers:
             raise ConfigError("token_headers must name at least one header")
         for header in self.token_headers:
@@ -271,47 +213,9 @@ class WxConfig:
                 f"wafer_compat needs {WAFER_SKEY_HEADER!r} in token_headers"
                 " (or set wafer_compat=False)"
             )
-        object.__setattr__(self, "store_key", _as_tuple(self.store_key, "store_key"))
-        if any(len(key) < MIN_STORE_KEY_LENGTH for key in self.store_key):
-            raise ConfigError(f"each store_key must be at least {MIN_STORE_KEY_LENGTH} characters")
-        for name in (
-            "session_ttl",
-            "session_max_age",
-            "max_body_bytes",
-            "code_ttl",
-            "max_sessions_per_user",
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("login_rate_limit", "app_login_rate_limit"):
-            value = getattr(self, name)
-            if value is not None and not (isinstance(value, str) and _RATE_LIMIT.match(value)):
-                raise ConfigError(
-                    f"{name} must be a rate limit such as '10/minute' or '5/minute;50/day',"
-                    f" got {value!r}"
-                )
-        if (
-            isinstance(self.trusted_proxies, bool)
-            or not isinstance(self.trusted_proxies, int)
-            or self.trusted_proxies < 0
-        ):
-            raise ConfigError(
-                f"trusted_proxies must be a number of proxies (0 or more), got"
-                f" {self.trusted_proxies!r}"
-            )
-        if self.session_max_age < self.session_ttl:
-            raise ConfigError("session_max_age must be at least session_ttl")
-        if not 64 <= self.max_body_bytes <= 1024 * 1024:
-            raise ConfigError("max_body_bytes must be between 64 and 1048576")
-        for name in ("connect_timeout", "read_timeout"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
-        if self.store is not None and (not isinstance(self.store, str) or "://" not in self.store):
-            raise ConfigError(
-                f"store must be a store URL such as sqlite:///path, got {self.store!r}"
-            )
+        object.__setattr__(self, "store_key", store_keys(self.store_key))
+        check_numbers(self)
+        check_store_url(self.store)
         self._check_api_security()
 
     def _check_api_security(self) -> None:
@@ -321,7 +225,7 @@ class WxConfig:
             if not isinstance(getattr(self, name), str):
                 raise ConfigError(f"{name} must be a string")
         for name in ("api_platform_cert", "api_platform_sn"):
-            object.__setattr__(self, name, _as_tuple(getattr(self, name), name))
+            object.__setattr__(self, name, as_tuple(getattr(self, name), name))
         if self.api_security is not None and self.multi_app:
             raise ConfigError(
                 "API security keys (WX_API_*) belong to one mini-program: they cannot be"
@@ -391,7 +295,7 @@ class WxConfig:
     def api_base_of(self, platform: str) -> str:
         """Where ``platform``'s login API lives (scheme, host, optional path; no trailing
         slash): ``api_base`` for WeChat, ``api_base_<platform>`` for the others."""
-        return str(getattr(self, _API_BASES[platform]))
+        return str(getattr(self, API_BASE_FIELDS[platform]))
 
     def for_app(self, appid: str) -> WxConfig:
         """The configuration of the app ``appid`` alone: this one with that app's appid,
@@ -400,13 +304,6 @@ class WxConfig:
         if not self.apps and appid == self.appid:
             return self
         return _app_config(self, appid)
-
-    @staticmethod
-    def _check_path(path: str, name: str) -> None:
-        if not isinstance(path, str) or not path.startswith("/"):
-            raise ConfigError(f"{name}: {path!r} must be a path starting with '/'")
-        if "?" in path or "#" in path or "%" in path:
-            raise ConfigError(f"{name}: {path!r} must be a plain path without query or escapes")
 
     @property
     def idle_ttl(self) -> int:
@@ -417,11 +314,11 @@ class WxConfig:
     def from_options(cls, **options: Any) -> WxConfig:
         """Build the configuration from keyword options, accepting ``idle_ttl`` for
         ``session_ttl``; raises :class:`ConfigError` for an invalid value."""
-        return cls(**_canonical(options))
+        return cls(**canonical(options))
 
     def with_options(self, **changes: Any) -> WxConfig:
         """Return a copy with some fields changed (validated again; ``idle_ttl`` accepted)."""
-        return replace(self, **_canonical(changes))
+        return replace(self, **canonical(changes))
 
     @classmethod
     def from_env(
@@ -442,43 +339,8 @@ class WxConfig:
         the argument wins) accepts any appid, for ids of a shape not foreseen.
         """
         env = os.environ if environ is None else environ
-        values: Dict[str, Any] = {}
-        converters: Dict[str, Callable[[str, str], Any]] = {
-            "bool": _parse_bool,
-            "int": lambda text, name: _parse_number(text, name, int),
-            "float": lambda text, name: _parse_number(text, name, float),
-            "str": lambda text, name: text,
-        }
-        for spec in fields(cls):
-            variable = _ENV_VARIABLES.get(spec.name)
-            if variable is None or not env.get(variable, "").strip():
-                continue
-            kind = _FIELD_KINDS.get(spec.name, "str")
-            values[spec.name] = converters[kind](env[variable], variable)
-        apps_text, apps_file = env.get("WX_APPS", "").strip(), env.get("WX_APPS_FILE", "").strip()
-        if apps_text and apps_file:
-            raise ConfigError("set WX_APPS or WX_APPS_FILE, not both")
-        if apps_text or apps_file:
-            values["apps"] = app_tuple(apps_text) if apps_text else load_apps_file(apps_file)
-        values.update(_canonical(overrides))
-        apps = app_tuple(values.get("apps") or ())
-        if not apps:
-            for name in ("appid", "secret"):
-                if name == "secret" and values.get("component_appid"):
-                    continue
-                if not str(values.get(name) or "").strip():
-                    raise ConfigError(
-                        f"{_ENV_VARIABLES[name]} is not set: the WeChat {name} is required"
-                    )
-        if appid_check is None:
-            appid_check = _parse_bool(env.get("WX_APPID_CHECK", "1") or "1", "WX_APPID_CHECK")
-        if appid_check:
-            if not apps:
-                platform = str(values.get("platform") or DEFAULT_PLATFORM)
-                _check_appid_shape(str(values["appid"]).strip(), platform=platform)
-            for app in apps:
-                _check_appid_shape(app.appid, "an appid of WX_APPS", app.platform)
-        return cls(**values)
+        names = [spec.name for spec in fields(cls)]
+        return cls(**env_values(env, names, appid_check, overrides))
 
 
 @functools.lru_cache(maxsize=256)
@@ -494,98 +356,3 @@ def _app_config(config: WxConfig, appid: str) -> WxConfig:
                 apps=(),
             )
     raise KeyError(appid)
-
-
-def _check_appid_shape(
-    appid: str, variable: str = "WX_APPID", platform: str = DEFAULT_PLATFORM
-) -> None:
-    """Raise :class:`ConfigError` unless ``appid`` has the shape of an appid of
-    ``platform`` (:data:`~wxmiddleware._apps.PLATFORM_INFO`; an unknown platform is left to
-    :class:`WxConfig` to refuse).
-
-    The message never repeats the value: a secret pasted into ``WX_APPID`` would otherwise
-    reach the log.
-    """
-    info = PLATFORM_INFO.get(platform)
-    if info is None or info.appid_shape.fullmatch(appid):
-        return
-    hint = (
-        " (32 hex digits: is that the AppSecret?)"
-        if platform == DEFAULT_PLATFORM and re.fullmatch(r"[0-9a-fA-F]{32}", appid)
-        else f" (got {len(appid)} characters)"
-    )
-    article = "an" if info.title[0] in "AEIOU" else "a"
-    raise ConfigError(
-        f"{variable} must be {article} {info.title} mini-program appid, {info.appid_hint}"
-        f"{hint}; for another platform name it in WX_APPS (douyin:tt…:secret) or"
-        " WX_PLATFORM; for an appid of another shape set WX_APPID_CHECK=0"
-        " (or WxConfig.from_env(appid_check=False))"
-    )
-
-
-def _canonical(options: Mapping[str, Any]) -> Dict[str, Any]:
-    """``options`` with the alias ``idle_ttl`` renamed to ``session_ttl``."""
-    values = dict(options)
-    if "idle_ttl" in values:
-        idle_ttl = values.pop("idle_ttl")
-        if "session_ttl" in values and values["session_ttl"] != idle_ttl:
-            raise ConfigError("idle_ttl is an alias of session_ttl: give one of them")
-        values["session_ttl"] = idle_ttl
-    return values
-
-
-_ENV_VARIABLES = {
-    "appid": "WX_APPID",
-    "secret": "WX_SECRET",
-    "api_base": "WX_API_BASE",
-    "store": "WX_SESSION_STORE",
-    "login_path": "WX_LOGIN_PATH",
-    "logout_path": "WX_LOGOUT_PATH",
-    "session_ttl": "WX_SESSION_TTL",
-    "session_max_age": "WX_SESSION_MAX_AGE",
-    "public_paths": "WX_PUBLIC_PATHS",
-    "optional_paths": "WX_OPTIONAL_PATHS",
-    "allow_get_login": "WX_ALLOW_GET_LOGIN",
-    "expose_openid": "WX_EXPOSE_OPENID",
-    "connect_timeout": "WX_CONNECT_TIMEOUT",
-    "read_timeout": "WX_READ_TIMEOUT",
-    "wafer_compat": "WX_WAFER_COMPAT",
-    "max_sessions_per_user": "WX_MAX_SESSIONS_PER_USER",
-    "store_key": "WX_STORE_KEY",
-    "login_rate_limit": "WX_LOGIN_RATE_LIMIT",
-    "app_login_rate_limit": "WX_APP_LOGIN_RATE_LIMIT",
-    "trusted_proxies": "WX_TRUSTED_PROXIES",
-    "rate_limit_storage": "WX_RATE_LIMIT_STORAGE",
-    "component_appid": "WX_COMPONENT_APPID",
-    "cors_origins": "WX_CORS_ORIGINS",
-    "api_sym_key": "WX_API_SYM_KEY",
-    "api_sym_sn": "WX_API_SYM_SN",
-    "api_app_key": "WX_API_APP_KEY",
-    "api_app_sn": "WX_API_APP_SN",
-    "api_platform_cert": "WX_API_PLATFORM_CERT",
-    "api_platform_sn": "WX_API_PLATFORM_SN",
-    "platform": "WX_PLATFORM",
-    "public_key": "WX_ALIPAY_PUBLIC_KEY",
-    **{
-        f"api_base_{name}": info.api_base_variable
-        for name, info in PLATFORM_INFO.items()
-        if name != DEFAULT_PLATFORM
-    },
-}
-
-#: The field that holds each platform's API base.
-_API_BASES = {
-    name: "api_base" if name == DEFAULT_PLATFORM else f"api_base_{name}" for name in PLATFORM_INFO
-}
-
-_FIELD_KINDS = {
-    "session_ttl": "int",
-    "session_max_age": "int",
-    "allow_get_login": "bool",
-    "expose_openid": "bool",
-    "wafer_compat": "bool",
-    "max_sessions_per_user": "int",
-    "trusted_proxies": "int",
-    "connect_timeout": "float",
-    "read_timeout": "float",
-}
