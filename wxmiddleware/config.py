@@ -236,7 +236,7 @@ class WxConfig:
     def api_security(self) -> Optional[ApiSecurity]:
         """The loaded API security keys of the ``api_*`` fields (an ``ApiSecurity`` of
         :mod:`wxmiddleware.wechat._security`, loaded once), or ``None`` when it is off."""
-        from .wechat._security import load_api_security
+        from .wechat._security_keys import load_api_security
 
         return load_api_security(
             self.api_sym_key,

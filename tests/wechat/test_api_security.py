@@ -39,10 +39,10 @@ from wxmiddleware.wechat._security import (
     ApiSecurityError,
     Sealed,
     decrypt,
-    load_api_security,
     string_to_sign,
     verify,
 )
+from wxmiddleware.wechat._security_keys import load_api_security
 from wxmiddleware.wechat._server_api import api_error, sealed_exchange
 
 # --- the guide's worked example (getuserriskrank) ---
