@@ -36,7 +36,7 @@ from wxmiddleware.testing import (
     FakeWeChat,
 )
 from wxmiddleware.wechat import AccessTokenManager, AccessTokenRejected, WeChatClient, WxApi
-from wxmiddleware.wechat._server_api import AccessToken, TokenPolicy, TokenReply
+from wxmiddleware.wechat._access_token import AccessToken, TokenPolicy, TokenReply
 from wxmiddleware.wechat.aio_api import AsyncAccessTokenManager, AsyncWxApi
 
 PROCESSES = 6

@@ -33,6 +33,7 @@ from wxmiddleware.stores.aio import AsyncMemoryStore
 from wxmiddleware.testing import FakeWeChat
 from wxmiddleware.testing._security import FakeApiSecurity
 from wxmiddleware.wechat import ApiRequest, WeChatClient, parse_reply
+from wxmiddleware.wechat._api_replies import api_error
 from wxmiddleware.wechat._paths import PHONE_NUMBER_PATH, USER_ENCRYPT_KEY_PATH
 from wxmiddleware.wechat._security import (
     ApiSecurity,
@@ -43,7 +44,7 @@ from wxmiddleware.wechat._security import (
     verify,
 )
 from wxmiddleware.wechat._security_keys import load_api_security
-from wxmiddleware.wechat._server_api import api_error, sealed_exchange
+from wxmiddleware.wechat._server_api import sealed_exchange
 
 # --- the guide's worked example (getuserriskrank) ---
 

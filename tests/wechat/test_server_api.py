@@ -28,27 +28,26 @@ from wxmiddleware.errors import (
 )
 from wxmiddleware.session import WxSession
 from wxmiddleware.stores import MemoryStore
-from wxmiddleware.wechat._server_api import (
-    CHECK_SESSION_PATH,
-    PHONE_NUMBER_PATH,
-    STABLE_TOKEN_PATH,
-    TOKEN_PATH,
+from wxmiddleware.wechat._access_token import (
     AccessToken,
-    AccessTokenRejected,
-    ApiRequest,
     TokenPolicy,
     TokenReply,
     access_token_flow,
     access_token_request,
-    api_call_flow,
-    api_error,
-    check_session_request,
     invalidate_flow,
     parse_access_token,
-    parse_check_session,
-    parse_phone_number,
-    phone_number_request,
 )
+from wxmiddleware.wechat._api_login import check_session_request, parse_check_session
+from wxmiddleware.wechat._api_replies import AccessTokenRejected, api_error
+from wxmiddleware.wechat._api_user_info import parse_phone_number, phone_number_request
+from wxmiddleware.wechat._paths import (
+    CHECK_SESSION_PATH,
+    PHONE_NUMBER_PATH,
+    STABLE_TOKEN_PATH,
+    TOKEN_PATH,
+)
+from wxmiddleware.wechat._protocol import ApiRequest
+from wxmiddleware.wechat._server_api import api_call_flow
 
 CONFIG = WxConfig(appid="wxappid", secret="s3cret-value", api_base="http://127.0.0.1:9/base/")
 POLICY = TokenPolicy(CONFIG)

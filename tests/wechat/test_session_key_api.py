@@ -16,8 +16,8 @@ from wxmiddleware.session import SessionScope, WxSession, new_token, sign_with_s
 from wxmiddleware.stores.aio import AsyncMemoryStore
 from wxmiddleware.testing import FakeWeChat
 from wxmiddleware.wechat import WeChatClient
+from wxmiddleware.wechat._api_replies import SESSION_REFUSED_ERRCODES, api_error
 from wxmiddleware.wechat._paths import RESET_SESSION_KEY_PATH, USER_ENCRYPT_KEY_PATH
-from wxmiddleware.wechat._server_api import SESSION_REFUSED_ERRCODES, api_error
 
 
 def config_for(fake: FakeWeChat, **fields: Any) -> WxConfig:

@@ -9,13 +9,13 @@
   ``AccessTokenManager.call`` (the shared token, and its one retry when WeChat refuses it).
 
 The clients are imported on first use, so the pure modules (``_protocol``, ``_paths``,
-``_server_api``) load without ``requests`` or ``httpx``.
+``_api_replies``, ``_server_api`` and the others) load without ``requests`` or ``httpx``.
 """
 
 from typing import TYPE_CHECKING, Any
 
+from ._api_replies import AccessTokenRejected, parse_reply
 from ._protocol import ApiRequest, CodeSession
-from ._server_api import AccessTokenRejected, parse_reply
 
 if TYPE_CHECKING:
     from .aio_api import AsyncAccessTokenManager, AsyncWxApi

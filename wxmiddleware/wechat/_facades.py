@@ -2,10 +2,10 @@
 
 :class:`~wxmiddleware.wechat.api.AccessTokenManager` and
 :class:`~wxmiddleware.wechat.aio_api.AsyncAccessTokenManager` differ only in the transport
-and performer they run the flows of :mod:`._server_api` with (``requests`` and a
-:class:`~wxmiddleware._perform.SyncPerformer`, or ``httpx`` and an ``AsyncPerformer``), and
-:class:`~wxmiddleware.WxApi`/:class:`~wxmiddleware.AsyncWxApi` only in their manager: each
-names its parts as class attributes, and the constructors live here.
+and performer they run the flows of :mod:`._access_token` and :mod:`._server_api` with
+(``requests`` and a :class:`~wxmiddleware._perform.SyncPerformer`, or ``httpx`` and an
+``AsyncPerformer``), and :class:`~wxmiddleware.WxApi`/:class:`~wxmiddleware.AsyncWxApi` only
+in their manager: each names its parts as class attributes, and the constructors live here.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ..crypto import SessionOrKey, decrypt_data, verify_signature
 from ..errors import ConfigError
 from ..observe import Observer, combine
 from ..session import WxSession
-from ._server_api import REFRESH_MARGIN_SECONDS, TokenPolicy
+from ._access_token import REFRESH_MARGIN_SECONDS, TokenPolicy
 
 _Store = TypeVar("_Store")
 _Http = TypeVar("_Http")

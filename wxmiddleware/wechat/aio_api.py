@@ -15,7 +15,10 @@ import httpx
 from .._perform import AsyncPerformer
 from ..session import WxSession
 from ..stores.base import AsyncSessionStore
-from . import _server_api as flows
+from . import _access_token as token_flows
+from . import _api_login as login_api
+from . import _api_user_info as user_info_api
+from . import _server_api as call_flows
 from ._facades import TokenManagerBase, WxApiBase, session_appid
 from ._protocol import ApiRequest
 from .aio import AsyncWeChatClient
@@ -38,17 +41,19 @@ class AsyncAccessTokenManager(TokenManagerBase[AsyncSessionStore, httpx.AsyncCli
 
     async def get(self, appid: Optional[str] = None) -> str:
         """See :meth:`AccessTokenManager.get`."""
-        return await self._performer.run(flows.access_token_flow(self._policy(appid)))
+        return await self._performer.run(token_flows.access_token_flow(self._policy(appid)))
 
     async def invalidate(self, token: str, appid: Optional[str] = None) -> None:
         """See :meth:`AccessTokenManager.invalidate`."""
-        await self._performer.run(flows.invalidate_flow(self._policy(appid), token))
+        await self._performer.run(token_flows.invalidate_flow(self._policy(appid), token))
 
     async def call(
         self, request: ApiRequest, parse: Callable[[int, bytes], _T], appid: Optional[str] = None
     ) -> _T:
         """See :meth:`AccessTokenManager.call`."""
-        return await self._performer.run(flows.api_call_flow(self._policy(appid), request, parse))
+        return await self._performer.run(
+            call_flows.api_call_flow(self._policy(appid), request, parse)
+        )
 
     async def aclose(self) -> None:
         """Close the HTTP client made for the running loop (the store is the caller's)."""
@@ -71,22 +76,22 @@ class AsyncWxApi(WxApiBase[AsyncSessionStore, httpx.AsyncClient, AsyncAccessToke
     async def check_session(self, session: WxSession) -> bool:
         """See :meth:`WxApi.check_session`."""
         return await self.tokens.call(
-            flows.check_session_request(session),
-            flows.parse_check_session,
+            login_api.check_session_request(session),
+            login_api.parse_check_session,
             session_appid(session),
         )
 
     async def reset_session_key(self, session: WxSession) -> WxSession:
         """See :meth:`WxApi.reset_session_key`."""
         return await self.tokens._performer.run(
-            flows.reset_session_key_flow(self.tokens._policy(session_appid(session)), session)
+            call_flows.reset_session_key_flow(self.tokens._policy(session_appid(session)), session)
         )
 
-    async def user_encrypt_keys(self, session: WxSession) -> List[flows.UserEncryptKey]:
+    async def user_encrypt_keys(self, session: WxSession) -> List[user_info_api.UserEncryptKey]:
         """See :meth:`WxApi.user_encrypt_keys`."""
         return await self.tokens.call(
-            flows.user_encrypt_keys_request(session),
-            flows.parse_user_encrypt_keys,
+            user_info_api.user_encrypt_keys_request(session),
+            user_info_api.parse_user_encrypt_keys,
             session_appid(session),
         )
 
@@ -95,23 +100,23 @@ class AsyncWxApi(WxApiBase[AsyncSessionStore, httpx.AsyncClient, AsyncAccessToke
     ) -> Dict[str, Any]:
         """See :meth:`WxApi.get_phone_number`."""
         return await self.tokens.call(
-            flows.phone_number_request(phone_code), flows.parse_phone_number, appid
+            user_info_api.phone_number_request(phone_code), user_info_api.parse_phone_number, appid
         )
 
     async def check_encrypted_data(
         self, encrypted_data: str, appid: Optional[str] = None
-    ) -> flows.EncryptedDataCheck:
+    ) -> user_info_api.EncryptedDataCheck:
         """See :meth:`WxApi.check_encrypted_data`."""
         return await self.tokens.call(
-            flows.check_encrypted_data_request(encrypted_data),
-            flows.parse_check_encrypted_data,
+            user_info_api.check_encrypted_data_request(encrypted_data),
+            user_info_api.parse_check_encrypted_data,
             appid,
         )
 
     async def plugin_openpid(self, code: str, appid: Optional[str] = None) -> str:
         """See :meth:`WxApi.plugin_openpid`."""
         return await self.tokens.call(
-            flows.plugin_openpid_request(code), flows.parse_plugin_openpid, appid
+            user_info_api.plugin_openpid_request(code), user_info_api.parse_plugin_openpid, appid
         )
 
     async def aclose(self) -> None:

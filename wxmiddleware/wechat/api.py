@@ -1,8 +1,9 @@
 """WeChat's server APIs, synchronously: :class:`WxApi` and :class:`AccessTokenManager`.
 
 The decisions (when to refresh the shared token, who refreshes it, when to retry) are the
-flows of :mod:`wxmiddleware.wechat._server_api`; this module performs their effects with a
-:class:`~wxmiddleware.stores.base.SessionStore` and a :class:`WeChatClient`.
+flows of :mod:`wxmiddleware.wechat._access_token` and :mod:`wxmiddleware.wechat._server_api`;
+this module performs their effects with a :class:`~wxmiddleware.stores.base.SessionStore` and
+a :class:`WeChatClient`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ import requests
 from .._perform import SyncPerformer
 from ..session import WxSession
 from ..stores.base import SessionStore
-from . import _server_api as flows
+from . import _access_token as token_flows
+from . import _api_login as login_api
+from . import _api_user_info as user_info_api
+from . import _server_api as call_flows
 from ._facades import TokenManagerBase, WxApiBase, session_appid
 from ._protocol import ApiRequest
 from .sync import WeChatClient
@@ -45,7 +49,7 @@ class AccessTokenManager(TokenManagerBase[SessionStore, requests.Session]):
     def get(self, appid: Optional[str] = None) -> str:
         """The access token of the app ``appid`` (fetched, or refreshed, first when needed;
         ``None``: the one app configured)."""
-        return self._performer.run(flows.access_token_flow(self._policy(appid)))
+        return self._performer.run(token_flows.access_token_flow(self._policy(appid)))
 
     def invalidate(self, token: str, appid: Optional[str] = None) -> None:
         """Forget ``token`` of the app ``appid`` after WeChat refused it, so the next
@@ -53,7 +57,7 @@ class AccessTokenManager(TokenManagerBase[SessionStore, requests.Session]):
 
         A newer token another process stored meanwhile is kept.
         """
-        self._performer.run(flows.invalidate_flow(self._policy(appid), token))
+        self._performer.run(token_flows.invalidate_flow(self._policy(appid), token))
 
     def call(
         self, request: ApiRequest, parse: Callable[[int, bytes], _T], appid: Optional[str] = None
@@ -64,7 +68,7 @@ class AccessTokenManager(TokenManagerBase[SessionStore, requests.Session]):
         Errcode -1 and a failed connection are retried once; a refused token once, with a
         fresh token. Errors are :class:`~wxmiddleware.errors.WxError`.
         """
-        return self._performer.run(flows.api_call_flow(self._policy(appid), request, parse))
+        return self._performer.run(call_flows.api_call_flow(self._policy(appid), request, parse))
 
     def close(self) -> None:
         """Close the HTTP connections (the store stays open: it is the caller's)."""
@@ -105,8 +109,8 @@ class WxApi(WxApiBase[SessionStore, requests.Session, AccessTokenManager]):
         expired: data encrypted for the mini-program will not decrypt with it.
         """
         return self.tokens.call(
-            flows.check_session_request(session),
-            flows.parse_check_session,
+            login_api.check_session_request(session),
+            login_api.parse_check_session,
             session_appid(session),
         )
 
@@ -121,17 +125,17 @@ class WxApi(WxApiBase[SessionStore, requests.Session, AccessTokenManager]):
         store that is down :class:`~wxmiddleware.errors.StoreUnavailable` (503).
         """
         return self.tokens._performer.run(
-            flows.reset_session_key_flow(self.tokens._policy(session_appid(session)), session)
+            call_flows.reset_session_key_flow(self.tokens._policy(session_appid(session)), session)
         )
 
-    def user_encrypt_keys(self, session: WxSession) -> List[flows.UserEncryptKey]:
+    def user_encrypt_keys(self, session: WxSession) -> List[user_info_api.UserEncryptKey]:
         """The user's last three encryption keys (``POST /wxa/business/getuserencryptkey``),
         for data the mini-program encrypted with ``wx.getUserCryptoManager()``; pick the one
         whose ``version`` the message names. Errors as for :meth:`reset_session_key`.
         """
         return self.tokens.call(
-            flows.user_encrypt_keys_request(session),
-            flows.parse_user_encrypt_keys,
+            user_info_api.user_encrypt_keys_request(session),
+            user_info_api.parse_user_encrypt_keys,
             session_appid(session),
         )
 
@@ -144,20 +148,20 @@ class WxApi(WxApiBase[SessionStore, requests.Session, AccessTokenManager]):
         from when several are configured (the session's ``appid``).
         """
         return self.tokens.call(
-            flows.phone_number_request(phone_code), flows.parse_phone_number, appid
+            user_info_api.phone_number_request(phone_code), user_info_api.parse_phone_number, appid
         )
 
     def check_encrypted_data(
         self, encrypted_data: str, appid: Optional[str] = None
-    ) -> flows.EncryptedDataCheck:
+    ) -> user_info_api.EncryptedDataCheck:
         """Whether WeChat made the mini-program's ``encryptedData`` (``POST
         /wxa/business/checkencryptedmsg``, which gets its SHA-256, never the data): WeChat
         checks phone number data of the last three days only. Missing or oversized data
         raises :class:`~wxmiddleware.errors.BadRequest` (400) without calling WeChat.
         """
         return self.tokens.call(
-            flows.check_encrypted_data_request(encrypted_data),
-            flows.parse_check_encrypted_data,
+            user_info_api.check_encrypted_data_request(encrypted_data),
+            user_info_api.parse_check_encrypted_data,
             appid,
         )
 
@@ -167,7 +171,7 @@ class WxApi(WxApiBase[SessionStore, requests.Session, AccessTokenManager]):
         :class:`~wxmiddleware.errors.InvalidCode` (401), a missing one
         :class:`~wxmiddleware.errors.BadRequest` (400)."""
         return self.tokens.call(
-            flows.plugin_openpid_request(code), flows.parse_plugin_openpid, appid
+            user_info_api.plugin_openpid_request(code), user_info_api.parse_plugin_openpid, appid
         )
 
     def close(self) -> None:
