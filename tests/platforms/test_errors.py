@@ -10,7 +10,8 @@ from typing import Any, Callable, Dict, List, Tuple
 import pytest
 
 from wxmiddleware._apps import WxApp
-from wxmiddleware.core._providers import BUSY, PROVIDERS
+from wxmiddleware.core._providers import PROVIDERS
+from wxmiddleware.core._providers_base import BUSY
 from wxmiddleware.testing import FakeWeChat
 
 from ..middleware.drivers import Driver, assert_error
@@ -256,7 +257,7 @@ def test_baidus_oauth_errors_read_under_http_400(
 
 
 def test_alipay_signs_what_its_gateway_documents() -> None:
-    from wxmiddleware.core._providers import alipay_member, alipay_signed_content
+    from wxmiddleware.core._providers_alipay import alipay_member, alipay_signed_content
 
     params = {"b": "2", "a": "1", "sign": "x", "empty": "", "c": "x y"}
     assert alipay_signed_content(params) == b"a=1&b=2&c=x y"

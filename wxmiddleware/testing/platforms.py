@@ -389,7 +389,7 @@ class FakePlatforms:
 
     def _alipay(self, call: RecordedCall, now: float) -> bytes:
         from .._alipay_keys import verify
-        from ..core._providers import ALIPAY_ANSWER, ALIPAY_METHOD, alipay_signed_content
+        from ..core._providers_alipay import ALIPAY_ANSWER, ALIPAY_METHOD, alipay_signed_content
 
         params = dict(call.query)
         params.update(parse_qsl(call.body.decode("utf-8", "replace")))
