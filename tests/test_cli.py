@@ -17,7 +17,7 @@ import requests
 import wxmiddleware
 from tests.stores.support import SCOPE
 from wxmiddleware import ConfigError, SQLiteStore, WxSession
-from wxmiddleware.cli import resolve_admin_store
+from wxmiddleware._cli_sessions import resolve_admin_store
 from wxmiddleware.session import new_token, short_hash, token_key
 from wxmiddleware.stores import default_sqlite_path
 

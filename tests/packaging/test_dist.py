@@ -16,7 +16,7 @@ from typing import List
 import pytest
 
 import wxmiddleware
-from wxmiddleware.cli import EXAMPLES
+from wxmiddleware._cli_demo import EXAMPLES
 
 from .support import ROOT
 
