@@ -396,7 +396,7 @@ def test_importing_the_core_or_the_stores_loads_no_sqlalchemy() -> None:
 
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_a_login_whose_rekey_loses_a_deadlock_runs_it_again(dialect: str) -> None:
-    from wxmiddleware.stores._sql_ops import DEADLOCK_ATTEMPTS, Deadlock
+    from wxmiddleware.stores._sql_steps import DEADLOCK_ATTEMPTS, Deadlock
 
     with sql_store(dialect) as store:
         operations = store._operations

@@ -2,7 +2,9 @@
 
 An operation yields a :class:`Call` (one statement and its parameters) or a transaction
 marker (:data:`BEGIN`, :data:`COMMIT`), receives what each returned (the rows of a
-``SELECT`` as tuples, the row count of anything else), and returns its result.
+``SELECT`` as tuples, the row count of anything else), and returns its result; those
+requests, and how a runner carries an operation through, are in
+:mod:`wxmiddleware.stores._sql_steps`.
 :class:`~wxmiddleware.stores.sql.SQLStore` and :class:`~wxmiddleware.stores.sql.AsyncSQLStore`
 inherit each store method, declared once (:class:`SQLStoreMethods`), and run the
 operations with a small runner each, the only code that differs between the two.
@@ -16,24 +18,9 @@ which decides what it means); a conditional ``UPDATE`` moves a row for one of th
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from contextlib import contextmanager
-from typing import (
-    Any,
-    Dict,
-    Generator,
-    Generic,
-    Iterator,
-    List,
-    Optional,
-    Tuple,
-    TypeVar,
-    Union,
-)
-
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from typing import Any, List, Optional, Tuple
 
 from ..errors import StoreUnavailable
 from ..session import (
@@ -51,9 +38,9 @@ from ..session import (
 )
 from ._operations import StoreOperation
 from ._sql_schema import Tables
+from ._sql_steps import BEGIN, COMMIT, Call, Conflict, Operation, autocommit
 from .base import PURGE_BATCH, PurgeProgress, SessionInfo, new_lock_owner
 
-_T = TypeVar("_T")
 logger = logging.getLogger("wxmiddleware")
 
 #: How often (seconds) one process's logins also delete one batch of expired rows.
@@ -62,164 +49,6 @@ PURGE_INTERVAL = 60.0
 INLINE_PURGE_BATCH = 100
 #: How many times a code claim reads again after losing a race, before it answers PENDING.
 CLAIM_ATTEMPTS = 3
-
-
-class Call:
-    """One statement and its parameters."""
-
-    __slots__ = ("params", "statement")
-
-    def __init__(self, statement: Any, params: Optional[Dict[str, Any]] = None) -> None:
-        self.statement = statement
-        self.params = params or {}
-
-
-class Marker:
-    """A transaction boundary: the runner sends ``BEGIN``, ``COMMIT`` or ``ROLLBACK``."""
-
-    __slots__ = ("sql",)
-
-    def __init__(self, sql: str) -> None:
-        self.sql = sql
-
-
-BEGIN = Marker("BEGIN")
-COMMIT = Marker("COMMIT")
-ROLLBACK = Marker("ROLLBACK")
-
-Request = Union[Call, Marker]
-#: An operation: yields requests, receives rows (a list of tuples) or a row count.
-Operation = Generator[Request, Any, _T]
-
-
-class Conflict(Exception):
-    """A statement lost a race: a unique key another transaction inserted, or a deadlock
-    the database resolved against it (its transaction was rolled back)."""
-
-
-class Deadlock(Conflict):
-    """The database broke a deadlock (or a serialization failure) by rolling back this
-    statement's transaction; running it again is the documented answer (MySQL 8.0
-    reference, "How to Minimize and Handle Deadlocks"; PostgreSQL, "Serialization Failure
-    Handling")."""
-
-
-#: How many times a statement that lost a deadlock runs in all.
-DEADLOCK_ATTEMPTS = 3
-
-
-#: Error codes of a lost race besides IntegrityError: deadlock / serialization failure
-#: (SQLSTATE 40001 and PostgreSQL's 40P01; MySQL's error 1213).
-RACE_CODES = frozenset({"40001", "40P01", "1213"})
-
-
-def _autocommit(call: Call) -> Operation[Any]:
-    """``call`` as one statement outside a transaction, run again (up to
-    :data:`DEADLOCK_ATTEMPTS` in all) when it loses a deadlock; returns its reply."""
-    for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
-        try:
-            return (yield call)
-        except Deadlock:
-            if attempt == DEADLOCK_ATTEMPTS:
-                raise
-    raise AssertionError("unreachable")
-
-
-class Steps(Generic[_T]):
-    """The requests of one operation, for a runner to answer one at a time.
-
-    The runner iterates, and for each request sets :attr:`reply` inside
-    ``with steps.answering():``, which records a database error instead; the runner then
-    sends ``ROLLBACK`` when :attr:`in_transaction` says one is open, and the next step hands
-    the operation a :class:`Conflict` (a unique key taken) or a
-    :class:`~wxmiddleware.errors.StoreUnavailable` (anything else), whose ``detail`` names
-    the dialect, the operation and the error's class and code: never a statement, its
-    parameters or the URL. After the last request, :attr:`result` is what the operation
-    returned. :attr:`stale` says the operation failed at its first statement because the
-    pooled connection had died (the database restarted): nothing was done, so the runner
-    may run it once more on a fresh connection.
-    """
-
-    def __init__(self, operation: Operation[_T], action: str, dialect: str) -> None:
-        self._operation = operation
-        self._action = action
-        self._dialect = dialect
-        self._error: Optional[BaseException] = None
-        self._sent = 0
-        self.reply: Any = None
-        self.in_transaction = False
-        self.stale = False
-        self.result: _T
-
-    def __iter__(self) -> Steps[_T]:
-        return self
-
-    def __next__(self) -> Request:
-        error, self._error = self._error, None
-        try:
-            request = (
-                self._operation.throw(error)
-                if error is not None
-                else self._operation.send(self.reply)
-            )
-        except StopIteration as done:
-            self.result = done.value
-            raise StopIteration from None
-        except Conflict as exc:
-            raise self.failure(exc) from None
-        if request is BEGIN:
-            self.in_transaction = True
-        elif request is COMMIT or request is ROLLBACK:
-            self.in_transaction = False
-        self._sent += 1
-        return request
-
-    @property
-    def failed(self) -> bool:
-        """Whether the last request failed (the next step hands the operation its error)."""
-        return self._error is not None
-
-    @contextmanager
-    def answering(self) -> Iterator[None]:
-        """Where the runner performs a request and sets :attr:`reply`."""
-        self.reply = None
-        try:
-            yield
-        except IntegrityError as exc:
-            self._error = Conflict(type(exc.orig).__name__)
-        except DBAPIError as exc:
-            if error_code(exc) in RACE_CODES:
-                self._error = Deadlock(type(exc.orig).__name__)
-                return
-            self.stale = self._sent == 1 and exc.connection_invalidated
-            self._error = self.failure(exc)
-        except (SQLAlchemyError, OSError, asyncio.TimeoutError) as exc:
-            self._error = self.failure(exc)
-
-    def failure(self, exc: BaseException) -> StoreUnavailable:
-        """The 503 for ``exc``, naming what failed and nothing secret."""
-        return StoreUnavailable(detail=f"SQL ({self._dialect}): {self._action}: {cause(exc)}")
-
-
-def error_code(exc: BaseException) -> Optional[str]:
-    """The SQLSTATE (psycopg, asyncpg) or MySQL error number of a driver's error, if any."""
-    orig = getattr(exc, "orig", None)
-    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    if code is None and getattr(orig, "args", None):
-        first = orig.args[0]  # type: ignore[union-attr]
-        code = first if isinstance(first, int) else None
-    return None if code is None else str(code)
-
-
-def cause(exc: BaseException) -> str:
-    """The class (and SQLSTATE or error number) of a database error; SQLAlchemy's own text
-    holds the statement and its parameters, a driver's may hold the user and host."""
-    orig = getattr(exc, "orig", None)
-    if orig is None:
-        return type(exc).__name__
-    code = error_code(exc)
-    name = f"{type(exc).__name__} ({type(orig).__name__}"
-    return f"{name} {code})" if code is not None else f"{name})"
 
 
 class SQLOperations:
@@ -309,13 +138,13 @@ class SQLOperations:
         user = {"user_openid": session.openid, "user_appid": scope.appid, "now": now}
         # The session is in; a deadlock with another machine's purge or login from here on
         # must not turn the login into a 503, so these statements run again instead.
-        yield from _autocommit(
+        yield from autocommit(
             Call(self.t.rekey, {**user, "sealed": sealed, "new_key_at": row["key_at"]})
         )
-        live = yield from _autocommit(Call(self.t.user_sessions, user))
+        live = yield from autocommit(Call(self.t.user_sessions, user))
         ended = over_cap([(gone, created) for gone, created in live], scope.max_sessions)
         for gone in ended:
-            yield from _autocommit(Call(self.t.delete_session, {"token_key": gone}))
+            yield from autocommit(Call(self.t.delete_session, {"token_key": gone}))
 
     def set_session_key(
         self, openid: str, session_key: str, key_at: float, scope: SessionScope
@@ -324,7 +153,7 @@ class SQLOperations:
         the old or the new key, never a mixture), then a ``COUNT`` of them."""
         user = {"user_openid": openid, "user_appid": scope.appid, "now": time.time()}
         sealed = scope.seal_key(openid, session_key)
-        yield from _autocommit(
+        yield from autocommit(
             Call(self.t.rekey, {**user, "sealed": sealed, "new_key_at": float(key_at)})
         )
         rows = yield Call(self.t.count_user_sessions, user)
@@ -424,7 +253,7 @@ class SQLOperations:
         if not rows:
             return 0, False
         keys = [row[0] for row in rows]
-        deleted = yield from _autocommit(Call(self.t.delete_expired(table, keys), {"now": now}))
+        deleted = yield from autocommit(Call(self.t.delete_expired(table, keys), {"now": now}))
         return int(deleted), len(rows) == limit
 
     def get_value(self, name: str) -> Operation[Optional[str]]:
