@@ -4,32 +4,28 @@ Zero setup, shared by every worker process on one machine (gunicorn ``-w 4``), a
 survives restarts. The database runs in WAL mode so readers never wait for the writer;
 sessions are keyed by :func:`~wxmiddleware.session.token_key` and hold their session_key
 sealed (:mod:`wxmiddleware.stores._records`), so the file holds no usable token and no
-usable session_key. Expired rows are deleted lazily (see :meth:`SQLiteStore.purge_expired`).
+usable session_key. Expired rows are deleted lazily (see :meth:`SQLiteStore.purge_expired`),
+by a maintenance thread of each process (:mod:`wxmiddleware.stores._sqlite_maintenance`).
 
 Shared values and locks (:meth:`SQLiteStore.set_value`, :meth:`SQLiteStore.acquire_lock`)
-are rows with an expiry, in tables of their own, so every process on the machine sees them.
+and login-code records (:meth:`SQLiteStore.claim_code`) are rows with an expiry, in tables
+of their own (:mod:`wxmiddleware.stores._sqlite_values`,
+:mod:`wxmiddleware.stores._sqlite_codes`), so every process on the machine sees them.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import pathlib
 import re
 import sqlite3
-import threading
 import time
-import weakref
 from contextlib import suppress
 from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 
 from ..session import (
-    CLAIM_OWNER,
-    CLAIM_PENDING,
-    CodeClaim,
     SessionScope,
     WxSession,
-    claim_used,
     deadline_after_use,
     idle_deadline,
     over_cap,
@@ -37,21 +33,17 @@ from ..session import (
     token_key,
 )
 from . import _records
+from ._sqlite_codes import COMPLETE_CODE, CodeClaims
 from ._sqlite_db import Database, SQLiteBusy, transaction
+from ._sqlite_maintenance import BATCH_PAUSE as BATCH_PAUSE
+from ._sqlite_maintenance import MAINTENANCE_BATCH as MAINTENANCE_BATCH
+from ._sqlite_maintenance import PURGE_INTERVAL as PURGE_INTERVAL
+from ._sqlite_maintenance import Maintenance
 from ._sqlite_values import SharedValues
-from .base import PurgeProgress, SessionInfo
+from .base import SessionInfo
 
 __all__ = ["SQLiteBusy", "SQLiteStore", "default_sqlite_path"]
 
-logger = logging.getLogger("wxmiddleware")
-
-#: How often (seconds) a process's maintenance looks for expired rows when none were left.
-PURGE_INTERVAL = 60.0
-#: At most this many expired sessions go per maintenance transaction: a few milliseconds of
-#: the write lock, however many expired (``benchmarks/scale.py`` measures the longest hold).
-MAINTENANCE_BATCH = 200
-#: The pause (seconds) between two full batches, in which other writers take the lock.
-BATCH_PAUSE = 0.02
 #: How many recently parsed sessions a store keeps per process (about 0.5 KB each).
 RECENT_SESSIONS = 1024
 
@@ -67,20 +59,6 @@ _DELETE = "DELETE FROM wx_sessions WHERE key = ?"
 _USER_SESSIONS = (
     "SELECT key, value FROM wx_sessions WHERE openid = ?1 AND idle_until > ?2 AND expires_at > ?2"
 )
-_LIVE_CODE = "SELECT sealed FROM wx_codes WHERE key = ? AND expires_at > ?"
-# The sealed column of a code record that a login still owns (sealed tokens are never empty).
-_PENDING = ""
-# One batch of expired sessions, found through the idle_until index (see _sqlite_db.SCHEMA).
-_DELETE_EXPIRED_BATCH = (
-    "DELETE FROM wx_sessions WHERE key IN"
-    " (SELECT key FROM wx_sessions WHERE idle_until <= ?1 LIMIT ?2)"
-)
-# Rows of the small tables (code records, shared values, locks) past their expiry.
-_EXPIRED_RECORDS = (
-    "DELETE FROM wx_codes WHERE expires_at <= ?",
-    "DELETE FROM wx_values WHERE expires_at <= ?",
-    "DELETE FROM wx_locks WHERE expires_at <= ?",
-)
 
 
 class _Lookup(NamedTuple):
@@ -92,7 +70,7 @@ class _Lookup(NamedTuple):
     slide_to: Optional[float]
 
 
-class SQLiteStore(SharedValues):
+class SQLiteStore(SharedValues, CodeClaims, Maintenance):
     """A :class:`~wxmiddleware.stores.base.SessionStore` in one SQLite file.
 
     Every process and thread that uses the store opens its own connection on first use (a
@@ -115,20 +93,9 @@ class SQLiteStore(SharedValues):
     so most authenticated requests cost one indexed SELECT and no write.
     """
 
-    # Whether this store checkpoints the WAL as it writes and deletes expired rows in a
-    # maintenance thread (see _InlineSQLiteStore for the store that does neither).
-    _maintenance = True
-    # Seconds from a process's first write to its first purge step.
-    _first_purge_delay = PURGE_INTERVAL
-
     def __init__(self, path: Union[str, os.PathLike[str]], *, timeout: float = 2.0) -> None:
+        super().__init__()
         self._db = Database(pathlib.Path(os.path.abspath(path)), timeout, self._maintenance)
-        self._next_purge = 0.0
-        # The maintenance thread's stop signal, and the process it runs in (threads do not
-        # survive fork(): a child's first write starts its own).
-        self._stop_maintenance = threading.Event()
-        self._maintainer_pid = 0
-        self._maintainer: Optional[threading.Thread] = None
         # token -> (key, stored JSON, parsed session): a lookup whose row still holds that
         # JSON skips hashing the token and parsing the JSON. The SELECT always runs, so
         # expiry, logout and revocation in any process take effect at once.
@@ -221,8 +188,8 @@ class SQLiteStore(SharedValues):
         beyond the cap and complete a code claim: one transaction, all or nothing.
 
         Expired rows are not deleted here: the first write of a process starts its
-        maintenance thread (:meth:`_maintain_in_background`), which does it in batches of
-        :data:`MAINTENANCE_BATCH`, outside every login's transaction.
+        maintenance thread (:mod:`wxmiddleware.stores._sqlite_maintenance`), which does it in
+        batches of :data:`MAINTENANCE_BATCH`, outside every login's transaction.
         """
         key = token_key(token)
         sealed = scope.seal_key(session.openid, session.session_key)
@@ -240,9 +207,7 @@ class SQLiteStore(SharedValues):
                 if ended:
                     conn.executemany(_DELETE, [(gone,) for gone in ended])
                 if code_key is not None and sealed_token is not None:
-                    conn.execute(
-                        "UPDATE wx_codes SET sealed = ? WHERE key = ?", (sealed_token, code_key)
-                    )
+                    conn.execute(COMPLETE_CODE, (sealed_token, code_key))
         except sqlite3.Error as exc:
             raise self._db.failure(exc, "save", "session", key) from exc
 
@@ -340,37 +305,6 @@ class SQLiteStore(SharedValues):
         infos.sort(key=lambda info: info.created_at)
         return infos
 
-    def claim_code(self, code_key: str, ttl: int) -> CodeClaim:
-        """Claim a login code for ``ttl`` seconds, atomically across processes (an
-        ``IMMEDIATE`` transaction): see :meth:`SessionStore.claim_code`."""
-        try:
-            conn = self._db.connection()
-            # Retries of a known code only read, without queueing for the write lock.
-            rows = conn.execute(_LIVE_CODE, (code_key, time.time())).fetchall()
-            if rows:
-                return _claim_of(rows[0][0])
-            with transaction(conn):
-                now = time.time()
-                rows = conn.execute(_LIVE_CODE, (code_key, now)).fetchall()
-                if rows:
-                    return _claim_of(rows[0][0])
-                conn.execute(
-                    "INSERT OR REPLACE INTO wx_codes (key, sealed, expires_at) VALUES (?, ?, ?)",
-                    (code_key, _PENDING, now + ttl),
-                )
-                return CLAIM_OWNER
-        except sqlite3.Error as exc:
-            raise self._db.failure(exc, "claim_code", "code", code_key) from exc
-
-    def release_code(self, code_key: str) -> None:
-        """Delete a still-pending claim, so that a retry may try again."""
-        try:
-            self._db.connection().execute(
-                "DELETE FROM wx_codes WHERE key = ? AND sealed = ?", (code_key, _PENDING)
-            )
-        except sqlite3.Error as exc:
-            raise self._db.failure(exc, "release_code", "code", code_key) from exc
-
     def revoke_session(self, openid: str, key_hash: str) -> bool:
         """End the session of ``openid`` that ``key_hash`` (its :class:`SessionInfo`) names."""
         try:
@@ -384,91 +318,11 @@ class SQLiteStore(SharedValues):
             raise self._db.failure(exc, "revoke_session") from exc
         return cursor.rowcount > 0
 
-    def purge_expired(self, progress: Optional[PurgeProgress] = None) -> int:
-        """Delete expired sessions and records now; return how many sessions went.
-
-        Expired sessions are found through the ``idle_until`` index and deleted
-        :data:`MAINTENANCE_BATCH` at a time, each batch a short
-        transaction of its own, so purging never holds the write lock for long whatever the
-        size of the store (logins in other processes wait at most one batch). ``progress``
-        is called after each batch with the count deleted so far.
-        """
-        purged = 0
-        try:
-            conn = self._db.connection()
-            while True:
-                with transaction(conn):
-                    gone = _delete_expired(conn, time.time(), MAINTENANCE_BATCH)
-                purged += gone
-                if progress is not None:
-                    progress(purged)
-                if gone < MAINTENANCE_BATCH:
-                    break
-            with transaction(conn):
-                self._purge_records(conn, time.time())
-        except sqlite3.Error as exc:
-            raise self._db.failure(exc, "purge_expired") from exc
-        return purged
-
-    def _maintain(self) -> None:
-        # Checkpoint the WAL (PASSIVE: it never waits) and take one purge step when due: what
-        # this store's writes and maintenance thread do, for an _InlineSQLiteStore on the
-        # same file (whose writes do neither).
-        try:
-            conn = self._db.connection()
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        except sqlite3.Error as exc:
-            raise self._db.failure(exc, "checkpoint") from exc
-        now = time.time()
-        if now >= self._next_purge:
-            self._purge_step(now)
-
-    def _start_maintenance(self) -> None:
-        # The first step comes PURGE_INTERVAL after a process's first write, as every later
-        # one does: a process that starts and ends at once never purges.
-        self._next_purge = max(self._next_purge, time.time() + self._first_purge_delay)
-        self._maintainer_pid = os.getpid()
-        self._stop_maintenance = threading.Event()
-        thread = threading.Thread(
-            target=_maintain_in_background,
-            args=(weakref.ref(self), self._stop_maintenance),
-            name="wxmiddleware-sqlite-maintenance",
-            daemon=True,
-        )
-        thread.start()
-        self._maintainer = thread
-
-    def _purge_step(self, now: float) -> None:
-        """One bounded maintenance transaction: up to :data:`MAINTENANCE_BATCH` expired
-        sessions and the expired records. A full batch means more are left: the next step is
-        due at once; else in :data:`PURGE_INTERVAL` seconds. A failure (the lock taken, a
-        full disk) is logged and left for the next step."""
-        try:
-            conn = self._db.connection()
-            with transaction(conn):
-                gone = _delete_expired(conn, now, MAINTENANCE_BATCH)
-                self._purge_records(conn, now)
-        except sqlite3.Error as exc:
-            logger.warning("SQLite maintenance deferred: %s", self._db.failure(exc, "purge").detail)
-            self._next_purge = now + PURGE_INTERVAL
-            return
-        if gone == MAINTENANCE_BATCH:
-            self._next_purge = now
-
     def close(self) -> None:
         """Close this thread's connection and stop the maintenance thread; the next call
         opens a new connection (and the next write starts maintenance again)."""
-        self._stop_maintenance.set()
-        self._maintainer_pid = 0
-        thread, self._maintainer = self._maintainer, None
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(5.0)  # at most the step it is in: a bounded batch
+        self._stop_maintainer()
         self._db.close()
-
-    def _purge_records(self, conn: sqlite3.Connection, now: float) -> None:
-        self._next_purge = now + PURGE_INTERVAL
-        for statement in _EXPIRED_RECORDS:
-            conn.execute(statement, (now,))
 
 
 class _InlineSQLiteStore(SQLiteStore):
@@ -479,34 +333,6 @@ class _InlineSQLiteStore(SQLiteStore):
     does, in its writer thread)."""
 
     _maintenance = False
-
-
-def _maintain_in_background(store_ref: weakref.ref[SQLiteStore], stop: threading.Event) -> None:
-    """The maintenance thread of one store in one process: a purge step when one is due,
-    :data:`BATCH_PAUSE` seconds apart while expired rows are left over. It holds the store
-    only during a step, and ends when the store is closed or garbage-collected."""
-    delay = 0.0
-    while not stop.wait(delay):
-        store = store_ref()
-        if store is None:
-            return
-        now = time.time()
-        if now >= store._next_purge:
-            store._purge_step(now)
-        delay = BATCH_PAUSE if store._next_purge <= now else min(store._next_purge - now, 1.0)
-        del store
-    store = store_ref()
-    if store is not None:
-        store._db.close()  # this thread's connection
-
-
-def _delete_expired(conn: sqlite3.Connection, now: float, limit: int) -> int:
-    """Delete up to ``limit`` sessions expired at ``now`` (epoch seconds); how many went."""
-    return int(conn.execute(_DELETE_EXPIRED_BATCH, (now, limit)).rowcount)
-
-
-def _claim_of(sealed: str) -> CodeClaim:
-    return CLAIM_PENDING if sealed == _PENDING else claim_used(str(sealed))
 
 
 def default_sqlite_path(appid: str) -> pathlib.Path:
