@@ -223,7 +223,7 @@ class TestOpenAsyncStore:
         assert store.sync.path == tmp_path / "s.db"
         assert isinstance(open_async_store("memory://", "wx123"), AsyncMemoryStore)
 
-    @pytest.mark.parametrize("url", ["postgres://h/db", "nothing", "sqlite://", "sqlite:///x?a=1"])
+    @pytest.mark.parametrize("url", ["mongodb://h/db", "nothing", "sqlite://", "sqlite:///x?a=1"])
     def test_bad_urls(self, url: str) -> None:
         with pytest.raises(ConfigError):
             open_async_store(url, "wx123")
