@@ -1,24 +1,25 @@
-"""Fill ``RESULTS.md`` from ``RESULTS.template.md``, ``results.json`` and ``baseline.json``.
-
-The template holds the prose; ``$name`` placeholders take a figure or a whole table computed
-here. A figure that a results file lacks (an older file, a part that failed) shows as "-".
-
-Run: ``python benchmarks/report.py [results.json]`` (run_all.py calls it after a run).
+"""Write ``RESULTS.md`` (from ``RESULTS.template.md``) and ``docs/benchmarks.png`` (without
+matplotlib, none) from ``results.json``, with ``baseline.json`` as the goals' *before*:
+``python benchmarks/report.py [results.json]``. A ``{{path:format}}`` in the template takes a
+figure of results.json or a table drawn here; a figure the results lack reads "-".
 """
 
 from __future__ import annotations
 
 import json
-import string
+import re
 import sys
+import textwrap
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 BENCH = Path(__file__).resolve().parent
 RESULTS_JSON = BENCH / "results.json"
 BASELINE_JSON = BENCH / "baseline.json"
 TEMPLATE = BENCH / "RESULTS.template.md"
 RESULTS_MD = BENCH / "RESULTS.md"
+CHART = BENCH.parent / "docs" / "benchmarks.png"
+FRAMEWORKS = ("flask", "starlette")
 
 
 def get(data: Any, path: str) -> Any:
@@ -30,233 +31,252 @@ def get(data: Any, path: str) -> Any:
     return data
 
 
-def n(value: Optional[float], spec: str = ".2f") -> str:
-    return "-" if value is None else format(value, spec)
+def n(value: Any, spec: str = ".2f") -> str:
+    """A figure as a table shows it: "-" when missing; text (already formatted) as it is."""
+    return "-" if value is None else value if isinstance(value, str) else format(value, spec)
 
 
-def table(header: Sequence[str], rows: List[Sequence[Any]]) -> str:
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "| --- |" + " ---: |" * (len(header) - 1)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
-# goal, target, where in results.json, the minimum, the chart's label, where its floor is
-# (the same ratio for a bare app with only the unavoidable work: see overhead.py)
-RATIO_GOALS = [
-    ("Flask + memory store, throughput vs bare (in process)", "≥ 0.95",
-     "overhead.flask.ratio_vs_bare.memory", 0.95, "Flask + memory\nvs bare",
-     "overhead.flask.ratio_vs_bare.floor"),
-    ("Flask + memory store vs a before_request dict hook (in process)", "≥ 1.00",
-     "overhead.flask.vs_peer.memory", 1.0, "Flask + memory\nvs hook",
-     "overhead.flask.vs_peer.floor"),
-    ("Starlette + memory store, throughput vs bare (in process)", "≥ 0.88",
-     "overhead.starlette.ratio_vs_bare.memory", 0.88, "Starlette + memory\nvs bare",
-     "overhead.starlette.ratio_vs_bare.floor"),
-    ("Starlette + memory store vs AuthenticationMiddleware with a dict (in process)", "≥ 1.15",
-     "overhead.starlette.vs_peer.memory", 1.15, "Starlette + memory\nvs auth",
-     "overhead.starlette.vs_peer.floor"),
-    ("Flask: SQLite store throughput vs memory store (in process)", "≥ 0.85",
-     "overhead.flask.sqlite_vs_memory", 0.85, "Flask\nSQLite / memory", None),
-    ("Starlette: SQLite store throughput vs memory store (in process)", "≥ 0.85",
-     "overhead.starlette.sqlite_vs_memory", 0.85, "Starlette\nSQLite / memory", None),
-    *((f"{server}, {store} store, throughput vs bare", f"≥ {minimum:.2f}",
-       f"servers.{fw}.{store}.ratio_vs_bare", minimum, None, f"servers.{fw}.floor.ratio_vs_bare")
-      for fw, server in (("flask", "gunicorn"), ("starlette", "uvicorn"))
-      for store, minimum in (("memory", 0.97), ("redis", 0.97), ("sqlite", 0.93))),
-    *((f"ASGI logins, {store} store, {driver} driver, of concurrency ÷ latency", "≥ 0.80",
-       f"asgi_logins.{driver}.{store}.of_ideal", 0.8, f"ASGI logins\n{store}, {driver}", None)
-      for driver, store in (("direct", "memory"), ("direct", "sqlite"), ("httpx", "sqlite"))),
-    ("WSGI logins, gunicorn gthread, SQLite store, of concurrency ÷ latency", "(0.80)",
-     "wsgi_logins.of_ideal.sqlite", 0.8, "WSGI logins\nSQLite, gunicorn", None),
+# --- the goals ---
+
+GOALS = [  # the goal (in the table and the chart), where its figure is, the minimum
+    ("Flask + memory vs bare, in process", "overhead.flask.ratio_vs_bare.memory", 0.95),
+    ("Flask + memory vs a before_request dict hook", "overhead.flask.vs_peer.memory", 1.0),
+    ("Starlette + memory vs bare, in process", "overhead.starlette.ratio_vs_bare.memory", 0.88),
+    ("Starlette + memory vs AuthenticationMiddleware", "overhead.starlette.vs_peer.memory", 1.15),
+    ("Flask: SQLite vs memory store, in process", "overhead.flask.sqlite_vs_memory", 0.85),
+    ("Starlette: SQLite vs memory store, in process", "overhead.starlette.sqlite_vs_memory", 0.85),
+    *(
+        (f"{server}, {store} store, vs bare", f"servers.{framework}.{store}.ratio_vs_bare", low)
+        for framework, server in zip(FRAMEWORKS, ("gunicorn", "uvicorn"))
+        for store, low in (("memory", 0.97), ("redis", 0.97), ("sqlite", 0.93))
+    ),
+    *(
+        (f"ASGI logins, {store}, {driver} driver", f"asgi_logins.{driver}.{store}.of_ideal", 0.8)
+        for driver, store in (("direct", "memory"), ("direct", "sqlite"), ("httpx", "sqlite"))
+    ),
+    ("WSGI logins, gunicorn gthread, SQLite", "wsgi_logins.sqlite.of_ideal", 0.8),
 ]
 
 
-STORES_VS_PEER = ("redis", "flask_session_redis")
+class Goal(NamedTuple):
+    goal: str
+    target: str
+    value: str  # the figure, as the table shows it
+    met: bool
+    floor: str  # the same figure for the floor variant, where one is measured
 
 
-def goals(results: Dict[str, Any]) -> List[Dict[str, Any]]:
-    """The goal rows: label, target, figure as text and number (for the chart), met, and
-    the floor's figure where one is measured."""
+def goals(results: Dict[str, Any]) -> List[Goal]:
     rows = []
-    for goal, target, path, minimum, chart, floor in RATIO_GOALS:
+    for goal, path, low in GOALS:
         value = get(results, path)
-        met = None if value is None else value >= minimum
-        rows.append({"goal": goal, "target": target, "value": n(value, ".3f"), "number": value,
-                     "met": met, "chart": chart, "goal_number": minimum,
-                     "floor": n(get(results, floor) if floor else None, ".3f")})
-    ours, peer = (get(results, f"overhead.flask.cost_us.{k}") for k in STORES_VS_PEER)
+        floor = get(results, path[: -len("memory")] + "floor") if path.endswith(".memory") else None
+        met = value is not None and value >= low
+        rows.append(Goal(goal, f"≥ {low:.2f}", n(value, ".3f"), met, n(floor, ".3f")))
+    costs = get(results, "overhead.flask.cost_us") or {}
+    ours, peer = costs.get("redis"), costs.get("flask_session_redis")
+    cheaper = ours is not None and peer is not None and ours < peer
+    cost = f"{n(ours, '.0f')} µs vs {n(peer, '.0f')} µs"
     commands = get(results, "redis_commands.wsgi_request.total")
-    rows[6:6] = [
-        {"goal": "Flask: RedisStore cost per request < Flask-Session's Redis backend",
-         "target": "ours < peer", "value": f"{n(ours, '.0f')} µs vs {n(peer, '.0f')} µs",
-         "met": None if ours is None or peer is None else ours < peer, "chart": None,
-         "floor": "-"},
-        {"goal": "Redis commands per authenticated request", "target": "1", "value": n(commands),
-         "met": None if commands is None else abs(commands - 1) < 1e-9, "chart": None,
-         "floor": "-"},
+    rows[6:6] = [  # after the in-process goals
+        Goal("RedisStore cost per request < Flask-Session's", "< peer", cost, cheaper, "-"),
+        Goal("Redis commands per authenticated request", "1", n(commands), commands == 1, "-"),
     ]
     return rows
 
 
-def status(row: Dict[str, Any]) -> str:
-    return "not measured" if row["value"].startswith("-") else "met" if row["met"] else "not met"
-
-
-def goals_text(results: Dict[str, Any]) -> str:
-    """The measured goals as lines of text (what the benchmark scripts print)."""
-    return "\n".join(
-        f"{status(r):>8}: {r['goal']}: {r['value']} ({r['target']})"
-        + (f"; floor {r['floor']}" if r["floor"] != "-" else "")
-        for r in goals(results) if not r["value"].startswith("-")
-    )
+def status(row: Goal) -> str:
+    return "not measured" if row.value.startswith("-") else "met" if row.met else "not met"
 
 
 def goals_table(results: Dict[str, Any], baseline: Optional[Dict[str, Any]]) -> str:
-    before = {row["goal"]: row["value"] for row in goals(baseline)} if baseline else {}
-    rows = [[r["goal"], r["target"], before.get(r["goal"], "-") if baseline else r["value"],
-             r["value"] if baseline else "_pending_", status(r), r["floor"]]
-            for r in goals(results)]
+    before = {row.goal: row.value for row in goals(baseline or {})}
+    rows = [[r.goal, r.target, before[r.goal], r.value, status(r), r.floor] for r in goals(results)]
     return table(["goal", "target", "before", "after", "status", "floor"], rows)
 
 
-LABELS = {
-    "bare": "bare app", "memory": "wrapped, memory store",
-    "sqlite": "wrapped, SQLite store (default)", "redis": "wrapped, Redis store (loopback)",
-    "flask_session_redis": "peer: Flask-Session, Redis",
-    "hook_peer": "peer: a before_request hook over a dict",
-    "auth_peer": "peer: Starlette AuthenticationMiddleware, dict backend",
-    "floor": "floor: header -> dict -> attach, by hand",
-    "starlette_session": "peer: Starlette SessionMiddleware (signed cookie)",
-    "wsgi_request": "authenticated request, WxMiddleware + RedisStore",
-    "asgi_request": "authenticated request, WxASGIMiddleware + AsyncRedisStore",
-    "wsgi_login": "login (WSGI)", "wsgi_logout": "logout (WSGI)",
-    "flask_session_request": "request, Flask-Session on Redis (peer)",
-}
+# --- the tables ---
+
+Columns = Sequence[Tuple[str, str, str]]  # header, path ("{}": the row's name), format
+OVERHEAD_COLUMNS = [
+    ("µs/request", "us_per_request.{}", ".1f"),
+    ("throughput vs bare", "ratio_vs_bare.{}", ".3f"),
+    ("cost (µs)", "cost_us.{}", "+.1f"),
+    ("vs the peer", "vs_peer.{}", ".2f"),
+]
+SERVER_COLUMNS = [
+    ("requests/s", "{}.rps", ".0f"),
+    ("vs bare", "{}.ratio_vs_bare", ".2f"),
+    ("p50 ms", "{}.p50_ms", ".2f"),
+    ("p99 ms", "{}.p99_ms", ".2f"),
+    ("CPU µs/request", "{}.cpu_us", ".0f"),
+    ("vs bare, by CPU", "{}.cpu_ratio_vs_bare", ".2f"),
+]
+LOOP_COLUMNS = [("max lag (ms)", "{}.max_ms", ".1f"), ("p99 lag (ms)", "{}.p99_ms", ".2f")]
+LOOP_COLUMNS += [("time (s)", "{}.s", ".2f")]
+SCALE_COLUMNS = [
+    ("lookup p50 (µs)", "{}.lookup.p50", ".0f"),
+    ("lookup p99 (µs)", "{}.lookup.p99", ".0f"),
+    ("login p50 (µs)", "{}.login.p50", ".0f"),
+    ("login p99 (µs)", "{}.login.p99", ".0f"),
+    ("longest write-lock hold (ms)", "{}.lock_max_ms", ".1f"),
+    ("purged rows/s", "{}.purge_per_s", ",.0f"),
+    ("bytes/session", "{}.bytes_per_session", ".0f"),
+]
 
 
-def overhead_tables(o: Dict[str, Any]) -> str:
-    parts = []
-    for framework in (fw for fw in ("flask", "starlette") if fw in o):
-        data = o[framework]
-        vs_peer = data.get("vs_peer", {})
-        rows = [[LABELS.get(name, name), f"{micros:.1f}",
-                 n(data["ratio_vs_bare"].get(name, 1.0), ".3f"),
-                 n(data["cost_us"].get(name, 0.0), "+.1f"), n(vs_peer.get(name), ".2f")]
-                for name, micros in data["us_per_request"].items()]
-        if "sqlite_vs_memory" in data:
-            rows.append(["SQLite / memory throughput", "", f"{data['sqlite_vs_memory']:.3f}", "",
-                         ""])
-        header = ["variant", "µs/request", "throughput vs bare", "cost (µs)", "vs the peer"]
-        parts.append(f"**{framework.title()}**\n\n" + table(header, rows))
-    return "\n\n".join(parts)
+def grid(first: str, rows: Iterable[str], parts: Dict[str, Any], columns: Columns) -> str:
+    """A row per name of ``rows``, and per part, side by side, a column per (header, path,
+    format) of ``columns``: the path, with the row's name in it, leads to a part's figure."""
+    header = [first, *(f"{label} {head}".strip() for label in parts for head, _, _ in columns)]
+    cells = [(data, path, spec) for data in parts.values() for _, path, spec in columns]
+    body = [[row, *(n(get(data, path.format(row)), f) for data, path, f in cells)] for row in rows]
+    return table(header, body)
+
+
+def overhead_table(o: Dict[str, Any]) -> str:
+    """A row per variant, the frameworks' figures side by side."""
+    parts = {f"{framework.title()}:": o[framework] for framework in FRAMEWORKS if framework in o}
+    variants = dict.fromkeys(v for part in parts.values() for v in part["us_per_request"])
+    return grid("variant", variants, parts, OVERHEAD_COLUMNS)
 
 
 def redis_table(rc: Dict[str, Any]) -> str:
-    rows = [[LABELS.get(key, key), f"{item['total']:.2f}",
-             ", ".join(f"{c.upper()} {v:g}" for c, v in item["commands"].items())]
-            for key, item in rc.items()]
+    def which(commands: Dict[str, float]) -> str:
+        return ", ".join(f"{command.upper()} {count:g}" for command, count in commands.items())
+
+    rows = [[name, f"{v['total']:.2f}", which(v["commands"])] for name, v in rc.items()]
     return table(["operation", "commands", "which"], rows)
 
 
 def logins_table(al: Dict[str, Any], wl: Dict[str, Any]) -> str:
     def cell(item: Dict[str, Any]) -> str:
         cpu = f"; CPU {item['cpu_ms_app_process']:.2f} ms" if "cpu_ms_app_process" in item else ""
-        return f"{item['rate']:.0f}/s ({item['of_ideal']:.2f}){cpu}"
+        failed = f"; {item['failed']} failed" if item.get("failed") else ""
+        return f"{item['rate']:.0f}/s ({item['of_ideal']:.2f}){cpu}{failed}"
 
-    rows = [[f"ASGI in process, driver: {driver}"]
-            + [cell(al[driver][setup]) for setup in ("bare", "memory", "sqlite")]
-            for driver in ("direct", "httpx") if driver in al]
+    setups, drivers = ("bare", "memory", "sqlite"), [d for d in ("direct", "httpx") if d in al]
+    rows = [[f"ASGI in process, driver: {d}", *(cell(al[d][s]) for s in setups)] for d in drivers]
     if wl:
-        failed = get(wl, "failed.sqlite")
-        wsgi = [cell({"rate": wl["rates"][v], "of_ideal": wl["of_ideal"][v]})
-                for v in ("bare", "sqlite")]
-        wsgi[1] += f"; {failed} of {wl['attempted']} failed (503)" if failed else ""
-        rows.append([f"WSGI, {wl['server']}", wsgi[0], "-", wsgi[1]])
+        rows.append([f"WSGI, {wl['server']}", cell(wl["bare"]), "-", cell(wl["sqlite"])])
     return table(["setup", "bare", "memory store", "SQLite store"], rows)
 
 
 def servers_table(sv: Dict[str, Any]) -> str:
-    rows = [[sv[fw]["server"], variant, f"{item['rps']:.0f}", n(item.get("ratio_vs_bare", 1.0)),
-             f"{item['p50_ms']:.2f}", f"{item['p99_ms']:.2f}", f"{item['cpu_us']:.0f}",
-             n(item.get("cpu_ratio_vs_bare", 1.0))]
-            for fw in ("flask", "starlette")
-            for variant, item in ((v, sv[fw][v]) for v in ("bare", "sqlite", "memory", "redis")
-                                  if v in sv[fw])]
-    header = ["server", "variant", "requests/s", "vs bare", "p50 ms", "p99 ms",
-              "server CPU µs/request", "vs bare, by CPU"]
-    return table(header, rows)
+    """A row per variant, the servers' figures side by side."""
+    parts = {f"{sv[fw]['server'].split()[0]}:": sv[fw] for fw in FRAMEWORKS if fw in sv}
+    return grid("variant", ["bare", "sqlite", "memory", "redis"], parts, SERVER_COLUMNS)
 
 
 def loop_table(sl: Dict[str, Any]) -> str:
-    rows = [[name, f"{v['max_ms']:.1f}", f"{v['p99_ms']:.2f}", f"{v['s']:.2f}"]
-            for name, v in sl.items() if isinstance(v, dict)]
-    return table(["store, other writer", "max lag (ms)", "p99 lag (ms)", "time (s)"], rows)
+    setups = [name for name, figures in sl.items() if isinstance(figures, dict)]
+    return grid("store, other writer", setups, {"": sl}, LOOP_COLUMNS)
 
 
 def scale_table(sc: Dict[str, Any]) -> str:
-    rows = []
-    for store, by_size in sc.items():
-        for size, v in by_size.items():
-            if size == "ratios":
-                continue
-            lookup, login = v["lookup"], v["login"]
-            rows.append([store, f"{int(size):,}", f"{lookup['p50']:.0f} / {lookup['p99']:.0f}",
-                         f"{login['p50']:.0f} / {login['p99']:.0f}",
-                         n(v.get("lock_max_ms"), ".1f"), n(v.get("purge_per_s"), ",.0f"),
-                         v["bytes_per_session"]])
-        r = by_size.get("ratios", {})
-        rows.append([store, "largest / smallest", n(r.get("lookup_p99"), ".2f") + " (p99)",
-                     n(r.get("login_p99"), ".2f") + " (p99)", "", "", ""])
-    header = ["store", "sessions", "lookup p50 / p99 (µs)", "login p50 / p99 (µs)",
-              "longest write-lock hold (ms)", "purged rows/s", "bytes/session"]
-    return table(header, rows)
+    """A row per size, the stores' figures side by side."""
+    sizes = dict.fromkeys(size for by_size in sc.values() for size in by_size if size != "ratios")
+    parts = {f"{store}:": by_size for store, by_size in sc.items()}
+    return grid("sessions", sizes, parts, SCALE_COLUMNS)
 
 
-class Figures(dict):  # type: ignore[type-arg]
-    """Placeholders: a figure missing from the results reads "-"."""
+# --- RESULTS.md ---
 
-    def __missing__(self, key: str) -> str:
-        return "-"
-
-
-def figures(results: Dict[str, Any], baseline: Optional[Dict[str, Any]]) -> Figures:
-    r, f = results, Figures()
-    compared = baseline is not None and baseline.get("started") != r.get("started")
-    f.update(
-        started=r.get("started", "-"), seconds=n(r.get("seconds"), ".0f"),
-        quick=" (`--quick`)" if r.get("quick") else "",
-        machine_table=table(["machine", ""], list(r.get("machine", {}).items())),
-        baseline_started=(baseline or {}).get("started", "-"),
-        goals_table=goals_table(r, baseline if compared else None),
-        failures="".join(f"\n**Failed:** {k}: {v}\n" for k, v in r.get("failures", {}).items()),
-        rounds=get(r, "overhead.rounds"), requests=get(r, "overhead.requests_per_round"),
-        rtt=n(r.get("loopback_rtt_us"), ".0f"), ideal=n(get(r, "asgi_logins.ideal"), ".0f"),
-        load_generator=get(r, "servers.load_generator"), connections=get(r, "servers.connections"),
-        loop_tasks=get(r, "sqlite_loop.tasks"), loop_hold=n(get(r, "sqlite_loop.hold_ms"), ".0f"),
-    )
-    for fw in ("flask", "starlette"):
-        f[f"{fw}_bare_us"] = n(get(r, f"overhead.{fw}.us_per_request.bare"), ".1f")
-        f[f"{fw}_memory_us"] = n(get(r, f"overhead.{fw}.cost_us.memory"), ".1f")
-        f[f"{fw}_floor_us"] = n(get(r, f"overhead.{fw}.cost_us.floor"), ".1f")
-    for name, build, key in (
-        ("overhead_tables", overhead_tables, "overhead"), ("loop_table", loop_table, "sqlite_loop"),
-        ("redis_table", redis_table, "redis_commands"), ("servers_table", servers_table, "servers"),
-        ("scale_table", scale_table, "scale"),
-    ):
-        f[name] = build(r[key]) if r.get(key) else None
-    if r.get("asgi_logins") or r.get("wsgi_logins"):
-        f["logins_table"] = logins_table(r.get("asgi_logins", {}), r.get("wsgi_logins", {}))
-    shares = get(r, "wsgi_logins.cpu_ms_per_login") or {}
-    f["wsgi_cpu"] = "; ".join(
-        f"{variant}: " + ", ".join(f"{k} {v:.2f} ms" for k, v in by_process.items())
-        for variant, by_process in shares.items()
-    )
-    return Figures({key: "-" if value is None else str(value) for key, value in f.items()})
+#: Placeholders of the template that take a table: how to draw it, from which part.
+TABLES = {
+    "overhead_table": (overhead_table, "overhead"),
+    "redis_table": (redis_table, "redis_commands"),
+    "servers_table": (servers_table, "servers"),
+    "loop_table": (loop_table, "sqlite_loop"),
+    "scale_table": (scale_table, "scale"),
+}
 
 
-def write(results: Dict[str, Any], baseline: Optional[Dict[str, Any]]) -> None:
-    template = string.Template(TEMPLATE.read_text())
-    RESULTS_MD.write_text(template.substitute(figures(results, baseline)))
+def fill(template: str, results: Dict[str, Any], baseline: Optional[Dict[str, Any]]) -> str:
+    """The template with each ``{{path:format}}`` replaced by that figure of ``results`` (a
+    path into results.json, or the name of a table or of a text computed here)."""
+    failures = results.get("failures", {}).items()
+    logins = results.get("asgi_logins", {}), results.get("wsgi_logins", {})
+    texts = {
+        "machine": "; ".join(f"{key} {value}" for key, value in results["machine"].items()),
+        "baseline": (baseline or {}).get("started", "-"),
+        "failures": "".join(f"\n**Failed:** {part}: {error}\n" for part, error in failures),
+        "goals_table": goals_table(results, baseline),
+        "logins_table": logins_table(*logins),
+    }
+    for name, (draw, part) in TABLES.items():
+        texts[name] = draw(results[part]) if part in results else "-"
+
+    def figure(match: re.Match[str]) -> str:
+        path, _, spec = match[1].partition(":")
+        return texts[path] if path in texts else n(get(results, path), spec)
+
+    return re.sub(r"\{\{(.+?)\}\}", figure, template)
+
+
+# --- the chart ---
+
+COLOURS = {"Flask": "#4C72B0", "Starlette": "#DD8452", "bare": "#999999", "memory": "#55A868"}
+COLOURS.update({"SQLite": "#C44E52", "before": "#BBBBBB", "after": "#55A868"})
+Series = List[Tuple[str, List[float]]]
+
+
+def bars(ax: Any, title: str, labels: Sequence[str], series: Series, spec: str = ".2f") -> None:
+    """Grouped bars, one group per label, one bar per series, each with its value on top."""
+    width = 0.8 / len(series)
+    for index, (name, values) in enumerate(series):
+        offset = (index - (len(series) - 1) / 2) * width
+        xs = [i + offset for i in range(len(labels))]
+        drawn = ax.bar(xs, values, width=width, label=name, color=COLOURS.get(name))
+        for bar, value in zip(drawn, values):
+            if value:
+                where = (bar.get_x() + width / 2, bar.get_height())
+                ax.annotate(format(value, spec), where, ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels, fontsize=8)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+
+
+def chart(results: Dict[str, Any], baseline: Optional[Dict[str, Any]]) -> None:
+    """The cost per request in process against the peers', and the goals before and after
+    (among them, the ratios to the bare app in process and over servers, and the logins)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(14, 10), height_ratios=(1, 1.2))
+    machine = results.get("machine", {})
+    title = f"wxmiddleware benchmarks — {results.get('started')}, {machine.get('cores')} cores"
+    fig.suptitle(f"{title}, Python {machine.get('python')}", fontsize=12)
+    variants = ["memory", "sqlite", "redis", "flask_session_redis", "starlette_session"]
+    costs = [(fw.title(), [get(results, f"overhead.{fw}.cost_us.{v}") or 0 for v in variants])
+             for fw in FRAMEWORKS]  # fmt: skip
+    bars(top, "In process: cost per request, ours vs peers", variants, costs, ".0f")
+    top.set(yscale="log", ylabel="µs added to the bare request (log)")
+
+    drawn = [(goal, path, low) for goal, path, low in GOALS]
+    series = [("after", [get(results, path) or 0 for _, path, _ in drawn])]
+    if baseline:
+        series.insert(0, ("before", [get(baseline, path) or 0 for _, path, _ in drawn]))
+    when = f"baseline of {baseline.get('started')}" if baseline else "no baseline"
+    labels = [textwrap.fill(goal, 12) for goal, _, _ in drawn]
+    bars(bottom, f"Goals, before ({when}) and after (this run)", labels, series)
+    bottom.tick_params(axis="x", labelsize=7)
+    for index, (_, _, low) in enumerate(drawn):
+        bottom.hlines(low, index - 0.45, index + 0.45, color="black", linewidth=1.5)
+    bottom.set(ylim=(0, 1.12), ylabel="ratio (goal: black line)")
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    CHART.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(CHART, dpi=100)
+    plt.close(fig)
 
 
 def load(path: Path) -> Optional[Dict[str, Any]]:
@@ -267,8 +287,16 @@ def main(argv: Sequence[str] = ()) -> None:
     results = load(Path(argv[0]) if argv else RESULTS_JSON)
     if results is None:
         raise SystemExit("no results.json: run benchmarks/run_all.py first")
-    write(results, load(BASELINE_JSON))
+    baseline = load(BASELINE_JSON)
+    if baseline is not None and baseline.get("started") == results.get("started"):
+        baseline = None  # the baseline is this run: nothing to compare
+    RESULTS_MD.write_text(fill(TEMPLATE.read_text(), results, baseline))
     print(f"wrote {RESULTS_MD}")
+    try:
+        chart(results, baseline)
+        print(f"wrote {CHART}")
+    except ImportError:
+        print("no chart: matplotlib is not installed (pip install -r benchmarks/requirements.txt)")
 
 
 if __name__ == "__main__":

@@ -1,35 +1,27 @@
-"""Run every benchmark; write benchmarks/results.json, then RESULTS.md and docs/benchmarks.png.
+"""Run every benchmark; write benchmarks/results.json, then RESULTS.md and docs/benchmarks.png
+(report.py). A part that fails is recorded and the others run.
 
     python benchmarks/run_all.py                  # about 3 minutes on 2 cores
-    python benchmarks/run_all.py --quick          # fewer rounds
+    python benchmarks/run_all.py --quick          # fewer rounds, at most 10^5 stored sessions
     python benchmarks/run_all.py --save-baseline  # also record this run as the "before"
     python benchmarks/run_all.py --only overhead,servers   # the rest kept from results.json
-
-The parts (each module also runs alone): ``overhead`` (overhead.py), ``redis_commands``,
-``asgi_logins`` (login_throughput.py), ``wsgi_logins`` and ``servers`` (servers.py),
-``sqlite_loop`` (asgi_sqlite_loop.py), ``scale`` (scale.py: 10^3 to 10^6 stored sessions,
-10^5 at most with ``--quick``). A part that fails is recorded and the others run.
-``report.py`` and ``chart.py`` then redraw from results.json; each also runs alone.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import json
 import socket
 import sys
 import time
 import traceback
-from typing import Any, Callable, Dict
+import urllib.parse
+from typing import Any, Callable, Dict, Optional
 
 import _bench
-import asgi_sqlite_loop
-import chart
-import login_throughput
+import logins
 import overhead
-import redis_commands
 import report
 import scale
 import servers
@@ -46,42 +38,40 @@ def loopback_rtt(port: int, count: int = 2000) -> float:
         return 1e6 * (time.perf_counter() - started) / count
 
 
-def parts(quick: bool, redis_url: str) -> Dict[str, Callable[[], Any]]:
-    logins = {"per_client": 3 if quick else 4, "rounds": 2 if quick else 3}
+def parts(quick: bool, redis_url: Optional[str]) -> Dict[str, Callable[[], Any]]:
+    in_process = overhead.Options(rounds=25 if quick else 60)
+    login_rounds, login_load = 2 if quick else 3, logins.Logins(per_client=3 if quick else 4)
     return {
-        "overhead": lambda: overhead.measure(25 if quick else 60, 150, redis_url or None),
-        "redis_commands": redis_commands.measure,
-        "asgi_logins": lambda: login_throughput.measure(**logins),
-        "wsgi_logins": lambda: servers.measure_wsgi_logins(**logins),
-        "servers": lambda: servers.measure_requests(seconds=1, rounds=4 if quick else 10),
-        "sqlite_loop": lambda: asgi_sqlite_loop.measure(runs=1 if quick else 3),
-        "scale": lambda: scale.measure(scale.SIZES[:2] if quick else scale.SIZES,
-                                       redis_url=redis_url or None),
+        "overhead": lambda: overhead.measure(in_process, redis_url),
+        "redis_commands": lambda: overhead.redis_commands(redis_url or ""),
+        "asgi_logins": lambda: logins.measure_asgi(login_load, login_rounds),
+        "wsgi_logins": lambda: logins.measure_wsgi(login_load, login_rounds),
+        "servers": lambda: servers.measure(seconds=1, rounds=4 if quick else 10),
+        "sqlite_loop": lambda: logins.loop_lag(runs=1 if quick else 3),
+        "scale": lambda: scale.measure(
+            scale.SIZES[:2] if quick else scale.SIZES, redis_url=redis_url
+        ),
     }
 
 
 def run(args: argparse.Namespace) -> Dict[str, Any]:
-    results: Dict[str, Any] = {
-        "started": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": _bench.machine(), "quick": args.quick,
-    }
+    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    results: Dict[str, Any] = {"started": started, "machine": _bench.machine(), "quick": args.quick}
     began = time.monotonic()
-    with _bench.quiet_logging(), contextlib.ExitStack() as stack:
-        url = ""
-        if _bench.PrivateRedis.available:
-            redis = stack.enter_context(_bench.PrivateRedis())
-            url, results["loopback_rtt_us"] = redis.url, loopback_rtt(redis.port)
+    with _bench.private_redis() as url:
+        if url:
+            results["loopback_rtt_us"] = loopback_rtt(urllib.parse.urlsplit(url).port or 0)
         for name, function in parts(args.quick, url).items():
             if (args.only and name not in args.only) or (name == "redis_commands" and not url):
                 continue
-            started = time.monotonic()
+            part_started = time.monotonic()
             print(f"== {name} ...", flush=True)
             try:
                 results[name] = function()
             except Exception as exc:  # one broken part must not cost the whole run
                 traceback.print_exc()
                 results.setdefault("failures", {})[name] = f"{type(exc).__name__}: {exc}"
-            print(f"   {name}: {time.monotonic() - started:.0f} s", flush=True)
+            print(f"   {name}: {time.monotonic() - part_started:.0f} s", flush=True)
     results["seconds"] = time.monotonic() - began
     return results
 
@@ -96,16 +86,12 @@ def main() -> int:
     if args.only:  # the other parts keep their figures from the last run
         results = {**(report.load(report.RESULTS_JSON) or {}), **results}
     # One line per part: the data stays diffable part by part without a line per number.
-    parts = (f"{json.dumps(k)}: {json.dumps(v, default=str)}" for k, v in results.items())
-    text = "{\n" + ",\n".join(parts) + "\n}\n"
+    lines = (f"{json.dumps(k)}: {json.dumps(v, default=str)}" for k, v in results.items())
+    text = "{\n" + ",\n".join(lines) + "\n}\n"
     report.RESULTS_JSON.write_text(text)
     if args.save_baseline:
         report.BASELINE_JSON.write_text(text)
     report.main()
-    try:
-        chart.main()
-    except ImportError:
-        print("matplotlib is not installed: no chart (pip install -r benchmarks/requirements.txt)")
     print(f"done in {results['seconds']:.0f} s; failures: {results.get('failures') or 'none'}")
     return 1 if results.get("failures") else 0
 
