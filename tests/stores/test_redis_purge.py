@@ -86,7 +86,10 @@ def test_purge_removes_every_expired_entry_and_no_live_one_while_another_process
         writer.join(30)
     assert writer.exitcode == 0
     assert written, "the other process wrote nothing"
-    assert purged == EXPIRED_USERS
+    # A login of a user whose old session expired may clear that stale entry itself (it
+    # lists the user's sessions for the cap) before the purge gets there.
+    relogged = sum(1 for entry in written if entry.startswith("o-gone-"))
+    assert EXPIRED_USERS - relogged <= purged <= EXPIRED_USERS
     assert len(reports) >= 2  # more than one batch of indexes
 
     keys = layout.Keys(prefix)
