@@ -143,7 +143,8 @@ class SyncPerformer(Generic[_C]):
         """Carry out a request's plan (:meth:`wxmiddleware.core.Pipeline.handle`)."""
         kind = type(plan)
         if kind is SessionLookup or kind is ObservedLookup:
-            lookup = cast(SessionLookup, plan)
+            # Annotations, not cast(): no call on every request.
+            lookup: SessionLookup = plan  # type: ignore[assignment]
             try:
                 if self.observer is None:
                     session = self.store.get(lookup.token, lookup.idle_ttl, lookup.scope)
@@ -156,8 +157,9 @@ class SyncPerformer(Generic[_C]):
                 if plan is lookup:
                     return lookup
         if type(plan) is GeneratorType:
-            return self.run(cast("Flow[Outcome]", plan), context)
-        return cast(Outcome, plan)
+            outcome: Outcome = self.run(plan, context)
+            return outcome
+        return plan  # type: ignore[return-value]
 
     def _store_call(self, op: str, args: Tuple[Any, ...]) -> Any:
         activity = cast(Observer, self.observer).store_call(self._store_kind, op)
@@ -258,7 +260,8 @@ class AsyncPerformer(Generic[_C]):
         """See :meth:`SyncPerformer.run_request`."""
         kind = type(plan)
         if kind is SessionLookup or kind is ObservedLookup:
-            lookup = cast(SessionLookup, plan)
+            # Annotations, not cast(): no call on every request.
+            lookup: SessionLookup = plan  # type: ignore[assignment]
             try:
                 if self.observer is None:
                     session = await self.store.get(lookup.token, lookup.idle_ttl, lookup.scope)
@@ -271,8 +274,9 @@ class AsyncPerformer(Generic[_C]):
                 if plan is lookup:
                     return lookup
         if type(plan) is GeneratorType:
-            return await self.run(cast("Flow[Outcome]", plan), context)
-        return cast(Outcome, plan)
+            outcome: Outcome = await self.run(plan, context)
+            return outcome
+        return plan  # type: ignore[return-value]
 
     async def _store_call(self, op: str, args: Tuple[Any, ...]) -> Any:
         activity = cast(Observer, self.observer).store_call(self._store_kind, op)
