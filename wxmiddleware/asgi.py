@@ -95,11 +95,13 @@ class WxASGIMiddleware(MiddlewareBase["ASGIApp", AsyncSessionStore, AsyncWeChatC
 
     def _prepare(self) -> None:
         pipeline = self._pipeline
-        self._headers = ScopeHeaders(
+        headers = ScopeHeaders(
             pipeline.header_names,
             pipeline.cors.header_keys(),
             () if pipeline.limits is None else pipeline.limits.header_keys(),
         )
+        self._read_headers = headers.read
+        self._read_lookup = headers.read_lookup
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -120,15 +122,18 @@ class WxASGIMiddleware(MiddlewareBase["ASGIApp", AsyncSessionStore, AsyncWeChatC
         root_path = www.get("root_path")
         if root_path and path.startswith(root_path + "/"):
             path = path[len(root_path) :]
+        raw_headers = www["headers"]
         view = RequestView(
             www.get("method", "GET"),
             path,
             www.get("raw_path"),
             www.get("query_string", b""),
-            self._headers.read(www["headers"]),
+            self._read_lookup(raw_headers),
             scope_type == "websocket",
             True,
             client_host(www.get("client")),
+            raw_headers,
+            self._read_headers,
         )
         outcome = await self._performer.run_request(self._pipeline.handle(view), (www, receive))
         if isinstance(outcome, Forward):

@@ -138,7 +138,7 @@ def app_lookup(lookup: Type[SessionLookup], apps: AppSelector) -> Callable[..., 
 
     def app_lookup(pipeline: Pipeline, view: RequestView, kind: RequestKind, token: str) -> Plan:
         try:
-            scope = apps.select(view.headers).scope
+            scope = apps.select(view.lookup_headers).scope
         except WxError as error:
             return pipeline.failure(view, kind, error, BAD_REQUEST, token)
         plan = lookup(pipeline, view, kind, token)

@@ -125,7 +125,7 @@ class Pipeline:
             # Login and logout are HTTP requests; a websocket there needs a session.
             kind = _PROTECTED
         try:
-            token = self.token(view.headers)
+            token = self.token(view.lookup_headers)
         except Exception as error:
             return self.failure(view, kind, error, INVALID)
         if token is not None:

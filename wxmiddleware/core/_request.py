@@ -114,6 +114,12 @@ class HeaderNames:
         """The framing headers' keys: real names only, the first value wins."""
         return frozenset((self.content_type, self.content_length, self.transfer_encoding))
 
+    def lookup_keys(self) -> FrozenSet[str]:
+        """The keys an authenticated request reads: the token headers, and the app-naming
+        ones when the configuration serves several apps."""
+        apps = (self.referer, self.appid) if self.referer else ()
+        return frozenset((*self.tokens, *apps))
+
     def joined_keys(self) -> FrozenSet[str]:
         """The token, Wafer and app headers' keys: ``_`` read as ``-``, repeats joined."""
         wafer = (self.wafer_code, self.wafer_encrypted_data, self.wafer_iv, self.wafer_skey)
@@ -133,13 +139,21 @@ class RequestView:
     - ``body_framed``: truthy when a body without ``Content-Length`` can still be read to its end
       (ASGI always; WSGI when the server sets ``wsgi.input_terminated``);
     - ``client``: the peer's address as the server reports it (``REMOTE_ADDR``, or the host
-      of ``scope["client"]``), or ``None`` when it does not say.
+      of ``scope["client"]``), or ``None`` when it does not say;
+    - ``raw_headers`` and ``read_headers``: when the adapter must build the header map (ASGI's
+      list of pairs), it may pass as ``headers`` a map holding only the lookup headers
+      (:meth:`HeaderNames.lookup_keys`, all that an authenticated request reads), and
+      ``read_headers(raw_headers)`` builds the whole map the first time :attr:`headers` is
+      read. :attr:`lookup_headers` is the map given.
     """
 
     __slots__ = (
+        "_headers",
+        "_raw_headers",
+        "_read_headers",
         "body_framed",
         "client",
-        "headers",
+        "lookup_headers",
         "method",
         "path",
         "query",
@@ -157,15 +171,30 @@ class RequestView:
         websocket: bool = False,
         body_framed: Any = True,
         client: Optional[str] = None,
+        raw_headers: Any = None,
+        read_headers: Optional[Callable[[Any], HeaderMap]] = None,
     ) -> None:
         self.method = method
         self.path = path
         self.raw_path = raw_path
         self.query = query
-        self.headers = headers
+        self.lookup_headers = headers
+        self._headers = headers if read_headers is None else None
+        self._raw_headers = raw_headers
+        self._read_headers = read_headers
         self.websocket = websocket
         self.body_framed = body_framed
         self.client = client
+
+    @property
+    def headers(self) -> HeaderMap:
+        """Every header the core reads (built on first use when the adapter gave only the
+        lookup headers)."""
+        headers = self._headers
+        if headers is None:
+            read: Callable[[Any], HeaderMap] = self._read_headers  # type: ignore[assignment]
+            headers = self._headers = read(self._raw_headers)
+        return headers
 
 
 def missing_token_error(config: WxConfig) -> InvalidSession:
