@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Tuple
 
-from .core import ClientDisconnected, HeaderNames, Response
+from .core import ClientDisconnected, HeaderNames, Pipeline, Response
 from .session import WxSession
 
 if TYPE_CHECKING:
@@ -159,6 +159,13 @@ class ScopeHeaders:
     request reads: with fewer lengths to match, most of a request's headers are passed over
     at once.
     """
+
+    @classmethod
+    def for_pipeline(cls, pipeline: Pipeline) -> ScopeHeaders:
+        """The reader of every header ``pipeline`` reads: its names, its CORS policy's and
+        its login rate limits' (``X-Forwarded-For`` behind ``trusted_proxies``)."""
+        limits = () if pipeline.limits is None else pipeline.limits.header_keys()
+        return cls(pipeline.header_names, pipeline.cors.header_keys(), limits)
 
     def __init__(
         self, names: HeaderNames, more: Iterable[str] = (), exact: Iterable[str] = ()

@@ -94,12 +94,7 @@ class WxASGIMiddleware(MiddlewareBase["ASGIApp", AsyncSessionStore, AsyncWeChatC
     _read_body = staticmethod(read_body)
 
     def _prepare(self) -> None:
-        pipeline = self._pipeline
-        headers = ScopeHeaders(
-            pipeline.header_names,
-            pipeline.cors.header_keys(),
-            () if pipeline.limits is None else pipeline.limits.header_keys(),
-        )
+        headers = ScopeHeaders.for_pipeline(self._pipeline)
         self._read_headers = headers.read
         self._read_lookup = headers.read_lookup
 
@@ -123,6 +118,9 @@ class WxASGIMiddleware(MiddlewareBase["ASGIApp", AsyncSessionStore, AsyncWeChatC
         if root_path and path.startswith(root_path + "/"):
             path = path[len(root_path) :]
         raw_headers = www["headers"]
+        if type(raw_headers) is not list:
+            # The spec allows any iterable, and this one is read twice (lookup, then all).
+            raw_headers = list(raw_headers)
         view = RequestView(
             www.get("method", "GET"),
             path,

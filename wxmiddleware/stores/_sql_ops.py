@@ -128,6 +128,8 @@ class SQLOperations:
                     yield from self._purge_batch(table, INLINE_PURGE_BATCH)
             except StoreUnavailable as exc:  # the next round tries again
                 logger.warning("SQL store maintenance failed: %s", exc.detail)
+            except Conflict:  # lost its deadlocks to other machines' writes; so may they
+                logger.warning("SQL store maintenance deferred: it kept losing deadlocks")
         completing = code_key is not None and sealed_token is not None
         if completing:
             yield BEGIN

@@ -122,7 +122,7 @@ class _AsyncAdapter(MiddlewareBase[Any, Any, Any, Any]):
     _read_body = staticmethod(_aread_body)
 
     def _prepare(self) -> None:
-        self._headers = ScopeHeaders(self._pipeline.header_names, self._pipeline.cors.header_keys())
+        self._headers = ScopeHeaders.for_pipeline(self._pipeline)
 
     async def _call_hook(self, request: HttpRequest, session: WxSession, userinfo: Any) -> None:
         assert self.on_login is not None  # the pipeline asks only when it is set
