@@ -419,3 +419,26 @@ def test_a_login_whose_rekey_loses_a_deadlock_runs_it_again(dialect: str) -> Non
             steps.throw(Deadlock("OperationalError"))
         with pytest.raises(Deadlock):
             steps.throw(Deadlock("OperationalError"))
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_login_whose_inline_purge_keeps_losing_deadlocks_still_saves(dialect: str) -> None:
+    from wxmiddleware.stores._sql_steps import DEADLOCK_ATTEMPTS, Deadlock, Steps
+
+    # A login's inline purge batch never fails the login, deadlocks included.
+
+    with sql_store(dialect) as store:
+        operations = store._operations
+        operations._next_purge = 0.0  # this login runs the inline purge batch first
+        steps = Steps(operations.save(new_token(), make_session(), IDLE, SCOPE), "save", dialect)
+        next(steps)  # the SELECT of expired session keys
+        steps.reply = [("an-expired-key",)]
+        delete = next(steps)
+        assert str(delete.statement).startswith("DELETE")
+        for _ in range(DEADLOCK_ATTEMPTS - 1):
+            steps._error = Deadlock("OperationalError")  # what Steps.answering records
+            assert next(steps) is delete  # run again
+        steps._error = Deadlock("OperationalError")
+        # The purge gave up: the login goes on to its INSERT (the failure is only logged).
+        following = next(steps)
+        assert following.statement is operations.t.insert_session

@@ -607,3 +607,14 @@ def test_creating_the_file_never_opens_it(tmp_path: Path, monkeypatch: pytest.Mo
     if os.name == "posix":
         assert stat.S_IMODE(db.stat().st_mode) == 0o600
     assert sorted(path.name for path in tmp_path.iterdir()) == ["fresh.sqlite3"]
+
+
+def test_a_database_name_near_the_file_system_limit_is_created(tmp_path: Path) -> None:
+    # The private file made first and linked into place has a short name of its own.
+    db = tmp_path / ("s" * 240 + ".db")
+    store = SQLiteStore(db)
+    token = new_token()
+    store.save(token, make_session(), IDLE, SCOPE)
+    assert store.get(token, IDLE, SCOPE) is not None
+    store.close()
+    assert not [path for path in tmp_path.iterdir() if path.name.endswith(".new")]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import secrets
 import sqlite3
 import stat
 import threading
@@ -88,7 +89,9 @@ def _create_private(path: pathlib.Path) -> None:
     (SQLite's "How To Corrupt An SQLite Database File", section 2.2).
     """
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.new")
+    # A short random name: it fits beside a database name of any length, and one left behind
+    # by a killed process never blocks the next.
+    temporary = path.with_name(f".wxmiddleware-{secrets.token_hex(8)}.new")
     os.close(os.open(temporary, flags, 0o600))
     try:
         os.link(temporary, path)

@@ -1,10 +1,9 @@
 """ASGI: a scope whose ``headers`` is a one-pass iterable (the ASGI spec types it as
 ``Iterable[[bytes, bytes]]``; Starlette copies it into a list for that reason).
 
-Since d58775d the adapter reads the lookup headers out of ``scope["headers"]`` first and
-builds the whole map from the same object later, on first use of ``RequestView.headers``:
-a generator is then already spent, so a login loses its ``Content-Type`` / ``X-WX-Code``
-(and a preflight its ``Origin``). Before that commit the one pass read everything.
+The adapter reads the lookup headers first and the whole map later, on first use of
+``RequestView.headers``: both must see every header, so a login keeps its ``Content-Type``
+and ``X-WX-Code``.
 """
 
 from __future__ import annotations

@@ -1,12 +1,10 @@
-"""Django's WxLoginMiddleware under ASGI never reads X-Forwarded-For.
+"""Django's WxLoginMiddleware reads X-Forwarded-For behind ``trusted_proxies`` under ASGI as
+under WSGI.
 
 With ``trusted_proxies`` the login rate limit counts the client that ``X-Forwarded-For``
-names (docs/operations.md, "Client addresses and proxies"). ``WxASGIMiddleware`` and the
-Django middleware under WSGI do; the Django middleware's async adapter builds its
-``ScopeHeaders`` without the limits' header keys (``pipeline.limits.header_keys()``, which
-``WxASGIMiddleware._prepare`` passes), so under ASGI every client behind the proxy shares the
-proxy's counter: four users from four addresses get ``200 200 429 429`` instead of four
-``200``. Django's settings are set once per process, so each mode runs in a subprocess.
+names (docs/operations.md, "Client addresses and proxies"): four users behind one proxy, from
+four addresses, each get their own counter (``200`` four times), whichever way Django is
+served. Django's settings are set once per process, so each mode runs in a subprocess.
 """
 
 from __future__ import annotations
