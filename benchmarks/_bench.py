@@ -35,6 +35,7 @@ PACKAGE_ROOT = Path(wxmiddleware.__file__).resolve().parent.parent
 OPENID, UNIONID = "o6_bmjrPTlm6_2sgVt7hMZOPfL2M", "o6_bmasdasdsad6_2sgVt7hMZOPfL"
 #: The token header as a mini-program sends it (the hyphen form reaches every server).
 TOKEN_HEADER = "3rd-session"
+FLOOR_TOKEN = "floor-token-" + "F" * 31  # a served floor's one session; as long as our tokens
 #: The appid in the Referer of :func:`miniprogram_headers` (a single-app setup never reads it).
 BENCH_APPID = "wx0123456789abcdef"
 median = statistics.median
@@ -159,6 +160,10 @@ class Request(NamedTuple):
         scope.update(client=("127.0.0.1", 50000), server=("127.0.0.1", 8000))
         return scope
 
+    def answer(self, app: Any, loop: Optional[asyncio.AbstractEventLoop]) -> Tuple[int, bytes]:
+        """``app``'s answer: a WSGI app's, or, given the ``loop`` to run it in, an ASGI app's."""
+        return self.to_wsgi(app) if loop is None else loop.run_until_complete(self.to_asgi(app))
+
     def to_wsgi(self, app: Any) -> Tuple[int, bytes]:
         """The status and body of ``app``'s answer."""
         status: List[str] = []
@@ -188,8 +193,7 @@ class Request(NamedTuple):
 def token_of(status: int, body: bytes) -> str:
     if status != 200:
         raise RuntimeError(f"login answered {status}: {body[:200]!r}")
-    token: str = json.loads(body)["3rd_session"]
-    return token
+    return str(json.loads(body)["3rd_session"])
 
 
 async def aclose(closable: Any) -> None:
@@ -211,8 +215,7 @@ def child_env(**extra: str) -> Dict[str, str]:
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        return int(sock.getsockname()[1])
 
 
 def stop(process: subprocess.Popen) -> None:  # type: ignore[type-arg]
@@ -303,8 +306,7 @@ class FakeWeChatProcess:
     def codes(self, count: int) -> List[str]:
         self.process.stdin.write(f"{count}\n")  # type: ignore[union-attr]
         self.process.stdin.flush()  # type: ignore[union-attr]
-        codes: List[str] = json.loads(self.process.stdout.readline())  # type: ignore[union-attr]
-        return codes
+        return list(json.loads(self.process.stdout.readline()))  # type: ignore[union-attr]
 
 
 # --- a client over loopback ---

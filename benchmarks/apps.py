@@ -7,11 +7,18 @@ from __future__ import annotations
 
 import base64
 import functools
+import inspect
 import json
-from typing import Any, Callable, Dict, List, Tuple
+import os
+import sqlite3
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import itsdangerous
-from _bench import OPENID, TOKEN_HEADER, UNIONID
+import redis
+import redis.asyncio
+from _bench import FLOOR_TOKEN, OPENID, TOKEN_HEADER, UNIONID
 from flask import Flask, abort, g, jsonify, request
 from starlette.applications import Starlette
 from starlette.authentication import AuthCredentials, AuthenticationBackend, SimpleUser
@@ -24,9 +31,10 @@ from starlette.routing import Route
 from wxmiddleware import WxConfig, WxSession
 from wxmiddleware.asgi import WxUser
 
-#: What the peers and the floors look tokens up in.
-Sessions = Dict[str, WxSession]
+Finder = Callable[[str], Any]  # token -> session or None; asgi_floor awaits a coroutine's
 SECRET_KEY = "bench-secret-key"
+COLUMNS = "openid, session_key, unionid, created_at, expires_at"  # a SQLite floor's, after token
+SELECT_SESSION = "SELECT " + COLUMNS + " FROM floor WHERE token = ?"
 
 
 @functools.cache
@@ -96,14 +104,14 @@ def login_only_asgi(client: Any) -> Callable[..., Any]:
 # --- the peers and the floors ---
 
 
-def flask_hook_peer(sessions: Sessions) -> Flask:
+def flask_hook_peer(find: Finder) -> Flask:
     """The hand-written Flask way: a ``before_request`` hook reads the header, looks the
     token up in a dict and puts the user in ``g``."""
     app = Flask("hook_peer")
 
     @app.before_request
     def authenticate() -> None:
-        session = sessions.get(request.headers.get(TOKEN_HEADER, ""))
+        session = find(request.headers.get(TOKEN_HEADER, ""))
         if session is None:
             abort(401)
         g.session = session
@@ -114,7 +122,6 @@ def flask_hook_peer(sessions: Sessions) -> Flask:
 
 def flask_session_peer(redis_url: str, prefix: str) -> Tuple[Flask, List[Tuple[str, str]]]:
     """Flask-Session on Redis, and the cookie header of a session holding the openid."""
-    import redis
     from flask import session
     from flask_session import Session
 
@@ -133,12 +140,12 @@ def flask_session_peer(redis_url: str, prefix: str) -> Tuple[Flask, List[Tuple[s
     return app, [("Cookie", cookie)]
 
 
-def starlette_auth_peer(sessions: Sessions) -> Starlette:
+def starlette_auth_peer(find: Finder) -> Starlette:
     """Starlette's own ``AuthenticationMiddleware`` with a backend reading a dict."""
 
     class Backend(AuthenticationBackend):
         async def authenticate(self, conn: Any) -> Any:
-            session = sessions.get(conn.headers.get(TOKEN_HEADER, ""))
+            session = find(conn.headers.get(TOKEN_HEADER, ""))
             if session is None:
                 return None  # anonymous: the route would refuse it
             return AuthCredentials(["authenticated"]), SimpleUser(session.openid)
@@ -164,11 +171,11 @@ def starlette_session_peer() -> Tuple[Starlette, List[Tuple[str, str]]]:
     return app, [("Cookie", f"session={signed}")]
 
 
-def wsgi_floor(app: Any, sessions: Sessions) -> Any:
-    """The least a WSGI login middleware does: environ key -> dict -> environ keys."""
+def wsgi_floor(app: Any, find: Finder) -> Any:
+    """The least a WSGI login middleware does: environ key -> ``find`` -> environ keys."""
 
     def floor(environ: Dict[str, Any], start_response: Any) -> Any:
-        session = sessions.get(environ.get("HTTP_3RD_SESSION", ""))
+        session = find(environ.get("HTTP_3RD_SESSION", ""))
         if session is None:
             start_response("401 Unauthorized", [])
             return [b""]
@@ -180,14 +187,16 @@ def wsgi_floor(app: Any, sessions: Sessions) -> Any:
     return floor
 
 
-def asgi_floor(app: Any, sessions: Sessions) -> Any:
-    """The least an ASGI login middleware does: one pass over the headers for the token, a
-    dict lookup, a scope copy with the keys and ``user`` the route reads."""
-    token_name = TOKEN_HEADER.encode()
+def asgi_floor(app: Any, find: Finder) -> Any:
+    """The least an ASGI login middleware does: one pass over the headers for the token,
+    ``find``, a scope copy with the keys and ``user`` the route reads."""
+    token_name, awaited = TOKEN_HEADER.encode(), inspect.iscoroutinefunction(find)
 
     async def floor(scope: Dict[str, Any], receive: Any, send: Any) -> None:
         token = next((v for n, v in scope["headers"] if n == token_name), b"").decode()
-        session = sessions.get(token)
+        session = find(token)
+        if awaited:
+            session = await session
         if session is None:
             await send({"type": "http.response.start", "status": 401, "headers": []})
             await send({"type": "http.response.body", "body": b""})
@@ -200,3 +209,54 @@ def asgi_floor(app: Any, sessions: Sessions) -> Any:
         await app(scope, receive, send)
 
     return floor
+
+
+def session_finder(store_url: str, token: str, asynchronous: bool = False) -> Finder:
+    """A floor's lookup in the store ``store_url`` names (as ``WX_SESSION_STORE`` does), which
+    it first gives the session of ``token``, under the token itself: ``memory://``, a dict's
+    ``get``; ``sqlite:///…``, one ``SELECT`` by primary key on the thread's own connection
+    (WAL); ``redis://…``, one ``GET`` of JSON on one pool (redis.asyncio's: ``asynchronous``)."""
+    fields: List[Any] = [OPENID, "key", UNIONID, time.time(), time.time() + 7200]
+    if not store_url.startswith(("sqlite:///", "redis://")):
+        return {token: WxSession(*fields)}.get
+    if store_url.startswith("redis://"):
+        prefix = "wxbench-floor:"
+        with redis.Redis.from_url(store_url) as seeding:
+            seeding.set(prefix + token, json.dumps(fields))
+        client: Any = (redis.asyncio.Redis if asynchronous else redis.Redis).from_url(store_url)
+
+        def decoded(value: Optional[bytes]) -> Optional[WxSession]:
+            return None if value is None else WxSession(*json.loads(value))
+
+        if not asynchronous:
+            return lambda token: decoded(client.get(prefix + token))
+
+        async def get(token: str) -> Optional[WxSession]:
+            return decoded(await client.get(prefix + token))
+
+        return get
+    path, local = store_url[len("sqlite:///") :], threading.local()
+    local.cursor = sqlite3.connect(path, isolation_level=None).cursor()  # this thread's
+    local.cursor.execute("PRAGMA journal_mode=WAL")
+    local.cursor.execute(f"CREATE TABLE IF NOT EXISTS floor (token TEXT PRIMARY KEY, {COLUMNS})")
+    local.cursor.execute("INSERT OR REPLACE INTO floor VALUES (?, ?, ?, ?, ?, ?)", (token, *fields))
+
+    def select(token: str) -> Optional[WxSession]:
+        if not hasattr(local, "cursor"):  # the thread's first request
+            local.cursor = sqlite3.connect(path, isolation_level=None).cursor()
+        row = local.cursor.execute(SELECT_SESSION, (token,)).fetchone()
+        return None if row is None else WxSession(*row)
+
+    return select
+
+
+def floor_flask() -> Any:
+    """gunicorn's ``apps:floor_flask()``: the floor on the store ``WX_SESSION_STORE`` names."""
+    find = session_finder(os.environ["WX_SESSION_STORE"], FLOOR_TOKEN)
+    return wsgi_floor(flask_app(wrapped=True).wsgi_app, find)
+
+
+def floor_starlette() -> Any:
+    """uvicorn's ``--factory apps:floor_starlette``: the same, for ASGI."""
+    find = session_finder(os.environ["WX_SESSION_STORE"], FLOOR_TOKEN, asynchronous=True)
+    return asgi_floor(starlette_app(wrapped=True), find)

@@ -119,30 +119,13 @@ def measure_wsgi(logins: Logins, rounds: int = 3) -> Dict[str, Any]:
         env = {**fake.env(), "WX_SESSION_STORE": f"sqlite:///{state}/wx.sqlite3"}
         variants = {}
         for variant, app in (("bare", "apps:bare_flask"), ("sqlite", "examples.flask_app:app")):
-            port = _bench.free_port()
-            argv = servers.command("gunicorn", port, app, *options)
-            pid = stack.enter_context(_bench.serving(argv, port, **env))["pid"]
-            cpu_of = {"server": pid, "fake WeChat": fake.process.pid, "driver": None}
+            served = servers.serve(stack, "gunicorn", app, *options, **env)
+            cpu_of = {"server": served["pid"], "fake WeChat": fake.process.pid, "driver": None}
             login_round = functools.partial(logins.round, fake, _bench.Connection.login)
-            variants[variant] = functools.partial(login_round, asyncio.run, port, cpu_of)
+            variants[variant] = functools.partial(login_round, asyncio.run, served["port"], cpu_of)
         runs = _bench.interleaved(variants, rounds)
     server = f"gunicorn -k gthread -w 2 --threads {threads}"
     return {**logins.settings(rounds), "server": server, **logins.summary(runs)}
-
-
-class Inline:
-    """The synchronous store, each method awaited as if it were asynchronous."""
-
-    def __init__(self, store: SQLiteStore) -> None:
-        self.store = store
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self.store, name)
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            return method(*args, **kwargs)
-
-        return call
 
 
 HOLDER = r"""
@@ -173,7 +156,8 @@ def other_writer(path: Path, hold: float) -> Iterator[None]:
 async def lag(inline: bool, path: Path, fake: Any, tasks: int) -> Dict[str, float]:
     """``tasks`` clients log in at once and make 5 requests each: the longest and the p99
     loop lag (ms) a ticker task saw meanwhile, and the seconds taken."""
-    store: Any = Inline(SQLiteStore(path, timeout=10.0)) if inline else AsyncSQLiteStore(path)
+    # AsyncMemoryStore runs each call of the store it wraps inline: here, SQLiteStore's.
+    store = AsyncMemoryStore(SQLiteStore(path, timeout=10.0)) if inline else AsyncSQLiteStore(path)
     app = WxASGIMiddleware(apps.plain_asgi, config=fake.config(), store=store)
 
     async def client(code: str) -> None:
@@ -197,7 +181,7 @@ async def lag(inline: bool, path: Path, fake: Any, tasks: int) -> Dict[str, floa
     await asyncio.gather(*(client(code) for code in codes))
     taken, done = time.perf_counter() - started, True
     await ticking
-    await _bench.aclose(store.store if inline else store)
+    await _bench.aclose(store)
     lags.sort()
     return {"max_ms": 1000 * lags[-1], "p99_ms": 1000 * lags[int(len(lags) * 0.99)], "s": taken}
 

@@ -1,14 +1,11 @@
 """Per-request overhead of the middleware in process (no server, no network but Redis's), and
-the Redis commands a request costs (RESULTS.md says what runs; the apps are in ``apps.py``).
-
-    python benchmarks/overhead.py --stores memory --no-peers
-    python benchmarks/overhead.py --stores memory --against wxold   # A/B against a copy
-
-``--against`` names importable copies of another checkout's package (``git archive <commit>
+the Redis commands a request costs (RESULTS.md says what runs; the apps are in ``apps.py``):
+``python benchmarks/overhead.py --stores memory --no-peers``. ``--against wxold`` runs the
+memory store of importable copies of another checkout's package (``git archive <commit>
 wxmiddleware | tar -x -C /tmp/old``, renamed and its absolute imports rewritten, on
-``PYTHONPATH``): their memory store runs in the same rounds. ``--stores`` also takes SQL store
-URLs (tables ``wxbench_*``), e.g. ``--stores sqlite,redis,postgresql://postgres@127.0.0.1/test``.
-``--metrics`` adds the first store again with Prometheus metrics on.
+``PYTHONPATH``) in the same rounds; ``--stores`` also takes SQL store URLs (tables
+``wxbench_*``), e.g. ``sqlite,redis,postgresql://postgres@127.0.0.1/test``; ``--metrics`` adds
+the first store again with Prometheus metrics on.
 """
 
 from __future__ import annotations
@@ -23,15 +20,15 @@ import secrets
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import _bench
 import apps
 import report
-from _bench import OPENID, UNIONID, Request
+from _bench import Request
 
 import wxmiddleware
-from wxmiddleware import AsyncRedisStore, RedisStore, WxASGIMiddleware, WxMiddleware, WxSession
+from wxmiddleware import AsyncRedisStore, RedisStore, WxASGIMiddleware, WxMiddleware
 
 STORES = ("memory", "sqlite", "redis")
 #: The peer each framework's goal names (RESULTS.md, *Goals*).
@@ -132,12 +129,10 @@ def measure_framework(
     loop, wsgi = asyncio.new_event_loop(), framework == "flask"
     app_of = apps.flask_app if wsgi else apps.starlette_app
     opened: List[Any] = []
-
-    def answer(app: Any, request: Request) -> Tuple[int, bytes]:
-        return request.to_wsgi(app) if wsgi else loop.run_until_complete(request.to_asgi(app))
+    asgi_loop = None if wsgi else loop
 
     def timer(app: Any, request: Request) -> Callable[[], float]:
-        status, body = answer(app, request)  # the answer is right before it is timed
+        status, body = request.answer(app, asgi_loop)  # the answer is right before it is timed
         if status != 200 or not json.loads(body).get("openid"):
             raise RuntimeError(f"unexpected answer {status}: {body[:200]!r}")
         if wsgi:
@@ -152,7 +147,7 @@ def measure_framework(
             app = wx.WxMiddleware(app_of(True).wsgi_app, config=config, store=store, **more)
         else:
             app = wx.WxASGIMiddleware(app_of(True), config=config, store=store, **more)
-        token = _bench.token_of(*answer(app, Request.login(fake.codes(1)[0])))
+        token = _bench.token_of(*Request.login(fake.codes(1)[0]).answer(app, asgi_loop))
         return timer(app, Request(token))
 
     variants = {"bare": timer(app_of(False), Request())}
@@ -170,21 +165,19 @@ def measure_framework(
             package = importlib.import_module(package_name)
             variants[f"memory, {package_name}"] = wrapped("memory", package)
         token = secrets.token_urlsafe(32)
-        sessions = {token: WxSession(OPENID, "key", UNIONID, time.time(), time.time() + 7200)}
+        find = apps.session_finder("memory://", token)  # a dict's get
         if options.peers and wsgi:
-            variants["hook_peer"] = timer(apps.flask_hook_peer(sessions), Request(token))
+            variants["hook_peer"] = timer(apps.flask_hook_peer(find), Request(token))
             if "redis" in options.stores:
                 peer, cookie = apps.flask_session_peer(redis_url, PREFIX + "fs:")
                 variants["flask_session_redis"] = timer(peer, Request(headers=cookie))
         if options.peers and not wsgi:
-            variants["auth_peer"] = timer(apps.starlette_auth_peer(sessions), Request(token))
+            variants["auth_peer"] = timer(apps.starlette_auth_peer(find), Request(token))
             peer, cookie = apps.starlette_session_peer()
             variants["starlette_session"] = timer(peer, Request(headers=cookie))
-        inner = app_of(True)
-        if wsgi:
-            variants["floor"] = timer(apps.wsgi_floor(inner.wsgi_app, sessions), Request(token))
-        else:
-            variants["floor"] = timer(apps.asgi_floor(inner, sessions), Request(token))
+        floor = apps.wsgi_floor if wsgi else apps.asgi_floor
+        inner = apps.flask_app(True).wsgi_app if wsgi else apps.starlette_app(True)
+        variants["floor"] = timer(floor(inner, find), Request(token))
         return summary(_bench.interleaved(variants, options.rounds), PEERS[framework])
     finally:
         for store in opened:
@@ -215,15 +208,11 @@ def redis_commands(redis_url: str, requests: int = 200, logins: int = 50) -> Dic
 
     admin, loop, results = redis.Redis.from_url(redis_url), asyncio.new_event_loop(), {}
 
-    def answer(app: Any, request: Request) -> Tuple[int, bytes]:
-        if isinstance(app, WxASGIMiddleware):
-            return loop.run_until_complete(request.to_asgi(app))
-        return request.to_wsgi(app)
-
     def count(name: str, app: Any, batch: List[Request], status: int = 200) -> List[bytes]:
         """Make the requests; record the commands they sent, per request; return the bodies."""
         before = admin.info("commandstats")
-        answers = [answer(app, request) for request in batch]
+        asgi_loop = loop if isinstance(app, WxASGIMiddleware) else None
+        answers = [request.answer(app, asgi_loop) for request in batch]
         after = admin.info("commandstats")
         assert {code for code, _ in answers} == {status}, answers[:1]
         start = {key: item["calls"] for key, item in before.items()}
@@ -237,8 +226,8 @@ def redis_commands(redis_url: str, requests: int = 200, logins: int = 50) -> Dic
         codes, config = fake.codes(logins + 2), fake.config()
         store = RedisStore.from_url(redis_url)
         wsgi = WxMiddleware(apps.plain_wsgi, config=config, store=store)
-        me = Request(_bench.token_of(*answer(wsgi, Request.login(codes.pop()))))
-        answer(wsgi, me)  # opens the connection
+        me = Request(_bench.token_of(*Request.login(codes.pop()).to_wsgi(wsgi)))
+        me.to_wsgi(wsgi)  # opens the connection
         count("wsgi_request", wsgi, [me] * requests)
         bodies = count("wsgi_login", wsgi, [Request.login(code) for code in codes[1:]])
         logouts = [Request(_bench.token_of(200, body), "POST", "/wx/logout") for body in bodies]
@@ -246,13 +235,13 @@ def redis_commands(redis_url: str, requests: int = 200, logins: int = 50) -> Dic
         store.close()
         async_store = AsyncRedisStore.from_url(redis_url)
         asgi = WxASGIMiddleware(apps.plain_asgi, config=config, store=async_store)
-        me = Request(_bench.token_of(*answer(asgi, Request.login(codes[0]))))
-        answer(asgi, me)
+        me = Request(_bench.token_of(*Request.login(codes[0]).answer(asgi, loop)))
+        me.answer(asgi, loop)
         count("asgi_request", asgi, [me] * requests)
         loop.run_until_complete(_bench.aclose(async_store))
         loop.close()
         peer, cookie = apps.flask_session_peer(redis_url, PREFIX + "fs:")
-        answer(peer, Request(headers=cookie))
+        Request(headers=cookie).to_wsgi(peer)
         count("flask_session_request", peer, [Request(headers=cookie)] * requests)
     admin.close()
     return results
@@ -268,11 +257,9 @@ def main() -> None:
     parser.add_argument("--no-peers", dest="peers", action="store_false", help="no peers")
     parser.add_argument("--metrics", action="store_true", help="the first store with metrics on")
     parser.add_argument("--against", **names, default=(), help="packages to run alongside")
-    parser.add_argument("--redis-url", help="use this Redis instead of a private server")
     args = vars(parser.parse_args())
-    url = args.pop("redis_url")
-    with _bench.private_redis(url is None and "redis" in args["stores"]) as private_url:
-        results = measure(Options(**args), url or private_url)
+    with _bench.private_redis("redis" in args["stores"]) as redis_url:
+        results = measure(Options(**args), redis_url)
     print(f"{args['requests']} requests per round, {args['rounds']} rounds; per-round medians")
     print(report.overhead_table(results))
 

@@ -11,7 +11,7 @@ import re
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 BENCH = Path(__file__).resolve().parent
 RESULTS_JSON = BENCH / "results.json"
@@ -20,6 +20,7 @@ TEMPLATE = BENCH / "RESULTS.template.md"
 RESULTS_MD = BENCH / "RESULTS.md"
 CHART = BENCH.parent / "docs" / "benchmarks.png"
 FRAMEWORKS = ("flask", "starlette")
+STORES = ("sqlite", "memory", "redis")
 
 
 def get(data: Any, path: str) -> Any:
@@ -64,41 +65,59 @@ GOALS = [  # the goal (in the table and the chart), where its figure is, the min
 ]
 
 
-class Goal(NamedTuple):
-    goal: str
-    target: str
-    value: str  # the figure, as the table shows it
-    met: bool
-    floor: str  # the same figure for the floor variant, where one is measured
+def floor_path(path: str) -> Optional[str]:
+    """Where the floor's figure for a goal's figure (at ``path``) is: in process, the *floor*
+    variant's; over servers, the floor's on the same store; for logins, the bare app's."""
+    part, *steps = path.split(".")
+    if part == "servers":  # servers.<framework>.<store>.<figure>
+        return f"servers.{steps[0]}.floor_{steps[1]}.{steps[2]}"
+    if part.endswith("_logins"):  # <part>[.<driver>].<store>.of_ideal
+        return ".".join([part, *steps[:-2], "bare", steps[-1]])
+    return ".".join([part, *steps[:-1], "floor"]) if steps[-1] == "memory" else None
 
 
-def goals(results: Dict[str, Any]) -> List[Goal]:
-    rows = []
+def figures(results: Dict[str, Any], path: Optional[str]) -> List[Optional[float]]:
+    """The figure at ``path`` and, over servers, the same ratio by CPU."""
+    if path is None:
+        return [None, None]
+    by_cpu = path.replace("ratio_vs_bare", "cpu_ratio_vs_bare")
+    return [get(results, path), get(results, by_cpu) if path.startswith("servers.") else None]
+
+
+def shown(figure: Optional[float], by_cpu: Optional[float], spec: str = ".3f") -> str:
+    return n(figure, spec) + ("" if by_cpu is None else f" (CPU {by_cpu:{spec}})")
+
+
+def status(figure: Optional[float], met: bool, floor_misses: bool = False) -> str:
+    verdict = "met" if met else "not met, nor by the floor" if floor_misses else "not met"
+    return "not measured" if figure is None else verdict
+
+
+def goals(results: Dict[str, Any]) -> Dict[str, List[str]]:
+    """Per goal: target, figure, status, the floor's figure, ours over the floor's."""
+    rows = {}
     for goal, path, low in GOALS:
-        value = get(results, path)
-        floor = get(results, path[: -len("memory")] + "floor") if path.endswith(".memory") else None
-        met = value is not None and value >= low
-        rows.append(Goal(goal, f"≥ {low:.2f}", n(value, ".3f"), met, n(floor, ".3f")))
+        value, floor = figures(results, path), figures(results, floor_path(path))
+        of_floor = [ours / bound if ours and bound else None for ours, bound in zip(value, floor)]
+        met = value[0] is not None and value[0] >= low
+        verdict = status(value[0], met, floor[0] is not None and floor[0] < low)
+        cells = shown(*value), verdict, shown(*floor), shown(*of_floor, spec=".2f")
+        rows[goal] = [f"≥ {low:.2f}", *cells]
     costs = get(results, "overhead.flask.cost_us") or {}
     ours, peer = costs.get("redis"), costs.get("flask_session_redis")
-    cheaper = ours is not None and peer is not None and ours < peer
+    cost_status = status(ours, ours is not None and peer is not None and ours < peer)
     cost = f"{n(ours, '.0f')} µs vs {n(peer, '.0f')} µs"
+    rows["RedisStore cost per request < Flask-Session's"] = ["< peer", cost, cost_status, "-", "-"]
     commands = get(results, "redis_commands.wsgi_request.total")
-    rows[6:6] = [  # after the in-process goals
-        Goal("RedisStore cost per request < Flask-Session's", "< peer", cost, cheaper, "-"),
-        Goal("Redis commands per authenticated request", "1", n(commands), commands == 1, "-"),
-    ]
+    commands_status = status(commands, commands == 1)
+    rows["Redis commands per authenticated request"] = ["1", n(commands), commands_status, "-", "-"]
     return rows
 
 
-def status(row: Goal) -> str:
-    return "not measured" if row.value.startswith("-") else "met" if row.met else "not met"
-
-
 def goals_table(results: Dict[str, Any], baseline: Optional[Dict[str, Any]]) -> str:
-    before = {row.goal: row.value for row in goals(baseline or {})}
-    rows = [[r.goal, r.target, before[r.goal], r.value, status(r), r.floor] for r in goals(results)]
-    return table(["goal", "target", "before", "after", "status", "floor"], rows)
+    before = {goal: row[1] for goal, row in goals(baseline or {}).items()}
+    rows = [[goal, row[0], before[goal], *row[1:]] for goal, row in goals(results).items()]
+    return table(["goal", "target", "before", "after", "status", "floor", "ours / floor"], rows)
 
 
 # --- the tables ---
@@ -171,7 +190,8 @@ def logins_table(al: Dict[str, Any], wl: Dict[str, Any]) -> str:
 def servers_table(sv: Dict[str, Any]) -> str:
     """A row per variant, the servers' figures side by side."""
     parts = {f"{sv[fw]['server'].split()[0]}:": sv[fw] for fw in FRAMEWORKS if fw in sv}
-    return grid("variant", ["bare", "sqlite", "memory", "redis"], parts, SERVER_COLUMNS)
+    variants = ["bare", *(v for store in STORES for v in (store, f"floor_{store}"))]
+    return grid("variant", variants, parts, SERVER_COLUMNS)
 
 
 def loop_table(sl: Dict[str, Any]) -> str:
@@ -222,8 +242,8 @@ def fill(template: str, results: Dict[str, Any], baseline: Optional[Dict[str, An
 
 # --- the chart ---
 
-COLOURS = {"Flask": "#4C72B0", "Starlette": "#DD8452", "bare": "#999999", "memory": "#55A868"}
-COLOURS.update({"SQLite": "#C44E52", "before": "#BBBBBB", "after": "#55A868"})
+COLOURS = {"Flask": "#4C72B0", "Starlette": "#DD8452", "before": "#BBBBBB", "after": "#55A868"}
+COLOURS["floor"] = "#777777"
 Series = List[Tuple[str, List[float]]]
 
 
@@ -234,19 +254,15 @@ def bars(ax: Any, title: str, labels: Sequence[str], series: Series, spec: str =
         offset = (index - (len(series) - 1) / 2) * width
         xs = [i + offset for i in range(len(labels))]
         drawn = ax.bar(xs, values, width=width, label=name, color=COLOURS.get(name))
-        for bar, value in zip(drawn, values):
-            if value:
-                where = (bar.get_x() + width / 2, bar.get_height())
-                ax.annotate(format(value, spec), where, ha="center", va="bottom", fontsize=7)
-    ax.set_xticks(range(len(labels)))
-    ax.set_xticklabels(labels, fontsize=8)
+        ax.bar_label(drawn, [format(v, spec) if v else "" for v in values], fontsize=7)
+    ax.set_xticks(range(len(labels)), labels, fontsize=8)
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
 
 
 def chart(results: Dict[str, Any], baseline: Optional[Dict[str, Any]]) -> None:
-    """The cost per request in process against the peers', and the goals before and after
-    (among them, the ratios to the bare app in process and over servers, and the logins)."""
+    """The cost per request in process against the peers', and the goals before, after and
+    for their floors (the ratios to the bare app in process and over servers, the logins)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -262,19 +278,18 @@ def chart(results: Dict[str, Any], baseline: Optional[Dict[str, Any]]) -> None:
     bars(top, "In process: cost per request, ours vs peers", variants, costs, ".0f")
     top.set(yscale="log", ylabel="µs added to the bare request (log)")
 
-    drawn = [(goal, path, low) for goal, path, low in GOALS]
-    series = [("after", [get(results, path) or 0 for _, path, _ in drawn])]
+    series = [("after", [get(results, path) or 0 for _, path, _ in GOALS])]
     if baseline:
-        series.insert(0, ("before", [get(baseline, path) or 0 for _, path, _ in drawn]))
+        series.insert(0, ("before", [get(baseline, path) or 0 for _, path, _ in GOALS]))
+    series.append(("floor", [figures(results, floor_path(path))[0] or 0 for _, path, _ in GOALS]))
     when = f"baseline of {baseline.get('started')}" if baseline else "no baseline"
-    labels = [textwrap.fill(goal, 12) for goal, _, _ in drawn]
-    bars(bottom, f"Goals, before ({when}) and after (this run)", labels, series)
+    labels = [textwrap.fill(goal, 12) for goal, _, _ in GOALS]
+    bars(bottom, f"Goals, before ({when}), after (this run) and the floor", labels, series)
     bottom.tick_params(axis="x", labelsize=7)
-    for index, (_, _, low) in enumerate(drawn):
+    for index, (_, _, low) in enumerate(GOALS):
         bottom.hlines(low, index - 0.45, index + 0.45, color="black", linewidth=1.5)
     bottom.set(ylim=(0, 1.12), ylabel="ratio (goal: black line)")
     fig.tight_layout(rect=(0, 0, 1, 0.97))
-    CHART.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(CHART, dpi=100)
     plt.close(fig)
 

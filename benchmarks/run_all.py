@@ -1,7 +1,7 @@
 """Run every benchmark; write benchmarks/results.json, then RESULTS.md and docs/benchmarks.png
 (report.py). A part that fails is recorded and the others run.
 
-    python benchmarks/run_all.py                  # about 3 minutes on 2 cores
+    python benchmarks/run_all.py                  # about 4 minutes on 2 cores
     python benchmarks/run_all.py --quick          # fewer rounds, at most 10^5 stored sessions
     python benchmarks/run_all.py --save-baseline  # also record this run as the "before"
     python benchmarks/run_all.py --only overhead,servers   # the rest kept from results.json
@@ -48,9 +48,7 @@ def parts(quick: bool, redis_url: Optional[str]) -> Dict[str, Callable[[], Any]]
         "wsgi_logins": lambda: logins.measure_wsgi(login_load, login_rounds),
         "servers": lambda: servers.measure(seconds=1, rounds=4 if quick else 10),
         "sqlite_loop": lambda: logins.loop_lag(runs=1 if quick else 3),
-        "scale": lambda: scale.measure(
-            scale.SIZES[:2] if quick else scale.SIZES, redis_url=redis_url
-        ),
+        "scale": lambda: scale.measure(scale.SIZES[:2] if quick else scale.SIZES, redis_url),
     }
 
 

@@ -1,13 +1,11 @@
 """How the stores behave as they grow: 10^3, 10^5 and 10^6 stored sessions (RESULTS.md, *As
 the store grows*, says what is measured and the goals). Filling copies sessions saved through
-the store, in bulk and in its own layout, under fresh keys, openids and deadlines.
-
-    python benchmarks/scale.py [--sizes 1000,100000] [--stores sqlite,redis]
+the store, in bulk and in its own layout, under fresh keys, openids and deadlines. Run alone
+with ``python benchmarks/run_all.py --only scale`` (``--quick``: 10^3 and 10^5).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
 import secrets
@@ -18,9 +16,6 @@ import time
 from pathlib import Path
 from statistics import mean, quantiles
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
-
-import _bench
-import report
 
 from wxmiddleware._sealing import Sealer
 from wxmiddleware.session import SessionScope, WxSession, code_key, new_token, token_key
@@ -51,17 +46,17 @@ def seed(store: Any, count: int) -> List[str]:
     return tokens
 
 
-def measure_ops(store: Any, tokens: Sequence[str], samples: int, purge: bool) -> Dict[str, Any]:
+def measure_ops(store: Any, tokens: Sequence[str], purge: bool) -> Dict[str, Any]:
     """Latencies (µs) of ``get`` of a live token and of a login's ``claim_code`` + ``save``;
     then, with ``purge``, the rows ``purge_expired`` removes and how fast."""
     lookups: List[float] = []
-    for index in range(samples):
+    for index in range(SAMPLES):
         started = time.perf_counter()
         found = store.get(tokens[index % len(tokens)], IDLE, SCOPE)
         lookups.append(time.perf_counter() - started)
         assert found is not None
     logins: List[float] = []
-    for index in range(samples // 4):
+    for index in range(SAMPLES // 4):
         started = time.perf_counter()
         store.claim_code(code_key(secrets.token_urlsafe(24)), 300)
         store.save(new_token(), session(f"login-{index}"), IDLE, SCOPE)
@@ -99,7 +94,7 @@ def lock_prober(path: Path) -> Iterator[Callable[[], float]]:
         thread.join()
 
 
-def measure_sqlite(size: int, samples: int) -> Dict[str, Any]:
+def measure_sqlite(size: int) -> Dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "sessions.db"
         with contextlib.closing(SQLiteStore(path)) as store:
@@ -110,12 +105,12 @@ def measure_sqlite(size: int, samples: int) -> Dict[str, Any]:
         # A fresh store, as a new worker process opens it: its first login must not wait
         # for maintenance.
         with contextlib.closing(SQLiteStore(path)) as store, lock_prober(path) as longest_hold:
-            figures = measure_ops(store, tokens, samples, purge=True)
+            figures = measure_ops(store, tokens, purge=True)
             figures["lock_max_ms"] = round(longest_hold(), 2)
         return {**figures, "rows": rows, "bytes_per_session": round(size_bytes / rows)}
 
 
-def measure_redis(size: int, samples: int, url: str) -> Dict[str, Any]:
+def measure_redis(size: int, url: str) -> Dict[str, Any]:
     """Filled with ``RESTORE``s of seeded session keys under fresh names."""
     import redis
 
@@ -133,7 +128,7 @@ def measure_redis(size: int, samples: int, url: str) -> Dict[str, Any]:
             pipe.restore(keys.session(token_id(secrets.token_hex(32))), 3_600_000, dump)
         if len(pipe) >= 10_000 or have + len(dumps) >= size:
             pipe.execute()
-    figures = measure_ops(store, tokens, samples, purge=False)
+    figures = measure_ops(store, tokens, purge=False)
     session_bytes = client.memory_usage(keys.session(token_id(token_key(tokens[0]))))
     index_keys = list(client.scan_iter(match="wx:o:*", count=1000))[:200]
     shares = [client.memory_usage(key) / max(1, members(client, key)) for key in index_keys]
@@ -149,39 +144,20 @@ def members(client: Any, key: bytes) -> int:
     return int(counts.get(client.type(key), lambda _: 1)(key))
 
 
-def measure(
-    sizes: Sequence[int] = SIZES,
-    stores: Sequence[str] = ("sqlite", "redis"),
-    redis_url: Optional[str] = None,
-    samples: int = SAMPLES,
-) -> Dict[str, Any]:
+def measure(sizes: Sequence[int] = SIZES, redis_url: Optional[str] = None) -> Dict[str, Any]:
     """Each store at each size, and the p99 latencies at the largest over the smallest."""
-    measures = {"sqlite": measure_sqlite}
+    measures: Dict[str, Callable[[int], Dict[str, Any]]] = {"sqlite": measure_sqlite}
     if redis_url:
         measures["redis"] = functools.partial(measure_redis, url=redis_url)
     results: Dict[str, Any] = {}
-    for name in (name for name in stores if name in measures):
+    for name, measure_store in measures.items():
         by_size: Dict[str, Any] = {}
         for size in sizes:
             print(f"   scale: {name} at {size} sessions", flush=True)
-            by_size[str(size)] = measures[name](size, samples)
+            by_size[str(size)] = measure_store(size)
         low, high = by_size[str(min(sizes))], by_size[str(max(sizes))]
         ratios = {f"{op}_p99": round(high[op]["p99"] / low[op]["p99"], 2) for op in LATENCIES}
         if "lock_max_ms" in high:
             ratios["lock_max_ms"] = high["lock_max_ms"]
         results[name] = {**by_size, "ratios": ratios}
     return results
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=lambda t: [int(x) for x in t.split(",")], default=SIZES)
-    parser.add_argument("--stores", type=lambda text: text.split(","), default=["sqlite", "redis"])
-    parser.add_argument("--samples", type=int, default=SAMPLES)
-    args = parser.parse_args()
-    with _bench.private_redis("redis" in args.stores) as url:
-        print(report.scale_table(measure(args.sizes, args.stores, url, args.samples)))
-
-
-if __name__ == "__main__":
-    main()
