@@ -452,7 +452,8 @@ def test_the_default_store_is_private_to_its_user(state_home: Path) -> None:
     store = open_store(None, "wx1")
     assert isinstance(store, SQLiteStore)
     assert store.path == state_home / "wxmiddleware" / "sessions-wx1.sqlite3"
-    assert mode(store.path.parent) == 0o700
+    # Every directory it made: wxmiddleware and the state home above it.
+    assert mode(store.path.parent) == mode(state_home) == 0o700
     assert mode(store.path) == 0o600  # created at start-up, before any connection
     store.save(new_token(), make_session(), IDLE, SCOPE)
     files = [store.path, *(Path(f"{store.path}{suffix}") for suffix in ("-wal", "-shm"))]

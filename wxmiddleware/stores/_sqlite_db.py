@@ -80,6 +80,17 @@ def _refuse_shared(path: pathlib.Path, is_dir: bool) -> None:
         path.chmod(0o600)
 
 
+def _make_private_directories(directory: pathlib.Path) -> None:
+    """Make ``directory`` and each missing parent ``0700`` (``mkdir(parents=True)`` would
+    give the parents the umask's mode, as ``mkdir -p`` does)."""
+    missing = []
+    while not directory.exists() and directory != directory.parent:
+        missing.append(directory)
+        directory = directory.parent
+    for each in reversed(missing):
+        each.mkdir(mode=0o700, exist_ok=True)
+
+
 def _create_private(path: pathlib.Path) -> None:
     """Create ``path`` empty and ``0600`` unless it exists, without ever opening it.
 
@@ -172,7 +183,7 @@ class Database:
         """
         path = self.path
         try:
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _make_private_directories(path.parent)
             _refuse_shared(path.parent, is_dir=True)
             if not path.exists():
                 _create_private(path)
