@@ -340,7 +340,10 @@ def test_demo_serves_a_working_login(cli_env: Dict[str, str], tmp_path: Path) ->
 def test_fake_wechat_command(cli_env: Dict[str, str]) -> None:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "wxmiddleware", "fake-wechat", "--port", str(port)],
+        [
+            *(sys.executable, "-m", "wxmiddleware", "fake-wechat", "--port", str(port)),
+            *("--app", "wxsecond0000000001=second-secret-0123456789"),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -351,6 +354,9 @@ def test_fake_wechat_command(cli_env: Dict[str, str]) -> None:
         assert "listening" in process.stdout.readline()
         code = requests.get(f"http://127.0.0.1:{port}/fake/code", timeout=5).json()["code"]
         assert len(code) == 32
+        params = {"appid": "wxsecond0000000001"}
+        answer = requests.get(f"http://127.0.0.1:{port}/fake/code", params=params, timeout=5)
+        assert answer.status_code == 200 and len(answer.json()["code"]) == 32
     finally:
         process.terminate()
         process.wait(timeout=10)

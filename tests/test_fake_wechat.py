@@ -798,3 +798,31 @@ def test_server_api_control_endpoints(fake_wechat: FakeWeChat, http: requests.Se
     assert http.post(url + "/fake/fault", json=fault, timeout=5).json() == {"ok": True}
     bad = {"fault": "close", "path": "/nowhere"}
     assert http.post(url + "/fake/fault", json=bad, timeout=5).status_code == 400
+
+
+def test_command_line_serves_more_apps(tmp_path: Any) -> None:
+    command = [sys.executable, "-m", "wxmiddleware.testing", "--port", "0", "--appid", "wxone"]
+    process = subprocess.Popen(
+        [*command, "--app", "wxtwo=second-secret-0123456789"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().rsplit(" ", 1)[-1].strip()
+        with requests.Session() as http:
+            http.trust_env = False
+            code = http.get(url + "/fake/code", params={"appid": "wxtwo"}, timeout=5).json()
+            params = {
+                "appid": "wxtwo",
+                "secret": "second-secret-0123456789",
+                "js_code": code["code"],
+                "grant_type": "authorization_code",
+            }
+            body = http.get(url + JSCODE2SESSION_PATH, params=params, timeout=5).json()
+            unknown = http.get(url + "/fake/code", params={"appid": "wxthree"}, timeout=5)
+        assert "openid" in body and "errcode" not in body
+        assert unknown.status_code == 400
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    bad = subprocess.run([*command, "--app", "wxtwo"], capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "APPID=SECRET" in bad.stderr

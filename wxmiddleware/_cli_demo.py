@@ -105,7 +105,8 @@ def fake_wechat(args: argparse.Namespace) -> int:
     """Run the fake WeChat server on its own."""
     options = {"--host": args.host, "--port": str(args.port), "--appid": args.appid}
     options["--secret"] = args.secret
-    return fake_wechat_main([part for pair in options.items() for part in pair])
+    more = [part for app in args.app for part in ("--app", app)]
+    return fake_wechat_main([part for pair in options.items() for part in pair] + more)
 
 
 def add_demo_parsers(commands: Any) -> None:
@@ -126,4 +127,7 @@ def add_demo_parsers(commands: Any) -> None:
     run_fake.add_argument("--port", type=int, default=8601, help="port (default %(default)s)")
     run_fake.add_argument("--appid", default=FakeWeChat.DEFAULT_APPID, help="appid to accept")
     run_fake.add_argument("--secret", default=FakeWeChat.DEFAULT_SECRET, help="secret to accept")
+    run_fake.add_argument(
+        "--app", action="append", default=[], metavar="APPID=SECRET", help="another app to serve"
+    )
     run_fake.set_defaults(handler=fake_wechat)

@@ -115,6 +115,8 @@ def test_control_answers_drive_the_model() -> None:
 
     status, answer = control("GET", "/fake/code?user=")  # blank: the default user
     assert status == 200 and isinstance(answer, dict) and len(answer["code"]) == 32
+    status, answer = control("GET", "/fake/code?user=bob&appid=wxnotserved")
+    assert status == 400 and "wxnotserved" in answer["error"]
     assert control("POST", "/fake/fault", b'{"fault": "close", "count": 2}') == (200, {"ok": True})
     assert control("GET", "/fake/calls") == (200, {"jscode2session": 0})
     assert control("POST", "/fake/fault", b'{"fault": "close", "path": "/x"}')[0] == 400

@@ -103,6 +103,10 @@ class ModelBase:
         :attr:`appid`): 28 characters starting ``o``."""
         return derived_id("o", f"openid:{appid or self.appid}:{user}")
 
+    def serves(self, appid: str) -> bool:
+        """Whether ``appid`` is one of the apps this fake accepts (its own or ``apps``)."""
+        return appid in self._secrets
+
     def unionid_for(self, user: str) -> Optional[str]:
         """The unionid for ``user``, or ``None`` when the fake runs with ``unionid=False``.
 

@@ -25,8 +25,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--port", type=int, default=8601, help="port; 0 picks a free one")
     parser.add_argument("--appid", default=FakeWeChat.DEFAULT_APPID, help="the appid to accept")
     parser.add_argument("--secret", default=FakeWeChat.DEFAULT_SECRET, help="the secret to accept")
+    parser.add_argument(
+        "--app",
+        action="append",
+        default=[],
+        metavar="APPID=SECRET",
+        help="another mini-program to serve beside --appid (repeatable)",
+    )
     args = parser.parse_args(argv)
-    fake = FakeWeChat(args.appid, args.secret, host=args.host, port=args.port)
+    apps = {}
+    for app in args.app:
+        appid, equals, secret = app.partition("=")
+        if not (appid and equals and secret):
+            parser.error(f"--app takes APPID=SECRET, not {app!r}")
+        apps[appid] = secret
+    fake = FakeWeChat(args.appid, args.secret, host=args.host, port=args.port, apps=apps)
     try:
         fake.start()
     except OSError as exc:
@@ -34,6 +47,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         print(f"FakeWeChat listening on {fake.url}", flush=True)
         print(f"  appid={fake.appid} secret={fake.secret}", flush=True)
+        for appid in apps:
+            print(f"  also appid={appid}: curl '{fake.url}/fake/code?user=alice&appid={appid}'")
         print(f"  get a login code:  curl '{fake.url}/fake/code?user=alice'", flush=True)
         print(f"  get a phone code:  curl '{fake.url}/fake/phone_code?phone=13800138000'")
         print("  faults: POST /fake/fault, calls: GET /fake/calls, reset: POST /fake/reset")

@@ -1,6 +1,7 @@
 """The fake WeChat's control endpoints, for a test that drives it over HTTP instead of Python.
 
-``GET /fake/code?user=alice`` (a login code), ``GET /fake/phone_code?user=alice&phone=…``,
+``GET /fake/code?user=alice`` (a login code; ``&appid=wx…`` for another app the fake serves),
+``GET /fake/phone_code?user=alice&phone=…``,
 ``POST /fake/fault`` (JSON ``{"fault": "errcode", "count": 1, "errcode": -1}``, optionally with
 ``"path"``), ``POST /fake/expire_access_tokens``, ``GET /fake/calls`` (the jscode2session
 count) and ``POST /fake/reset``. Each answers JSON; they are not recorded as calls.
@@ -25,7 +26,10 @@ def control_answer(model: WeChatModel, call: RecordedCall) -> Tuple[int, object]
     # Blank parameters count as absent here, so ``?user=`` means the default user.
     params = dict(parse_qsl(call.raw_query))
     if (call.method, call.path) == ("GET", "/fake/code"):
-        return 200, {"code": model.issue_code(params.get("user", "alice"))}
+        appid = params.get("appid", model.appid)
+        if not model.serves(appid):
+            return 400, {"ok": False, "error": f"this fake serves no app {appid!r}"}
+        return 200, {"code": model.issue_code(params.get("user", "alice"), appid=appid)}
     if (call.method, call.path) == ("GET", "/fake/phone_code"):
         code = model.issue_phone_code(
             params.get("user", "alice"), params.get("phone", "13800138000")
