@@ -241,11 +241,13 @@ def session_finder(store_url: str, token: str, asynchronous: bool = False) -> Fi
     local.cursor.execute(f"CREATE TABLE IF NOT EXISTS floor (token TEXT PRIMARY KEY, {COLUMNS})")
     local.cursor.execute("INSERT OR REPLACE INTO floor VALUES (?, ?, ?, ?, ?, ?)", (token, *fields))
 
+    session_of = functools.lru_cache(maxsize=1024)(lambda row: WxSession(*row))  # as ours caches
+
     def select(token: str) -> Optional[WxSession]:
         if not hasattr(local, "cursor"):  # the thread's first request
             local.cursor = sqlite3.connect(path, isolation_level=None).cursor()
         row = local.cursor.execute(SELECT_SESSION, (token,)).fetchone()
-        return None if row is None else WxSession(*row)
+        return None if row is None else session_of(row)
 
     return select
 

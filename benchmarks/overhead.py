@@ -118,6 +118,7 @@ def summary(times: Dict[str, List[float]], peer: str) -> Dict[str, Any]:
         result["vs_peer"] = {name: _bench.ratio(times, peer, name) for name in others}
     if "sqlite" in times and "memory" in times:
         result["sqlite_vs_memory"] = _bench.ratio(times, "memory", "sqlite")
+        result["floor_sqlite_vs_memory"] = _bench.ratio(times, "floor", "floor_sqlite")
     return {**result, "times": times}
 
 
@@ -178,6 +179,8 @@ def measure_framework(
         floor = apps.wsgi_floor if wsgi else apps.asgi_floor
         inner = apps.flask_app(True).wsgi_app if wsgi else apps.starlette_app(True)
         variants["floor"] = timer(floor(inner, find), Request(token))
+        find_row = apps.session_finder(f"sqlite:///{state}/floor-{framework}.db", token)
+        variants["floor_sqlite"] = timer(floor(inner, find_row), Request(token))
         return summary(_bench.interleaved(variants, options.rounds), PEERS[framework])
     finally:
         for store in opened:

@@ -66,14 +66,15 @@ GOALS = [  # the goal (in the table and the chart), where its figure is, the min
 
 
 def floor_path(path: str) -> Optional[str]:
-    """Where the floor's figure for a goal's figure (at ``path``) is: in process, the *floor*
-    variant's; over servers, the floor's on the same store; for logins, the bare app's."""
+    """Where the floor's figure for a goal's figure (at ``path``) is: in process, the floor
+    variants'; over servers, the floor's on the same store; for logins, the bare app's."""
     part, *steps = path.split(".")
     if part == "servers":  # servers.<framework>.<store>.<figure>
         return f"servers.{steps[0]}.floor_{steps[1]}.{steps[2]}"
     if part.endswith("_logins"):  # <part>[.<driver>].<store>.of_ideal
         return ".".join([part, *steps[:-2], "bare", steps[-1]])
-    return ".".join([part, *steps[:-1], "floor"]) if steps[-1] == "memory" else None
+    floors = {"memory": "floor", "sqlite_vs_memory": "floor_sqlite_vs_memory"}  # in process
+    return ".".join([part, *steps[:-1], floors[steps[-1]]]) if steps[-1] in floors else None
 
 
 def figures(results: Dict[str, Any], path: Optional[str]) -> List[Optional[float]]:
