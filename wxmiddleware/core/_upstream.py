@@ -39,21 +39,30 @@ def exchange(
 
 
 def send(call: HttpCall, parse: Callable[[int, bytes], _T]) -> Flow[_T]:
-    """Send ``call`` and return ``parse(status, body)``, with :func:`exchange`'s one retry
-    rule: the call is made once more only after an
-    :class:`~wxmiddleware.errors.UpstreamBusy` (a platform that says it did nothing) or
-    :class:`~wxmiddleware.errors.UpstreamUnreachable` (:func:`retry_delay`)."""
-    attempt = 1
+    """Send ``call`` and return ``parse(status, body)``, under :func:`retrying`."""
+
+    def attempt() -> Flow[_T]:
+        status, body = yield call
+        return parse(status, body)
+
+    return (yield from retrying(attempt))
+
+
+def retrying(attempt: Callable[[], Flow[_T]]) -> Flow[_T]:
+    """Run the flow ``attempt()`` returns, with :func:`exchange`'s one retry rule: a new
+    ``attempt()`` runs once more only after an :class:`~wxmiddleware.errors.UpstreamBusy` (a
+    platform that says it did nothing) or :class:`~wxmiddleware.errors.UpstreamUnreachable`
+    (:func:`retry_delay`)."""
+    number = 1
     while True:
         try:
-            status, body = yield call
-            return parse(status, body)
+            return (yield from attempt())
         except WxError as error:
-            delay = retry_delay(attempt, error)
+            delay = retry_delay(number, error)
             if delay is None:
                 raise
         yield Sleep(delay)
-        attempt += 1
+        number += 1
 
 
 def jscode2session(config: WxConfig, code: str) -> Flow[CodeSession]:

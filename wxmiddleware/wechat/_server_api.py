@@ -23,14 +23,13 @@ from dataclasses import replace
 from typing import Callable, Tuple, TypeVar
 
 from ..config import WxConfig
-from ..core._effects import Flow, HttpCall, Sleep, StoreCall
-from ..core._upstream import exchange
-from ..errors import WxError
+from ..core._effects import Flow, HttpCall, StoreCall
+from ..core._upstream import exchange, retrying
 from ..session import SessionScope, WxSession
 from ._access_token import TokenPolicy, access_token_flow, invalidate_flow
 from ._api_login import parse_reset_session_key, reset_session_key_request
 from ._api_replies import AccessTokenRejected, api_error
-from ._protocol import ApiRequest, reply_errcode, reply_object, retry_delay
+from ._protocol import ApiRequest, reply_errcode, reply_object
 from ._security import ANSWER_HEADERS, ApiSecurity, ApiSecurityError, Sealed, answer_is_signed
 
 logger = logging.getLogger("wxmiddleware")
@@ -75,8 +74,8 @@ def sealed_exchange(
     naming none, :class:`ApiSecurityError`. Every failure of the security is logged (the
     path and the cause, never a key) and raised as a ``502``.
     """
-    attempt = 1
-    while True:
+
+    def attempt() -> Flow[_T]:
         sealed, call = _sealed_call(security, config, request, access_token)
         try:
             status, body, headers = yield call
@@ -94,12 +93,8 @@ def sealed_exchange(
         except ApiSecurityError as error:
             logger.error("WeChat API security: %s: %s", request.path, error.detail)
             raise
-        except WxError as error:
-            delay = retry_delay(attempt, error)
-            if delay is None:
-                raise
-        yield Sleep(delay)
-        attempt += 1
+
+    return (yield from retrying(attempt))
 
 
 def _exchange(
