@@ -8,7 +8,8 @@ One concept per private module, on the model of h11's layout:
   protected);
 - :mod:`._apps`: which app a request is for, when several mini-programs are configured
   (its ``Referer``, then ``X-WX-Appid``);
-- :mod:`._request`: the request view, the token, the login code, the body limits;
+- :mod:`._view`: the request view and the header names the core reads;
+- :mod:`._request`: the token, the login code, the body limits;
 - :mod:`._responses`: every answer the middleware gives itself, and the log line of a
   failed login, logout or lookup;
 - :mod:`._wafer`: the dialect of Tencent's Wafer client SDK;
@@ -45,12 +46,6 @@ from ._pipeline import Pipeline, resolve_config
 from ._providers import PROVIDERS, LoginCode, Provider, exchange_code, refusal
 from ._request import (
     MAX_CODE_LENGTH,
-    WAFER_CODE_HEADER,
-    WAFER_ENCRYPTED_DATA_HEADER,
-    WAFER_IV_HEADER,
-    HeaderMap,
-    HeaderNames,
-    RequestView,
     body_length,
     check_login_method,
     check_logout_method,
@@ -71,6 +66,14 @@ from ._responses import (
 )
 from ._routing import RequestKind, Router, login_methods
 from ._upstream import exchange, jscode2session
+from ._view import (
+    WAFER_CODE_HEADER,
+    WAFER_ENCRYPTED_DATA_HEADER,
+    WAFER_IV_HEADER,
+    HeaderMap,
+    HeaderNames,
+    RequestView,
+)
 from ._wafer import (
     WaferLogin,
     wafer_error,

@@ -27,7 +27,7 @@ from .._apps import APPID_PATTERN
 from ..config import WxConfig
 from ..errors import BadRequest
 from ..session import SessionScope
-from ._request import APPID_HEADER, HeaderMap, HeaderNames
+from ._view import APPID_HEADER, HeaderMap, HeaderNames
 
 #: The page every ``wx.request`` of a WeChat mini-program names in its ``Referer``.
 WECHAT_REFERER = re.compile(r"https://servicewechat\.com/([^/?#]*)/[^/?#]+/page-frame\.html")

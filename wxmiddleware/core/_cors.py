@@ -23,14 +23,9 @@ from __future__ import annotations
 from typing import Callable, Dict, Optional, Tuple
 
 from ..config import WxConfig, header_key
-from ._request import (
-    WAFER_CODE_HEADER,
-    WAFER_ENCRYPTED_DATA_HEADER,
-    WAFER_IV_HEADER,
-    HeaderMap,
-)
 from ._responses import Response
 from ._routing import RequestKind, login_methods
+from ._view import WAFER_CODE_HEADER, WAFER_ENCRYPTED_DATA_HEADER, WAFER_IV_HEADER, HeaderMap
 
 #: Seconds a browser may keep a preflight answer (``Access-Control-Max-Age``; Chromium
 #: keeps one at most 7200 s, Firefox 86400 s).

@@ -22,7 +22,6 @@ from ._limits import LoginRateLimited
 from ._login import login_flow
 from ._outcomes import Outcome
 from ._request import (
-    RequestView,
     body_length,
     body_too_large,
     check_login_method,
@@ -33,6 +32,7 @@ from ._request import (
 )
 from ._responses import Response, log_failure, login_response, logout_response
 from ._routing import RequestKind
+from ._view import RequestView
 from ._wafer import wafer_login, wafer_login_response, wafer_userinfo
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ from typing import Callable, Optional, Tuple
 from ..config import WxConfig, header_key
 from ..errors import RateLimited
 from ._effects import Flow, RateCheck
-from ._request import RequestView
+from ._view import RequestView
 
 FORWARDED_FOR = "X-Forwarded-For"
 

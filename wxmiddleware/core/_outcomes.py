@@ -15,9 +15,9 @@ from ..errors import InvalidSession, WxError
 from ..observe import ANONYMOUS, AUTHENTICATED, BAD_REQUEST, EXPIRED, STORE_DOWN, Observer
 from ..session import WxSession, short_hash, token_key
 from ._effects import Flow
-from ._request import RequestView
 from ._responses import Response, log_failure
 from ._routing import RequestKind
+from ._view import RequestView
 
 if TYPE_CHECKING:
     from ._apps import AppSelector

@@ -32,9 +32,10 @@ from ._outcomes import (
     SessionLookup,
     app_lookup,
 )
-from ._request import HeaderMap, HeaderNames, RequestView, missing_token_error, pick_token
+from ._request import missing_token_error, pick_token
 from ._responses import Response, error_response, head_response
 from ._routing import RequestKind, Router, near_miss_error
+from ._view import HeaderMap, HeaderNames, RequestView
 from ._wafer import wafer_error
 
 logger = logging.getLogger("wxmiddleware")

@@ -15,17 +15,16 @@ from ..config import WxConfig
 from ..crypto import decrypt_data
 from ..errors import BadRequest, WxError
 from ..session import WxSession
-from ._request import (
+from ._request import check_code, check_text
+from ._responses import Response, json_response
+from ._routing import RequestKind
+from ._view import (
     WAFER_CODE_HEADER,
     WAFER_ENCRYPTED_DATA_HEADER,
     WAFER_IV_HEADER,
     HeaderMap,
     HeaderNames,
-    check_code,
-    check_text,
 )
-from ._responses import Response, json_response
-from ._routing import RequestKind
 
 logger = logging.getLogger("wxmiddleware")
 
