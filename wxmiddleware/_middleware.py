@@ -14,7 +14,7 @@ from typing import Any, Callable, ClassVar, Generic, Iterable, List, Mapping, Op
 
 from ._ratelimit import AsyncLoginLimiter, LoginLimiter
 from .config import WxConfig
-from .core import Pipeline, resolve_config
+from .core import Pipeline, RequestView, resolve_config
 from .errors import ConfigError
 from .observe import Observer, combine
 
@@ -100,6 +100,7 @@ class MiddlewareBase(Generic[_App, _Store, _Client, _Hook]):
             self._header_key,
             events=tuple(self._event_hooks),
             observer=self.observer,
+            view_of=self._view,
         )
         limiter = None
         if self._pipeline.limits is not None:
@@ -119,6 +120,11 @@ class MiddlewareBase(Generic[_App, _Store, _Client, _Hook]):
     def _header_key(name: str) -> str:
         """The key under which the adapter's header map holds header ``name``."""
         return name
+
+    def _view(self, request: Any) -> RequestView:
+        """The adapter's request as the pipeline's :class:`~wxmiddleware.core.RequestView`
+        (what ``Pipeline.handle`` was given as ``request``)."""
+        raise NotImplementedError
 
     def _call_hook(self, context: Any, session: Any, userinfo: Any) -> Any:
         """Call ``on_login`` (a :class:`~wxmiddleware.core.CallHook` effect)."""

@@ -153,6 +153,9 @@ class SyncPerformer(Generic[_C]):
             except Exception as error:  # the lookup decides what an error comes to
                 plan = lookup.failed(error)
             else:
+                if session is not None and kind is SessionLookup:
+                    lookup.session = session  # found: the lookup is the Forward
+                    return lookup
                 plan = lookup.found(session)
                 if plan is lookup:
                     return lookup
@@ -270,6 +273,9 @@ class AsyncPerformer(Generic[_C]):
             except Exception as error:  # the lookup decides what an error comes to
                 plan = lookup.failed(error)
             else:
+                if session is not None and kind is SessionLookup:
+                    lookup.session = session  # found: the lookup is the Forward
+                    return lookup
                 plan = lookup.found(session)
                 if plan is lookup:
                     return lookup

@@ -1,14 +1,15 @@
 """WxASGIMiddleware: WeChat mini-program login for any ASGI application.
 
-The adapter only translates: the scope becomes a :class:`~wxmiddleware.core.RequestView`,
-the :class:`~wxmiddleware._perform.AsyncPerformer` runs the core's pipeline, and the outcome
-becomes a call of the app (with a copy of the scope), an answer, or a refused websocket.
+The adapter only translates: the scope is handed to the core's pipeline (its method, paths
+and lookup headers; a :class:`~wxmiddleware.core.RequestView` of it when the pipeline asks),
+the :class:`~wxmiddleware._perform.AsyncPerformer` runs the plan, and the outcome becomes a
+call of the app (with a copy of the scope), an answer, or a refused websocket.
 """
 
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from ._asgi_scope import (
     ScopeHeaders,
@@ -121,19 +122,14 @@ class WxASGIMiddleware(MiddlewareBase["ASGIApp", AsyncSessionStore, AsyncWeChatC
         if type(raw_headers) is not list:
             # The spec allows any iterable, and this one is read twice (lookup, then all).
             raw_headers = list(raw_headers)
-        view = RequestView(
+        plan = self._pipeline.handle(
+            (www, path, raw_headers),
             www.get("method", "GET"),
             path,
             www.get("raw_path"),
-            www.get("query_string", b""),
             self._read_lookup(raw_headers),
-            scope_type == "websocket",
-            True,
-            client_host(www.get("client")),
-            raw_headers,
-            self._read_headers,
         )
-        outcome = await self._performer.run_request(self._pipeline.handle(view), (www, receive))
+        outcome = await self._performer.run_request(plan, (www, receive))
         if isinstance(outcome, Forward):
             if outcome.attach:
                 www = with_session(www, outcome.session)
@@ -141,6 +137,23 @@ class WxASGIMiddleware(MiddlewareBase["ASGIApp", AsyncSessionStore, AsyncWeChatC
             await self.app(www, receive, send)  # type: ignore[arg-type]
         elif type(outcome) is Respond:
             await send_response(outcome.response, scope_type == "websocket", receive, send)
+
+    def _view(self, request: Tuple[AttachedScope, str, List[Tuple[bytes, bytes]]]) -> RequestView:
+        # The request __call__ hands the pipeline: the scope, the path below root_path and
+        # the raw headers as a list.
+        scope, path, raw_headers = request
+        return RequestView(
+            scope.get("method", "GET"),
+            path,
+            scope.get("raw_path"),
+            scope.get("query_string", b""),
+            self._read_lookup(raw_headers),
+            scope["type"] == "websocket",
+            True,
+            client_host(scope.get("client")),
+            raw_headers,
+            self._read_headers,
+        )
 
     async def _call_hook(
         self, context: Context, session: WxSession, userinfo: Optional[Mapping[str, Any]]

@@ -1,8 +1,9 @@
 """WxMiddleware: WeChat mini-program login for any WSGI application.
 
-The adapter only translates: the environ becomes a :class:`~wxmiddleware.core.RequestView`,
-the :class:`~wxmiddleware._perform.SyncPerformer` runs the core's pipeline, and the outcome
-becomes a call of the app or an answer through ``start_response``.
+The adapter only translates: the environ is handed to the core's pipeline (its method, paths
+and headers; a :class:`~wxmiddleware.core.RequestView` of it when the pipeline asks), the
+:class:`~wxmiddleware._perform.SyncPerformer` runs the plan, and the outcome becomes a call
+of the app or an answer through ``start_response``.
 """
 
 from __future__ import annotations
@@ -88,7 +89,26 @@ class WxMiddleware(
     _read_body = staticmethod(_read_body)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        view = RequestView(
+        plan = self._pipeline.handle(
+            environ,
+            environ.get("REQUEST_METHOD", "GET"),
+            environ.get("PATH_INFO", ""),
+            environ.get("RAW_URI") or environ.get("REQUEST_URI"),
+            environ,
+        )
+        outcome = self._performer.run_request(plan, environ)
+        if isinstance(outcome, Forward):
+            if outcome.attach:
+                _attach(environ, outcome.session)
+            return self.app(environ, start_response)
+        # Only an ASGI body reader sees a client leave (DROP): here the outcome is an answer.
+        response = cast(Respond, outcome).response
+        start_response(response.status_line, list(response.headers))
+        return [response.body] if response.body else []
+
+    def _view(self, environ: WSGIEnvironment) -> RequestView:
+        # What __call__ hands the pipeline, and the rest of the request.
+        return RequestView(
             environ.get("REQUEST_METHOD", "GET"),
             environ.get("PATH_INFO", ""),
             environ.get("RAW_URI") or environ.get("REQUEST_URI"),
@@ -98,15 +118,6 @@ class WxMiddleware(
             environ.get("wsgi.input_terminated", False),
             environ.get("REMOTE_ADDR"),
         )
-        outcome = self._performer.run_request(self._pipeline.handle(view), environ)
-        if isinstance(outcome, Forward):
-            if outcome.attach:
-                _attach(environ, outcome.session)
-            return self.app(environ, start_response)
-        # Only an ASGI body reader sees a client leave (DROP): here the outcome is an answer.
-        response = cast(Respond, outcome).response
-        start_response(response.status_line, list(response.headers))
-        return [response.body] if response.body else []
 
     def _call_hook(
         self, environ: WSGIEnvironment, session: WxSession, userinfo: Optional[Mapping[str, Any]]

@@ -128,7 +128,7 @@ class TestRequests:
     def test_without_observers_nothing_is_wrapped(self, make_app: Callable[..., Driver]) -> None:
         app = make_app()
         assert app.middleware.observer is None
-        assert app.middleware._pipeline._lookup.__name__ == "SessionLookup"
+        assert app.middleware._pipeline._lookup_class.__name__ == "SessionLookup"
 
 
 class TestLoginsAndLogouts:

@@ -9,18 +9,16 @@ answer, or :data:`DROP` it (the client is gone).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Optional, Type, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from ..errors import InvalidSession, WxError
-from ..observe import ANONYMOUS, AUTHENTICATED, BAD_REQUEST, EXPIRED, STORE_DOWN, Observer
-from ..session import WxSession, short_hash, token_key
+from ..observe import ANONYMOUS, AUTHENTICATED, EXPIRED, STORE_DOWN, Observer
+from ..session import SessionScope, WxSession, short_hash, token_key
 from ._effects import Flow
 from ._responses import Response, log_failure
 from ._routing import RequestKind
-from ._view import RequestView
 
 if TYPE_CHECKING:
-    from ._apps import AppSelector
     from ._pipeline import Pipeline
 
 _PROTECTED = RequestKind.PROTECTED
@@ -75,32 +73,40 @@ class SessionLookup(Forward):
     An authenticated request is a flow of one effect: look the token up, then forward or
     refuse. Written as this continuation instead of a generator it costs less per request,
     and every request of an app pays that. A performer calls ``store.get(token, idle_ttl,
-    scope)`` and hands the result to :meth:`found`, or the exception to :meth:`failed`; both
-    give the outcome. Found, the lookup is itself the :class:`Forward` (one object per request).
+    scope)``; a session found makes the lookup itself the :class:`Forward` (the performer
+    sets :attr:`session`, one object per request); ``None`` goes to :meth:`found`, an
+    exception to :meth:`failed`, which give the outcome. A subclass whose :meth:`found`
+    does more for a found session too (:class:`ObservedLookup`) has every result handed
+    to it.
+
+    :meth:`~._pipeline.Pipeline.handle` builds it without ``__init__`` (a Python call per
+    request costs more than setting the attributes): ``token``, ``idle_ttl`` (seconds),
+    ``scope`` (:class:`~wxmiddleware.session.SessionScope`), ``kind``, ``request`` (the
+    adapter's request, from which the pipeline builds the view of a refusal) and
+    ``pipeline``.
     """
 
-    __slots__ = ("_kind", "_pipeline", "_view", "idle_ttl", "scope", "token")
+    __slots__ = ("idle_ttl", "kind", "pipeline", "request", "scope", "token")
     #: A found session is always attached (a class attribute: one store less per request).
     attach = True
-
-    def __init__(self, pipeline: Pipeline, view: RequestView, kind: RequestKind, token: str):
-        self.token = token
-        self.idle_ttl = pipeline.idle_ttl
-        self.scope = pipeline.scope
-        self._pipeline = pipeline
-        self._view = view
-        self._kind = kind
+    token: str
+    idle_ttl: int
+    scope: SessionScope
+    kind: RequestKind
+    request: Any
+    pipeline: Pipeline
 
     def __repr__(self) -> str:
-        return f"SessionLookup({self._kind.value})"
+        return f"{type(self).__name__}({self.kind.value})"
 
     def found(self, session: Optional[WxSession]) -> Plan:
         """The plan once the store answered ``session`` (``None``: no live session): this
         lookup itself (the :class:`Forward`), or the refusal (a flow when ``on_reject`` is
         set, which the performer runs)."""
-        if session is None and self._kind is _PROTECTED:
-            return self._pipeline.failure(
-                self._view, self._kind, InvalidSession(), EXPIRED, self.token
+        if session is None and self.kind is _PROTECTED:
+            pipeline = self.pipeline
+            return pipeline.failure(
+                pipeline.view_of(self.request), self.kind, InvalidSession(), EXPIRED, self.token
             )
         self.session = session
         return self
@@ -109,7 +115,9 @@ class SessionLookup(Forward):
         """The plan once the store raised ``error`` (a down store answers 503)."""
         if isinstance(error, WxError):
             log_failure("session lookup", error, short_hash(token_key(self.token)))
-        return self._pipeline.failure(self._view, self._kind, error, STORE_DOWN, self.token)
+        pipeline = self.pipeline
+        view = pipeline.view_of(self.request)
+        return pipeline.failure(view, self.kind, error, STORE_DOWN, self.token)
 
 
 class ObservedLookup(SessionLookup):
@@ -121,7 +129,7 @@ class ObservedLookup(SessionLookup):
     def found(self, session: Optional[WxSession]) -> Plan:
         plan = super().found(session)
         if plan is self:
-            observer: Observer = self._pipeline.observer  # type: ignore[assignment]
+            observer: Observer = self.pipeline.observer  # type: ignore[assignment]
             observer.request(AUTHENTICATED if session is not None else ANONYMOUS)
         return plan
 
@@ -129,20 +137,3 @@ class ObservedLookup(SessionLookup):
 #: What :meth:`Pipeline.handle` returns: the outcome itself when no I/O is needed, a
 #: :class:`SessionLookup` when one store call decides, else a flow that ends in the outcome.
 Plan = Union[Forward, Respond, _Drop, Flow[Outcome]]
-
-
-def app_lookup(lookup: Type[SessionLookup], apps: AppSelector) -> Callable[..., Plan]:
-    """``lookup`` (a :class:`SessionLookup` class) in the scope of the request's app: a
-    token is looked up only among its app's sessions; a request that names no app, or a
-    malformed one, is a ``400``."""
-
-    def app_lookup(pipeline: Pipeline, view: RequestView, kind: RequestKind, token: str) -> Plan:
-        try:
-            scope = apps.select(view.lookup_headers).scope
-        except WxError as error:
-            return pipeline.failure(view, kind, error, BAD_REQUEST, token)
-        plan = lookup(pipeline, view, kind, token)
-        plan.scope = scope
-        return plan
-
-    return app_lookup

@@ -10,12 +10,12 @@ plan with a performer and translate the outcome; they decide nothing.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Collection, Mapping, Optional
+from typing import Any, Callable, Collection, List, Mapping, Optional, Union
 
 from ..config import WxConfig
 from ..errors import WxError
 from ..observe import ANONYMOUS, BAD_REQUEST, INVALID, MISSING, PREFLIGHT, PUBLIC, Observer
-from ..session import SessionScope, short_hash, token_key
+from ..session import MAX_TOKEN_LENGTH, SessionScope, short_hash, token_key
 from ._apps import AppSelector
 from ._cors import Cors
 from ._effects import ClientDisconnected, Flow, Notify
@@ -30,15 +30,15 @@ from ._outcomes import (
     Plan,
     Respond,
     SessionLookup,
-    app_lookup,
 )
-from ._request import missing_token_error, pick_token
+from ._request import is_token, missing_token_error, pick_token
 from ._responses import Response, error_response, head_response
 from ._routing import RequestKind, Router, near_miss_error
 from ._view import HeaderMap, HeaderNames, RequestView
 from ._wafer import wafer_error
 
 logger = logging.getLogger("wxmiddleware")
+_new = object.__new__
 
 # Module constants: an enum member read through its class costs tens of nanoseconds, and
 # every request compares its kind several times.
@@ -82,6 +82,7 @@ class Pipeline:
         *,
         events: Collection[str] = (),
         observer: Optional[Observer] = None,
+        view_of: Optional[Callable[[Any], RequestView]] = None,
     ) -> None:
         self.config = config
         self.has_login_hook = has_login_hook
@@ -89,8 +90,9 @@ class Pipeline:
         self._on_reject = "reject" in events
         #: Whether the app gave an ``on_logout`` hook.
         self.on_logout = "logout" in events
-        lookup = SessionLookup if observer is None else ObservedLookup
-        self._lookup: Callable[..., Plan] = lookup
+        self._lookup_class = SessionLookup if observer is None else ObservedLookup
+        #: ``view_of(request)``: the adapter's request as a :class:`~._view.RequestView`.
+        self.view_of: Callable[[Any], RequestView] = view_of or _is_view
         #: The login rate limits, or ``None`` when there are none.
         self.limits = LoginLimits.for_config(config, header_key)
         self.router = Router(config)
@@ -103,40 +105,78 @@ class Pipeline:
         #: Which app a request is for, when the configuration serves several (else ``None``:
         #: every request is the one app's, and no header is read for it).
         self.apps = AppSelector(config, self.header_names) if config.multi_app else None
-        if self.apps is not None:
-            self._lookup = app_lookup(lookup, self.apps)
         self._classify = self.router.classify
         self._token_keys = self.header_names.tokens
 
-    def handle(self, view: RequestView) -> Plan:
-        """Decide what the request needs; run the plan with a performer's ``run_request``."""
-        kind = self._classify(view.path, view.raw_path)
+    def handle(
+        self,
+        request: Any,
+        method: str,
+        path: str,
+        raw_path: Union[str, bytes, None],
+        headers: HeaderMap,
+    ) -> Plan:
+        """Decide what ``request`` needs; run the plan with a performer's ``run_request``.
+
+        ``request`` is the adapter's own (the WSGI environ, the ASGI scope...): an
+        authenticated request is decided from the four facts beside it, its ``method``,
+        ``path`` and ``raw_path`` (as :class:`~._view.RequestView` has them) and its lookup
+        ``headers`` (:attr:`~._view.RequestView.lookup_headers`); only a request that needs
+        more (a login or logout, a preflight, a refusal) is seen whole, as
+        ``view_of(request)``. Most requests of an app then build no view at all.
+        """
+        kind = self._classify(path, raw_path)
         if kind is _PUBLIC:
             if self.observer is not None:
                 self.observer.request(PUBLIC)
             return UNTOUCHED
+        if method == "OPTIONS" or (kind is not _PROTECTED and kind is not _OPTIONAL):
+            plan = self._before_session(self.view_of(request), kind)
+            if plan is not None:
+                return plan
+            if kind is not _OPTIONAL:
+                # Login and logout are HTTP requests; a websocket there needs a session.
+                kind = _PROTECTED
+        try:
+            token = self.token(headers)
+        except Exception as error:
+            return self.failure(self.view_of(request), kind, error, INVALID)
+        if token is None:
+            if kind is _OPTIONAL:
+                if self.observer is not None:
+                    self.observer.request(ANONYMOUS)
+                return ANONYMOUS_FORWARD
+            # A fresh error each time: a shared one's traceback grows with every raise.
+            missing = missing_token_error(self.config)
+            return self.failure(self.view_of(request), kind, missing, MISSING)
+        # Built without __init__: a Python call per request costs more than these stores.
+        lookup: SessionLookup = _new(self._lookup_class)
+        lookup.token = token
+        lookup.idle_ttl = self.idle_ttl
+        lookup.kind = kind
+        lookup.request = request
+        lookup.pipeline = self
+        if self.apps is None:
+            lookup.scope = self.scope
+            return lookup
+        # A token is looked up only among its app's sessions; a request that names no app,
+        # or a malformed one, is a 400.
+        try:
+            lookup.scope = self.apps.select(headers).scope
+        except WxError as error:
+            return self.failure(self.view_of(request), kind, error, BAD_REQUEST, token)
+        return lookup
+
+    def _before_session(self, view: RequestView, kind: RequestKind) -> Optional[Plan]:
+        """The plan of a request decided before any session: a preflight, the login and
+        logout paths and their near misses; ``None`` when it needs its session."""
         if view.method == "OPTIONS" and self.cors.is_preflight(view.headers):
             return self._preflight(view, kind)
-        if kind is not _PROTECTED and kind is not _OPTIONAL:
-            # The login and logout paths, or a near miss of one.
-            if not view.websocket:
-                if kind is _LOGIN or kind is _LOGOUT:
-                    return answer(self, view, kind)
-                return self.failure(view, kind, near_miss_error(kind, self.config), BAD_REQUEST)
-            # Login and logout are HTTP requests; a websocket there needs a session.
-            kind = _PROTECTED
-        try:
-            token = self.token(view.lookup_headers)
-        except Exception as error:
-            return self.failure(view, kind, error, INVALID)
-        if token is not None:
-            return self._lookup(self, view, kind, token)
-        if kind is _OPTIONAL:
-            if self.observer is not None:
-                self.observer.request(ANONYMOUS)
-            return ANONYMOUS_FORWARD
-        # A fresh error each time: a shared one's traceback grows with every raise.
-        return self.failure(view, kind, missing_token_error(self.config), MISSING)
+        if kind is _PROTECTED or kind is _OPTIONAL or view.websocket:
+            return None
+        if kind is _LOGIN or kind is _LOGOUT:
+            return answer(self, view, kind)
+        return self.failure(view, kind, near_miss_error(kind, self.config), BAD_REQUEST)
 
     def failure(
         self,
@@ -232,9 +272,21 @@ class Pipeline:
     def token(self, headers: HeaderMap) -> Optional[str]:
         """The request's session token, or ``None`` without one (:func:`~._request.pick_token`
         says which errors a conflicting or malformed one raises)."""
-        values = []
+        values: List[str] = []
         for key in self._token_keys:
             value = headers.get(key)
             if value is not None:
                 values.append(value)
+        if len(values) == 1:
+            # The usual request: one well-formed token, accepted without another call.
+            token = values[0]
+            if 0 < len(token) <= MAX_TOKEN_LENGTH and is_token(token):
+                return token
         return pick_token(values) if values else None
+
+
+def _is_view(request: Any) -> RequestView:
+    """The ``view_of`` of an adapter that passes its :class:`~._view.RequestView` as the
+    request."""
+    view: RequestView = request
+    return view

@@ -24,8 +24,9 @@ from ._routing import login_methods
 
 MAX_CODE_LENGTH = 256
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+")
-# Bound once: every authenticated request checks its token with it.
-_is_token = _TOKEN.fullmatch
+#: Whether a string has the shape of our tokens (URL-safe base64): a match or ``None``.
+#: Bound once, as every authenticated request asks.
+is_token = _TOKEN.fullmatch
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -48,10 +49,6 @@ def pick_token(values: Sequence[str]) -> Optional[str]:
     count as absent; different values are a conflict (``400``); a value that cannot be one
     of our tokens is an invalid session (``401``), so a client logs in again.
     """
-    if len(values) == 1:
-        value = values[0]
-        if 0 < len(value) <= MAX_TOKEN_LENGTH and _is_token(value):
-            return value
     token: Optional[str] = None
     for value in values:
         for part in value.split(","):
@@ -64,7 +61,7 @@ def pick_token(values: Sequence[str]) -> Optional[str]:
                 raise BadRequest("The request names two different session tokens.")
     if token is None:
         return None
-    if len(token) > MAX_TOKEN_LENGTH or not _TOKEN.fullmatch(token):
+    if len(token) > MAX_TOKEN_LENGTH or not is_token(token):
         check_text(token, "The session token")
         raise InvalidSession("The session token is malformed; log in again.")
     return token

@@ -20,7 +20,7 @@ from ..._asgi_scope import ScopeHeaders
 from ..._middleware import MiddlewareBase
 from ..._perform import AsyncPerformer, SyncPerformer
 from ...config import WxConfig
-from ...core import Forward, Outcome, RequestView, Respond, Response
+from ...core import Forward, Outcome, Plan, RequestView, Respond, Response
 from ...errors import UserBlocked
 from ...session import WxSession
 from ...stores import open_store
@@ -71,6 +71,14 @@ def _response(answer: Response) -> HttpResponse:
     return response
 
 
+def _plan(adapter: MiddlewareBase[Any, Any, Any, Any], request: HttpRequest) -> Plan:
+    # Django has parsed the request already: the view costs little, and gives the facts.
+    view = adapter._view(request)
+    return adapter._pipeline.handle(
+        request, view.method, view.path, view.raw_path, view.lookup_headers
+    )
+
+
 class _SyncAdapter(MiddlewareBase[Any, Any, Any, Any]):
     """The pipeline and a sync performer, over ``request.META`` (the WSGI environ's keys)."""
 
@@ -84,7 +92,7 @@ class _SyncAdapter(MiddlewareBase[Any, Any, Any, Any]):
         assert self.on_login is not None  # the pipeline asks only when it is set
         self.on_login(request, session, self.config.appid)
 
-    def view(self, request: HttpRequest) -> RequestView:
+    def _view(self, request: HttpRequest) -> RequestView:
         meta = request.META
         # Django's WSGI request reads no further than Content-Length; its ASGI request holds
         # the whole body.
@@ -128,7 +136,7 @@ class _AsyncAdapter(MiddlewareBase[Any, Any, Any, Any]):
         assert self.on_login is not None  # the pipeline asks only when it is set
         await sync_to_async(self.on_login)(request, session, self.config.appid)
 
-    def view(self, request: HttpRequest) -> RequestView:
+    def _view(self, request: HttpRequest) -> RequestView:
         scope: Dict[str, Any] = request.scope
         return RequestView(
             request.method or "GET",
@@ -193,7 +201,7 @@ class WxLoginMiddleware:
         if self.asynchronous:
             return self._acall(request)
         adapter = self._adapter
-        plan = adapter._pipeline.handle(adapter.view(request))
+        plan = _plan(adapter, request)
         outcome = adapter._performer.run_request(plan, request)
         if isinstance(outcome, Forward):
             self._attach(request, outcome)
@@ -202,7 +210,7 @@ class WxLoginMiddleware:
 
     async def _acall(self, request: HttpRequest) -> Any:
         adapter = self._adapter
-        plan = adapter._pipeline.handle(adapter.view(request))
+        plan = _plan(adapter, request)
         outcome: Outcome = await adapter._performer.run_request(plan, request)
         if isinstance(outcome, Forward):
             self._attach(request, outcome)
