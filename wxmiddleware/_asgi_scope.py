@@ -246,10 +246,8 @@ async def send_response(
         await send(close)
 
 
-async def read_body(
-    context: Tuple[Any, ASGIReceiveCallable], length: Optional[int], limit: int
-) -> bytes:
-    """The request body from ``context``'s ``receive`` (``(scope, receive)``): its
+async def read_body(context: Tuple[Any, ...], length: Optional[int], limit: int) -> bytes:
+    """The request body from ``context``'s ``receive`` (``(scope, receive, ...)``): its
     ``http.request`` messages joined, read until the last one or until more than ``limit``
     bytes have come (``length``, the declared ``Content-Length``, is already checked by the
     core). Raises :class:`~wxmiddleware.core.ClientDisconnected` on ``http.disconnect``."""

@@ -41,7 +41,9 @@ if TYPE_CHECKING:
     ASGIApp = ASGI3Application
     # A scope read as a plain mapping (what the app receives has keys no TypedDict names).
     AttachedScope = Dict[str, Any]
-    Context = Tuple[AttachedScope, ASGIReceiveCallable]
+    #: What __call__ hands the pipeline as the request, and the performer as its context:
+    #: the scope, ``receive``, the path below root_path and the raw headers as a list.
+    Context = Tuple[AttachedScope, ASGIReceiveCallable, str, List[Tuple[bytes, bytes]]]
 
 __all__ = ["LoginHook", "WxASGIMiddleware", "WxCredentials", "WxUser"]
 
@@ -122,14 +124,15 @@ class WxASGIMiddleware(MiddlewareBase["ASGIApp", AsyncSessionStore, AsyncWeChatC
         if type(raw_headers) is not list:
             # The spec allows any iterable, and this one is read twice (lookup, then all).
             raw_headers = list(raw_headers)
+        request = (www, receive, path, raw_headers)
         plan = self._pipeline.handle(
-            (www, path, raw_headers),
+            request,
             www.get("method", "GET"),
             path,
             www.get("raw_path"),
             self._read_lookup(raw_headers),
         )
-        outcome = await self._performer.run_request(plan, (www, receive))
+        outcome = await self._performer.run_request(plan, request)
         if isinstance(outcome, Forward):
             if outcome.attach:
                 www = with_session(www, outcome.session)
@@ -138,10 +141,8 @@ class WxASGIMiddleware(MiddlewareBase["ASGIApp", AsyncSessionStore, AsyncWeChatC
         elif type(outcome) is Respond:
             await send_response(outcome.response, scope_type == "websocket", receive, send)
 
-    def _view(self, request: Tuple[AttachedScope, str, List[Tuple[bytes, bytes]]]) -> RequestView:
-        # The request __call__ hands the pipeline: the scope, the path below root_path and
-        # the raw headers as a list.
-        scope, path, raw_headers = request
+    def _view(self, request: Context) -> RequestView:
+        scope, _, path, raw_headers = request
         return RequestView(
             scope.get("method", "GET"),
             path,

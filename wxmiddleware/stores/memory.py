@@ -25,6 +25,7 @@ from ..session import (
     is_live,
     key_replaces,
     over_cap,
+    quiet_until,
     short_hash,
     token_key,
 )
@@ -34,14 +35,28 @@ from .base import PURGE_BATCH, PurgeProgress, SessionInfo, new_lock_owner
 class _Entry:
     # expires_at and appid copy the session's: a slot reads faster than a dataclass field.
     # key_at: when WeChat issued the session_key the session holds (epoch seconds).
-    __slots__ = ("appid", "expires_at", "idle_until", "key_at", "session")
+    # quiet_until: before it, a use with idle_ttl == quiet_ttl changes nothing.
+    __slots__ = (
+        "appid",
+        "expires_at",
+        "idle_until",
+        "key_at",
+        "quiet_ttl",
+        "quiet_until",
+        "session",
+    )
 
-    def __init__(self, session: WxSession, idle_until: float, key_at: float) -> None:
+    def __init__(self, session: WxSession, idle_until: float, key_at: float, idle_ttl: int):
         self.session = session
-        self.idle_until = idle_until
         self.expires_at = session.expires_at
         self.appid = session.appid
         self.key_at = key_at
+        self.slide(idle_until, idle_ttl)
+
+    def slide(self, idle_until: float, idle_ttl: int) -> None:
+        self.idle_until = idle_until
+        self.quiet_until = quiet_until(idle_until, self.expires_at, idle_ttl)
+        self.quiet_ttl = idle_ttl
 
 
 class MemoryStore:
@@ -62,11 +77,14 @@ class MemoryStore:
         entry = self._sessions.get(token)
         if entry is None or entry.appid != scope.appid:
             return None
-        deadline = deadline_after_use(entry.idle_until, entry.expires_at, idle_ttl, time.time())
+        now = time.time()
+        if now < entry.quiet_until and idle_ttl == entry.quiet_ttl:
+            return entry.session
+        deadline = deadline_after_use(entry.idle_until, entry.expires_at, idle_ttl, now)
         if deadline is None:
             self.delete(token)
             return None
-        entry.idle_until = deadline
+        entry.slide(deadline, idle_ttl)
         return entry.session
 
     def save(
@@ -84,7 +102,7 @@ class MemoryStore:
         now = time.time()
         idle_until = idle_deadline(session.expires_at, idle_ttl, now)
         with self._lock:
-            self._sessions[token] = _Entry(session, idle_until, session.created_at)
+            self._sessions[token] = _Entry(session, idle_until, session.created_at, idle_ttl)
             self._by_openid.setdefault(session.openid, set()).add(token)
             live = self._rekey(session.openid, session.session_key, session.created_at, scope, now)
             ended = over_cap(live, scope.max_sessions)
