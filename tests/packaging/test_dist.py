@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -13,28 +12,12 @@ from email.parser import Parser
 from pathlib import Path, PurePosixPath
 from typing import List
 
-import pytest
-
 import wxmiddleware
 from wxmiddleware._cli_demo import EXAMPLES
 
 from .support import ROOT
 
 VERSION = wxmiddleware.__version__
-
-
-@pytest.fixture(scope="module")
-def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The folder with the sdist and wheel: the ones `tox -e package` built and twine checked
-    (``WX_TEST_DIST``), else a fresh build, as ``python -m build`` makes them."""
-    built = os.environ.get("WX_TEST_DIST")
-    if built:
-        return Path(built)
-    pytest.importorskip("build", reason="building the sdist and wheel needs `build`")
-    out = tmp_path_factory.mktemp("dist")
-    command = [sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)]
-    subprocess.run(command, check=True, capture_output=True, timeout=300)
-    return out
 
 
 def wheel_names(dist: Path) -> List[str]:
