@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Dict, Tuple
 
 import pytest
 
@@ -44,3 +44,30 @@ def test_the_api_docs_are_public(client: Any) -> None:
     assert client.get("/docs").status_code == 200
     assert "/api/me" in client.get("/openapi.json").json()["paths"]
     assert client.get("/api/me").status_code == 401
+
+
+def test_the_fastapi_example_serves_metrics(client: Any, fake_wechat: FakeWeChat) -> None:
+    parser = pytest.importorskip("prometheus_client.parser")
+
+    def scrape() -> Tuple[str, Dict[str, float]]:
+        """The /metrics text and its login and authenticated-request counts."""
+        metrics = client.get("/metrics")  # public: no token
+        assert metrics.status_code == 200
+        assert metrics.headers["content-type"].startswith("text/plain")
+        counts = {"success": 0.0, "authenticated": 0.0}
+        for family in parser.text_string_to_metric_families(metrics.text):
+            for sample in family.samples:
+                if sample.name in ("wxmiddleware_logins_total", "wxmiddleware_requests_total"):
+                    outcome = sample.labels["outcome"]
+                    if outcome in counts:
+                        counts[outcome] += sample.value
+        return metrics.text, counts
+
+    _, before = scrape()
+    token = starlette_log_in(client, fake_wechat)
+    assert client.get("/api/me", headers={"3rd-session": token}).status_code == 200
+    text, after = scrape()
+    assert after == {"success": before["success"] + 1, "authenticated": before["authenticated"] + 1}
+    assert token not in text
+    # Served, but kept out of the API docs.
+    assert "/metrics" not in client.get("/openapi.json").json()["paths"]
