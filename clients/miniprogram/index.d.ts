@@ -3,6 +3,13 @@
 /** The header that carries the session token: `3rd-session`, with a hyphen. */
 export declare const TOKEN_HEADER: '3rd-session';
 
+/**
+ * The header that names the app, `X-WX-Appid`: sent when `appid` is given, for a backend that
+ * serves several apps (it reads WeChat's `Referer`, which other platforms do not send in a
+ * form that names the app).
+ */
+export declare const APPID_HEADER: 'X-WX-Appid';
+
 /** What a platform's `request` answers (the wx shape). */
 export interface PlatformResponse {
   statusCode: number;
@@ -75,6 +82,13 @@ export interface ClientOptions {
   loginPath?: string;
   /** The middleware's logout path. Default `/wx/logout`. */
   logoutPath?: string;
+  /**
+   * The mini-program's appid, sent as `X-WX-Appid` on the login, on every request and on the
+   * logout. Needed when the backend serves several apps and this one is not a WeChat app
+   * (QQ, Douyin, Alipay, Baidu, Kuaishou); harmless otherwise. Default: not sent. A value that
+   * is not a non-empty string makes `createClient` throw.
+   */
+  appid?: string;
 }
 
 export interface RequestOptions {
@@ -83,7 +97,7 @@ export interface RequestOptions {
   /** Default `GET`. */
   method?: string;
   data?: unknown;
-  /** Extra headers; the token header is added. */
+  /** Extra headers; the token header (and the appid header, with `appid`) is added. */
   header?: Record<string, string>;
 }
 

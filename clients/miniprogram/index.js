@@ -6,6 +6,8 @@
  *   // app.js
  *   const { createClient } = require('wxmiddleware-miniprogram');
  *   App({ api: createClient({ baseUrl: 'https://api.example.com' }) });  // platform detected
+ *   // A backend serving several apps: non-WeChat apps name theirs (sent as X-WX-Appid).
+ *   App({ api: createClient({ baseUrl: 'https://api.example.com', appid: 'tt0123456789abcdef' }) });
  *
  *   // pages/me/me.js
  *   const { api } = getApp();
@@ -33,6 +35,11 @@
 // request headers whose names contain an underscore, so that form never reaches the app and
 // every request would answer 401.
 var TOKEN_HEADER = '3rd-session';
+
+// The app a request is for, when one backend serves several apps. The backend reads WeChat's
+// Referer (servicewechat.com/{appid}/…), which no other platform documents in a form that
+// names the app, so their clients must say it in this header (docs/platforms.md).
+var APPID_HEADER = 'X-WX-Appid';
 
 // The platform's global object. `wx` comes last because other runtimes (QQ's among them)
 // also define it as an alias of their own object.
@@ -104,6 +111,17 @@ function createClient(options) {
   var storageKey = options.storageKey || '3rd-session';
   var loginPath = options.loginPath || '/wx/login';
   var logoutPath = options.logoutPath || '/wx/logout';
+  var appid = options.appid;
+  if (appid !== undefined && (typeof appid !== 'string' || !appid)) {
+    throw new Error('wxmiddleware: appid must be the app\'s appid, a non-empty string');
+  }
+
+  // `header` with the appid header added when an appid was given: login, requests and
+  // logout all need it, since the backend picks the app before it reads anything else.
+  function withApp(header) {
+    if (appid) header[APPID_HEADER] = appid;
+    return header;
+  }
 
   // The login in flight, if any: every caller that needs a token meanwhile shares it, so many
   // requests that start without a token (or all get a 401 together) cost one login and one POST.
@@ -143,7 +161,7 @@ function createClient(options) {
       var body = { code: res.code };
       // Douyin's tt.login also gives an anonymous code, which its code2session accepts too.
       if (res.anonymousCode) body.anonymous_code = res.anonymousCode;
-      return call('POST', loginPath, body, { 'content-type': 'application/json' });
+      return call('POST', loginPath, body, withApp({ 'content-type': 'application/json' }));
     }).then(function (res) {
       var token = res.statusCode === 200 && res.data && res.data['3rd_session'];
       if (!token) throw serverError(res);
@@ -167,7 +185,7 @@ function createClient(options) {
     // caller, may have changed the token since this request started.
     function send() {
       var token = storedToken();
-      var header = Object.assign({}, opts.header);
+      var header = withApp(Object.assign({}, opts.header));
       header[TOKEN_HEADER] = token;
       return call(opts.method || 'GET', opts.url, opts.data, header).then(function (res) {
         return { res: res, token: token };
@@ -194,7 +212,7 @@ function createClient(options) {
       forget();
       return Promise.resolve();
     }
-    var header = {};
+    var header = withApp({});
     header[TOKEN_HEADER] = token;
     // Forget the token whatever the server says: 204 ends the session, a 401 means it had
     // already ended. Only a network failure is reported (the session may still be live until
@@ -227,4 +245,8 @@ function serverError(res) {
   return err;
 }
 
-module.exports = { createClient: createClient, TOKEN_HEADER: TOKEN_HEADER };
+module.exports = {
+  createClient: createClient,
+  TOKEN_HEADER: TOKEN_HEADER,
+  APPID_HEADER: APPID_HEADER,
+};

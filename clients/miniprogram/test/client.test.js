@@ -5,7 +5,7 @@
 
 const { describe, test, afterEach } = require('node:test');
 const assert = require('node:assert/strict');
-const { createClient, TOKEN_HEADER } = require('..');
+const { createClient, TOKEN_HEADER, APPID_HEADER } = require('..');
 
 const BASE = 'https://api.example.com';
 
@@ -230,6 +230,72 @@ describe('wx-shaped platforms (wx, qq, tt, swan, ks, uni, Taro)', () => {
     await client.logout();
     const urls = platform.requests.map((r) => r.url);
     assert.deepEqual(urls, [`${BASE}/auth/login`, `${BASE}/auth/logout`]);
+  });
+});
+
+describe('the appid option (a backend serving several apps)', () => {
+  test('sends X-WX-Appid on the login, on every request and on the logout', async () => {
+    const server = makeServer();
+    const tt = wxLike(server);
+    const client = createClient({ baseUrl: BASE, platform: tt, appid: 'tt0123456789abcdef' });
+    await client.request({ url: '/api/me', header: { 'x-page': 'me' } });
+    await client.logout();
+    assert.equal(APPID_HEADER, 'X-WX-Appid');
+    assert.deepEqual(
+      tt.requests.map((r) => [r.url.slice(BASE.length), r.header['X-WX-Appid']]),
+      [
+        ['/wx/login', 'tt0123456789abcdef'],
+        ['/api/me', 'tt0123456789abcdef'],
+        ['/wx/logout', 'tt0123456789abcdef'],
+      ]
+    );
+    const [login, me] = tt.requests;
+    assert.equal(login.header['content-type'], 'application/json');
+    assert.deepEqual(me.header, {
+      'x-page': 'me',
+      'X-WX-Appid': 'tt0123456789abcdef',
+      '3rd-session': 'token-1',
+    });
+  });
+
+  test('goes with the re-login and the retry after a 401', async () => {
+    const server = makeServer();
+    const ks = wxLike(server);
+    ks.setStorageSync('3rd-session', 'stale');
+    const client = createClient({ baseUrl: BASE, platform: ks, appid: 'ks671599294546520284' });
+    assert.equal((await client.request({ url: '/api/me' })).statusCode, 200);
+    assert.deepEqual(
+      ks.requests.map((r) => [r.url.slice(BASE.length), r.header[TOKEN_HEADER]]),
+      [['/api/me', 'stale'], ['/wx/login', undefined], ['/api/me', 'token-1']]
+    );
+    for (const sent of ks.requests) assert.equal(sent.header['X-WX-Appid'], 'ks671599294546520284');
+  });
+
+  test("goes through Alipay's headers", async () => {
+    const my = alipayLike(makeServer());
+    const client = createClient({ baseUrl: BASE, platform: my, appid: '2021000000000001' });
+    await client.request({ url: '/api/me' });
+    await client.logout();
+    assert.deepEqual(
+      my.requests.map((r) => r.headers['X-WX-Appid']),
+      ['2021000000000001', '2021000000000001', '2021000000000001']
+    );
+  });
+
+  test('without it no appid header is sent', async () => {
+    const platform = wxLike(makeServer());
+    const client = createClient({ baseUrl: BASE, platform });
+    await client.request({ url: '/api/me' });
+    await client.logout();
+    assert.equal(platform.requests.length, 3);
+    for (const sent of platform.requests) assert.ok(!('X-WX-Appid' in sent.header));
+  });
+
+  test('an appid that is not a non-empty string is an error', () => {
+    const platform = wxLike(makeServer());
+    for (const appid of ['', 42, null]) {
+      assert.throws(() => createClient({ baseUrl: BASE, platform, appid }), /appid must be/);
+    }
   });
 });
 
