@@ -3,8 +3,8 @@ checks each answer's signature (``SHA256WithRSA``, PKCS#1 v1.5, base64).
 
 Keys are accepted as Alipay's key tool writes them (the bare base64 of the DER, on one
 line: PKCS#8 or PKCS#1 for the private key, SubjectPublicKeyInfo for the public key) or
-as PEM. Needs the ``cryptography`` package (``pip install "wxmiddleware[crypto]"``),
-imported on first use; each key text is parsed once. Errors never repeat a key.
+as PEM. Uses the ``cryptography`` package (a dependency of this one), imported on first
+use; each key text is parsed once. Errors never repeat a key.
 Source: Alipay's signing rules ("自行实现签名", as mirrored at
 juejin.cn/post/6844903816484110349; "签名与验签", docs.open.alipay.com, mirrored at
 kancloud.cn/s2981295/qing/932556): RSA2 is SHA256WithRSA over the request's parameters
@@ -67,14 +67,7 @@ def _public_key(text: str) -> Any:
 def check_keys(appid: str, private_key: str, public_key: str) -> None:
     """Raise :class:`ConfigError` (naming the app and the key, never the key's text)
     unless ``private_key`` is an RSA private key and ``public_key`` an RSA public key of at
-    least 2048 bits (RSA2's minimum), or ``cryptography`` is missing."""
-    try:
-        import cryptography  # noqa: F401
-    except ImportError:
-        raise ConfigError(
-            f"the Alipay app {appid} signs its requests with cryptography:"
-            ' pip install "wxmiddleware[crypto]"'
-        ) from None
+    least 2048 bits (RSA2's minimum)."""
     if not public_key:
         raise ConfigError(
             f"the Alipay app {appid} needs Alipay's public key (WX_ALIPAY_PUBLIC_KEY, or the"

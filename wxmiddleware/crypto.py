@@ -2,8 +2,8 @@
 
 ``encryptedData`` is AES-128-CBC with PKCS#7 padding, keyed by the session's ``session_key``
 (base64) with the ``iv`` (base64) sent alongside; its JSON carries ``watermark.appid``, which
-must be our appid. ``signature`` is ``sha1(rawData + session_key)``. Decryption needs the
-``cryptography`` package (``pip install "wxmiddleware[crypto]"``).
+must be our appid. ``signature`` is ``sha1(rawData + session_key)``. Decryption uses the
+``cryptography`` package, a dependency of this one.
 """
 
 from __future__ import annotations
