@@ -13,19 +13,20 @@ from django.conf import settings
 from django.contrib.auth import authenticate, get_backends
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.signals import user_logged_in
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
 from ..._asgi_scope import ScopeHeaders
 from ..._middleware import MiddlewareBase
 from ..._perform import AsyncPerformer, SyncPerformer
 from ...config import WxConfig
-from ...core import Forward, Outcome, Plan, RequestView, Respond, Response
+from ...core import Forward, Outcome, Plan, RequestView, Respond
 from ...errors import UserBlocked
 from ...session import WxSession
 from ...stores import open_store
 from ...wechat.sync import WeChatClient
 from ...wsgi import _attach, _environ_key
+from ._http import as_http_response
 from .backends import WxSessionBackend
 
 __all__ = ["WxLoginMiddleware", "wx_config"]
@@ -62,15 +63,6 @@ def _raw_path(request: HttpRequest) -> Optional[str]:
     return found
 
 
-def _response(answer: Response) -> HttpResponse:
-    response = HttpResponse(answer.body, status=answer.status)
-    # HttpResponse starts with an HTML Content-Type; a 204 answer has none.
-    del response["Content-Type"]
-    for name, value in answer.headers:
-        response[name] = value
-    return response
-
-
 def _plan(adapter: MiddlewareBase[Any, Any, Any, Any], request: HttpRequest) -> Plan:
     # Django has parsed the request already: the view costs little, and gives the facts.
     view = adapter._view(request)
@@ -90,7 +82,7 @@ class _SyncAdapter(MiddlewareBase[Any, Any, Any, Any]):
 
     def _call_hook(self, request: HttpRequest, session: WxSession, userinfo: Any) -> None:
         assert self.on_login is not None  # the pipeline asks only when it is set
-        self.on_login(request, session, self.config.appid)
+        self.on_login(request, session, session.appid)
 
     def _view(self, request: HttpRequest) -> RequestView:
         meta = request.META
@@ -134,7 +126,7 @@ class _AsyncAdapter(MiddlewareBase[Any, Any, Any, Any]):
 
     async def _call_hook(self, request: HttpRequest, session: WxSession, userinfo: Any) -> None:
         assert self.on_login is not None  # the pipeline asks only when it is set
-        await sync_to_async(self.on_login)(request, session, self.config.appid)
+        await sync_to_async(self.on_login)(request, session, session.appid)
 
     def _view(self, request: HttpRequest) -> RequestView:
         scope: Dict[str, Any] = request.scope
@@ -163,12 +155,15 @@ class WxLoginMiddleware:
     WSGI synchronously. The configuration is :func:`wx_config`'s.
 
     With :class:`~.backends.WxSessionBackend` in ``AUTHENTICATION_BACKENDS``, each WeChat
-    login also authenticates the Django user linked to the openid (created on the first
-    login) and sends ``user_logged_in``; a request with a session gets that user as
+    login also authenticates the Django user linked to the openid in the session's own app
+    (``session.appid``: with several apps each has its account; created on the first login)
+    and sends ``user_logged_in``; a request with a session gets that user as
     ``request.user`` (looked up when first read) and ``await request.auser()``. A request
     without one keeps the ``request.user`` ``AuthenticationMiddleware`` gave it (an
-    ``AnonymousUser`` when there is none), so put this entry after it. Without the backend
-    no Django user is involved and no database is needed.
+    ``AnonymousUser`` when there is none), so put this entry after it; on an optional path,
+    :func:`~.auth.wx_login_required` and :class:`~.auth.WxLoginRequiredMixin` refuse it with
+    this middleware's ``401``. Without the backend no Django user is involved and no
+    database is needed.
 
     .. code-block:: python
 
@@ -206,7 +201,7 @@ class WxLoginMiddleware:
         if isinstance(outcome, Forward):
             self._attach(request, outcome)
             return self.get_response(request)
-        return _response(cast(Respond, outcome).response)
+        return as_http_response(cast(Respond, outcome).response)
 
     async def _acall(self, request: HttpRequest) -> Any:
         adapter = self._adapter
@@ -216,7 +211,7 @@ class WxLoginMiddleware:
             self._attach(request, outcome)
             return await self.get_response(request)
         # Django buffered the body before we ran: no client leaves mid-read (no DROP).
-        return _response(cast(Respond, outcome).response)
+        return as_http_response(cast(Respond, outcome).response)
 
     def _attach(self, request: HttpRequest, outcome: Forward) -> None:
         if not outcome.attach:
@@ -235,7 +230,7 @@ class WxLoginMiddleware:
         found = getattr(request, "_wx_user", None)
         if found is None:
             assert self.backend is not None  # only attached with a backend
-            found = self.backend.user_for_session(request, session, self._adapter.config.appid)
+            found = self.backend.user_for_session(request, session, session.appid)
             found = AnonymousUser() if found is None else found
             request._wx_user = found
         return found
