@@ -84,8 +84,10 @@ def me(request: HttpRequest) -> JsonResponse:
 
 @login_required
 def profile(request: HttpRequest) -> JsonResponse:
-    # request.user is the Django user the WeChat login created; its account holds the openid.
-    account = request.user.wx_accounts.get()  # type: ignore[union-attr]
+    # request.user is the Django user the WeChat login created; its account in this
+    # mini-program (one per app, with several in WX_APPS) holds the openid.
+    appid = request.META["wxmiddleware.appid"]
+    account = request.user.wx_accounts.get(appid=appid)  # type: ignore[union-attr]
     return JsonResponse({"username": request.user.get_username(), "openid": account.openid})
 
 

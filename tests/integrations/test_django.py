@@ -1,13 +1,16 @@
 """The Django integration: WxLoginMiddleware under WSGI and ASGI, WxSessionBackend's users,
 Django's auth idioms (request.user, @login_required, LoginRequiredMixin, permissions, the
-admin, user_logged_in), and bad input answered as the middleware answers it."""
+admin, user_logged_in), wx_login_required and WxLoginRequiredMixin on optional paths, several
+mini-programs, and bad input answered as the middleware answers it."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from types import ModuleType
-from typing import Any, Callable, Iterator, List, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Tuple
 
+import httpx
 import pytest
 
 from wxmiddleware.testing import FakeWeChat
@@ -17,19 +20,23 @@ from .support import assert_refused, down_store_url
 pytest.importorskip("django")
 webtest = pytest.importorskip("webtest")
 
+#: The optional paths of the example: ``/feed``, and the views behind wx_login_required.
+OPTIONAL_PATHS = "/feed,/open/*"
 
-@pytest.fixture
-def example(
-    load_example: Callable[[str], ModuleType], monkeypatch: pytest.MonkeyPatch
-) -> Iterator[ModuleType]:
-    """The Django example, with test views added and ``/feed`` an optional path."""
-    monkeypatch.setenv("WX_OPTIONAL_PATHS", "/feed")
-    module = load_example("django_app")  # configures Django: imports of its parts come after
+#: The optional-path views that refuse a request without a session with the 401.
+WX_GUARDED = ["/open/decorated", "/open/async-decorated", "/open/mixin", "/open/async-mixin"]
+
+
+def add_test_views(module: ModuleType) -> None:
+    """Add the tests' views to the loaded Django example."""
     from django.contrib.auth.decorators import login_required, permission_required
     from django.contrib.auth.mixins import LoginRequiredMixin
     from django.http import HttpRequest, JsonResponse
     from django.urls import clear_url_caches, path
     from django.views import View
+
+    from wxmiddleware import session_of
+    from wxmiddleware.integrations.django.auth import WxLoginRequiredMixin, wx_login_required
 
     class Mine(LoginRequiredMixin, View):
         def get(self, request: HttpRequest) -> JsonResponse:
@@ -46,15 +53,129 @@ def example(
     def secret(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"ok": True})
 
+    def who(request: HttpRequest, user: Any) -> JsonResponse:
+        session = session_of(request)
+        assert session is not None
+        accounts = sorted([account.appid, account.openid] for account in user.wx_accounts.all())
+        return JsonResponse(
+            {"username": user.get_username(), "appid": session.appid, "accounts": accounts}
+        )
+
+    @wx_login_required
+    def decorated(request: HttpRequest) -> JsonResponse:
+        return who(request, request.user)
+
+    @wx_login_required
+    async def async_decorated(request: HttpRequest) -> JsonResponse:
+        user = await request.auser()
+        return JsonResponse({"username": user.get_username()})
+
+    class Guarded(WxLoginRequiredMixin, View):
+        def get(self, request: HttpRequest) -> JsonResponse:
+            return who(request, request.user)
+
+    class AsyncGuarded(WxLoginRequiredMixin, View):
+        async def get(self, request: HttpRequest) -> JsonResponse:
+            user = await request.auser()
+            return JsonResponse({"username": user.get_username()})
+
     module.urlpatterns += [
         path("api/mine", Mine.as_view()),
         path("api/accounts", accounts),
         path("feed", feed),
         path("api/secret", secret),
+        path("open/login-required", secret),
+        path("open/decorated", decorated),
+        path("open/async-decorated", async_decorated),
+        path("open/mixin", Guarded.as_view()),
+        path("open/async-mixin", AsyncGuarded.as_view()),
     ]
     clear_url_caches()
+
+
+@pytest.fixture
+def example(
+    load_example: Callable[[str], ModuleType], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ModuleType]:
+    """The Django example, with test views added and :data:`OPTIONAL_PATHS` optional."""
+    from django.urls import clear_url_caches
+
+    monkeypatch.setenv("WX_OPTIONAL_PATHS", OPTIONAL_PATHS)
+    module = load_example("django_app")  # configures Django: imports of its parts come after
+    add_test_views(module)
     yield module
     clear_url_caches()
+
+
+Answer = Tuple[int, Dict[str, str], Any]
+
+
+class Caller:
+    """Requests to the example under WSGI (``app``, through webtest) or ASGI (``asgi``,
+    through httpx on an event loop of its own, run only while a request is in flight: the
+    test's own ORM calls run outside it)."""
+
+    def __init__(self, example: ModuleType, mode: str) -> None:
+        self.mode = mode
+        if mode == "wsgi":
+            self.wsgi = webtest.TestApp(example.app)
+        else:
+            self.loop = asyncio.new_event_loop()
+            transport = httpx.ASGITransport(app=example.asgi)
+            self.client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+    def get(self, path: str, headers: Dict[str, str]) -> Answer:
+        if self.mode == "wsgi":
+            return self._wsgi(self.wsgi.get(path, headers=headers, expect_errors=True))
+        return self._asgi(self.client.get(path, headers=headers))
+
+    def post_json(self, path: str, body: Any, headers: Dict[str, str]) -> Answer:
+        if self.mode == "wsgi":
+            sent = self.wsgi.post_json(path, body, headers=headers, expect_errors=True)
+            return self._wsgi(sent)
+        return self._asgi(self.client.post(path, json=body, headers=headers))
+
+    @staticmethod
+    def _wsgi(response: Any) -> Answer:
+        body = response.json if response.content_type == "application/json" else None
+        return response.status_int, dict(response.headers), body
+
+    def _asgi(self, call: Any) -> Answer:
+        reply = self.loop.run_until_complete(call)
+        is_json = reply.headers.get("content-type", "").startswith("application/json")
+        return reply.status_code, dict(reply.headers), reply.json() if is_json else None
+
+    def log_in(self, fake: FakeWeChat, user: str, appid: str = "") -> str:
+        code = fake.issue_code(user, appid=appid or None)
+        headers = {"Referer": referer(appid)} if appid else {}
+        status, _, body = self.post_json("/wx/login", {"code": code}, headers)
+        assert status == 200, body
+        token: str = body["3rd_session"]
+        return token
+
+    def close(self) -> None:
+        if self.mode == "asgi":
+            self.loop.run_until_complete(self.client.aclose())
+            self.loop.close()
+
+
+def referer(appid: str) -> str:
+    """The Referer WeChat sets on every ``wx.request`` of the mini-program ``appid``."""
+    return f"https://servicewechat.com/{appid}/0/page-frame.html"
+
+
+@pytest.fixture(params=["wsgi", "asgi"])
+def mode(request: pytest.FixtureRequest) -> str:
+    """Django under WSGI or under ASGI."""
+    return str(request.param)
+
+
+@pytest.fixture
+def caller(example: ModuleType, mode: str) -> Iterator[Caller]:
+    """A :class:`Caller` on the example in ``mode``."""
+    made = Caller(example, mode)
+    yield made
+    made.close()
 
 
 @pytest.fixture
@@ -214,6 +335,112 @@ def test_request_auser_in_an_async_view(example: ModuleType, fake_wechat: FakeWe
             assert answer.json() == {"username": f"wx_{fake_wechat.openid_for('dan')}"}
 
     asyncio.run(run())
+
+
+def test_wx_login_required_serves_a_session(caller: Caller, fake_wechat: FakeWeChat) -> None:
+    user = f"guarded-{caller.mode}"
+    token = caller.log_in(fake_wechat, user)
+    for path in WX_GUARDED:
+        status, _, body = caller.get(path, {"3rd-session": token})
+        assert status == 200, (path, body)
+        assert body["username"] == f"wx_{fake_wechat.openid_for(user)}"
+
+
+@pytest.mark.parametrize("path", WX_GUARDED)
+@pytest.mark.parametrize("token", ["missing", "malformed", "expired"])
+def test_wx_login_required_refuses_with_the_middlewares_401(
+    caller: Caller,
+    fake_wechat: FakeWeChat,
+    monkeypatch: pytest.MonkeyPatch,
+    path: str,
+    token: str,
+) -> None:
+    """On an optional path the middleware lets these requests through (or refuses the
+    malformed token itself); the views answer its 401 JSON, never a redirect."""
+    headers: Dict[str, str] = {}
+    if token == "malformed":
+        headers = {"3rd-session": "bad token!"}
+    elif token == "expired":
+        headers = {"3rd-session": caller.log_in(fake_wechat, "expiring")}
+        assert caller.get(path, headers)[0] == 200
+        later = time.time() + 400 * 86400  # past the idle timeout and the absolute cap
+        monkeypatch.setattr(time, "time", lambda: later)
+    answer = caller.get(path, headers)
+    assert_refused(*answer)
+    if token == "expired":
+        # Byte for byte the middleware's own answer where a session is required.
+        assert answer[2] == caller.get("/api/profile", headers)[2]
+
+
+def test_login_required_still_redirects_pages_on_optional_paths(caller: Caller) -> None:
+    """Django's @login_required keeps its redirect to LOGIN_URL, for pages a browser shows."""
+    from django.conf import settings
+
+    status, headers, _ = caller.get("/open/login-required", {})
+    location = {name.lower(): value for name, value in headers.items()}["location"]
+    assert (status, location.split("?")[0]) == (302, settings.LOGIN_URL)
+
+
+def test_wx_login_required_with_the_store_down(
+    load_example: Callable[[str], ModuleType], monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """A token that cannot be checked is the middleware's 503, on WSGI and ASGI; a request
+    without one needs no store: the views' 401."""
+    from django.urls import clear_url_caches
+
+    monkeypatch.setenv("WX_SESSION_STORE", down_store_url())
+    monkeypatch.setenv("WX_OPTIONAL_PATHS", OPTIONAL_PATHS)
+    module = load_example("django_app")
+    add_test_views(module)
+    made = Caller(module, mode)
+    try:
+        for path in WX_GUARDED:
+            assert_refused(*made.get(path, {"3rd-session": "a" * 43}), 503)
+            assert_refused(*made.get(path, {}))
+    finally:
+        made.close()
+        clear_url_caches()
+
+
+APP_B = "wx00000000000000b2"
+SECRET_B = "secret-of-app-b-0123456789"
+
+
+def test_several_apps_link_an_account_per_app(
+    load_example: Callable[[str], ModuleType],
+    monkeypatch: pytest.MonkeyPatch,
+    fake_wechat_env: FakeWeChat,
+    mode: str,
+) -> None:
+    """Two mini-programs (WX_APPS) log the same person in: each app's account is linked
+    under its own appid and openid, both to one Django user (the same unionid), and each
+    app's token finds the user through its own account."""
+    from django.urls import clear_url_caches
+
+    from wxmiddleware.integrations.django.models import WxAccount
+
+    fake = fake_wechat_env
+    fake.add_app(APP_B, SECRET_B)
+    monkeypatch.setenv("WX_APPS", f"{fake.appid}:{fake.secret},{APP_B}:{SECRET_B}")
+    monkeypatch.setenv("WX_OPTIONAL_PATHS", OPTIONAL_PATHS)
+    module = load_example("django_app")
+    add_test_views(module)
+    made = Caller(module, mode)
+    person = f"two-apps-{mode}"
+    expected = sorted([appid, fake.openid_for(person, appid)] for appid in (fake.appid, APP_B))
+    try:
+        tokens = {appid: made.log_in(fake, person, appid) for appid in (fake.appid, APP_B)}
+        for appid, token in tokens.items():
+            headers = {"3rd-session": token, "Referer": referer(appid)}
+            status, _, body = made.get("/open/mixin", headers)
+            assert status == 200, body
+            assert (body["appid"], body["accounts"]) == (appid, expected)
+    finally:
+        made.close()
+        clear_url_caches()
+    accounts = WxAccount.objects.filter(unionid=fake.unionid_for(person))
+    assert sorted([account.appid, account.openid] for account in accounts) == expected
+    assert len({account.user_id for account in accounts}) == 1
 
 
 # A project with the admin (it needs sessions, messages and templates, which the example

@@ -10,6 +10,8 @@ import pytest
 
 from wxmiddleware.testing import FakeWeChat
 
+from .support import assert_refused
+
 pytest.importorskip("rest_framework")
 webtest = pytest.importorskip("webtest")
 
@@ -20,7 +22,9 @@ def example(
 ) -> Iterator[ModuleType]:
     monkeypatch.setenv("WX_OPTIONAL_PATHS", "/api/open/*")
     module = load_example("django_app")  # configures Django: imports of its parts come after
+    from django.test import override_settings
     from django.urls import clear_url_caches, path
+    from rest_framework.authentication import BasicAuthentication
     from rest_framework.permissions import AllowAny, IsAuthenticated
     from rest_framework.renderers import JSONRenderer
     from rest_framework.response import Response
@@ -49,13 +53,19 @@ def example(
         def get(self, request: Any) -> Response:
             return Response({"authenticated": request.user.is_authenticated})
 
+    class BasicFirst(Me):
+        authentication_classes = (BasicAuthentication, WxSessionAuthentication)
+
     module.urlpatterns += [
         path("api/drf/me", Me.as_view()),
         path("api/open/me", Me.as_view()),
         path("api/open/any", Open.as_view()),
+        path("api/open/basic-first", BasicFirst.as_view()),
     ]
     clear_url_caches()
-    yield module
+    handler = {"EXCEPTION_HANDLER": "wxmiddleware.integrations.drf.exception_handler"}
+    with override_settings(REST_FRAMEWORK=handler):
+        yield module
     clear_url_caches()
 
 
@@ -77,18 +87,30 @@ def test_is_authenticated_with_a_wechat_session(
     assert client.get("/api/open/any").json == {"authenticated": False}
 
 
-def test_without_a_session_drf_answers_401_with_the_challenge(example: ModuleType) -> None:
+def test_without_a_session_drf_answers_the_middlewares_401(example: ModuleType) -> None:
     client = webtest.TestApp(example.app)
     # On an optional path the middleware lets the request through; IsAuthenticated refuses
-    # it with DRF's 401 and the middleware's WWW-Authenticate (not DRF's 403).
-    for headers in ({}, {"3rd-session": "expired-or-unknown"}):
+    # it with the middleware's own 401: its JSON body and WWW-Authenticate, not DRF's
+    # {"detail": ...} (nor DRF's 403 without a challenge).
+    unknown = {"3rd-session": "expired-or-unknown"}
+    for headers in ({}, unknown):
         response = client.get("/api/open/me", headers=headers, expect_errors=True)
-        assert response.status_int == 401
+        assert_refused(response.status_int, dict(response.headers), response.json)
         assert response.headers["WWW-Authenticate"] == 'WxSession realm="wxmiddleware"'
-        assert response.content_type == "application/json"
-    # On a protected path the middleware answers first, with its own JSON.
-    refused = client.get("/api/drf/me", expect_errors=True)
-    assert refused.status_int == 401 and refused.json["error"] == "invalid_session"
+        assert response.headers["Cache-Control"] == "no-store"
+    # Byte for byte what the middleware answers an unknown token on a protected path.
+    refused = client.get("/api/drf/me", headers=unknown, expect_errors=True)
+    assert_refused(refused.status_int, dict(refused.headers), refused.json)
+    assert client.get("/api/open/me", headers=unknown, expect_errors=True).body == refused.body
+
+
+def test_another_first_authentication_class_keeps_drfs_answer(example: ModuleType) -> None:
+    """The handler answers only for WxSessionAuthentication: a view whose first class is
+    another gets DRF's own 401, with that class's challenge."""
+    response = webtest.TestApp(example.app).get("/api/open/basic-first", expect_errors=True)
+    assert response.status_int == 401
+    assert response.headers["WWW-Authenticate"].startswith("Basic")
+    assert set(response.json) == {"detail"}
 
 
 def test_drf_spectacular_declares_the_header_scheme(example: ModuleType) -> None:
