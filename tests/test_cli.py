@@ -287,7 +287,7 @@ def test_sessions_on_redis(cli_env: Dict[str, str]) -> None:
         assert revoked.returncode == 0, revoked.stderr
         assert store.get(token, 600, SCOPE) is None
     finally:
-        store.revoke_all(openid)
+        store.revoke_all(openid, SCOPE)
         store.close()
 
 
@@ -370,7 +370,8 @@ def test_sessions_appid_works_on_one_apps_sessions(tmp_path: Path, cli_env: Dict
     path = tmp_path / "shared.sqlite3"
     store = SQLiteStore(path)
     now = time.time()
-    for appid in ("wx00000000000000a1", "wx00000000000000b2"):
+    apps = ("wx00000000000000a1", "wx00000000000000b2", "wx00000000000000c3")
+    for appid in apps:
         scope = SessionScope(appid, Sealer(["cli-test-store-key-0123"]))
         session = WxSession("o-shared", "sk", None, now, now + 3600, appid=appid)
         store.save(new_token(), session, 3600, scope)
@@ -389,3 +390,12 @@ def test_sessions_appid_works_on_one_apps_sessions(tmp_path: Path, cli_env: Dict
     assert ended.returncode == 0 and "ended 1 sessions" in ended.stdout, ended.stderr
     left = run_cli("sessions", "list", "--store", url, "--openid", "o-shared", env=cli_env)
     assert "wx00000000000000a1" in left.stdout and "wx00000000000000b2" not in left.stdout
+    # Without --appid, the user's sessions in every app end.
+    everywhere = run_cli(
+        "sessions", "revoke-all", "--store", url, "--openid", "o-shared", env=cli_env
+    )  # fmt: skip
+    assert everywhere.returncode == 0 and "ended 2 sessions" in everywhere.stdout
+    none_left = run_cli(
+        "sessions", "list", "--store", url, "--openid", "o-shared", "--json", env=cli_env
+    )  # fmt: skip
+    assert json.loads(none_left.stdout) == []

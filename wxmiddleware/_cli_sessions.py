@@ -8,6 +8,7 @@ import argparse
 import dataclasses
 import json
 import os
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -15,7 +16,9 @@ from typing import Any, List, Mapping, NamedTuple, Optional
 from urllib.parse import urlsplit, urlunsplit
 
 from ._apps import app_tuple, load_apps_file
+from ._sealing import Sealer
 from .errors import ConfigError, StoreUnavailable
+from .session import SessionScope
 from .stores import SessionStore, default_sqlite_path, open_store, store_url_scheme
 from .stores.base import SessionInfo
 
@@ -160,11 +163,10 @@ def _run_sessions_command(args: argparse.Namespace, store: SessionStore) -> int:
         return EXIT_NOT_FOUND
     if action == "revoke-all":
         if args.appid:
-            # Only the sessions the store says are that app's, when several share it.
-            infos = [i for i in store.sessions_for(args.openid) if i.appid == args.appid]
-            ended = sum(store.revoke_session(args.openid, info.key_hash) for info in infos)
-        else:
-            ended = store.revoke_all(args.openid)
+            apps = [args.appid]
+        else:  # every app the user has live sessions in
+            apps = sorted({info.appid for info in store.sessions_for(args.openid)})
+        ended = sum(store.revoke_all(args.openid, admin_scope(appid)) for appid in apps)
         print(f"ended {ended} sessions of {args.openid}")
         return 0
     purged = store.purge_expired(progress=_print_progress)
@@ -179,6 +181,16 @@ def _app_sessions(store: SessionStore, args: argparse.Namespace) -> List[Session
     if args.appid:
         infos = [info for info in infos if info.appid in ("", args.appid)]
     return infos
+
+
+def admin_scope(appid: str) -> SessionScope:
+    """The scope in which an administration command ends ``appid``'s sessions
+    (:meth:`~wxmiddleware.stores.base.SessionStore.revoke_all` reads only its appid).
+
+    The command has no app secret or store key, and needs none: it never reads or writes a
+    session_key, so the scope's sealing key is a random one that opens nothing.
+    """
+    return SessionScope(appid, Sealer([secrets.token_urlsafe(32)]))
 
 
 def default_store_appid(appid: Optional[str], environ: Mapping[str, str]) -> Optional[str]:
@@ -242,7 +254,9 @@ def add_sessions_parser(commands: Any) -> None:
     revoke.add_argument("--openid", required=True)
     revoke.add_argument("--session", required=True, help="the short hash `list` prints")
     revoke_all = actions.add_parser(
-        "revoke-all", parents=[parent], help="end every session of a user"
+        "revoke-all",
+        parents=[parent],
+        help="end every session of a user (with --appid, in that app only)",
     )
     revoke_all.add_argument("--openid", required=True)
     actions.add_parser("purge", parents=[parent], help="delete expired sessions now")

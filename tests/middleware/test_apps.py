@@ -12,6 +12,7 @@ import pytest
 from wxmiddleware import WxApi, WxConfig
 from wxmiddleware._apps import WxApp
 from wxmiddleware.errors import ConfigError
+from wxmiddleware.session import SessionScope
 from wxmiddleware.testing import FakeWeChat
 from wxmiddleware.testing.model import WeChatModel
 from wxmiddleware.wechat._paths import COMPONENT_JSCODE2SESSION_PATH, STABLE_TOKEN_PATH
@@ -148,17 +149,28 @@ def test_the_cap_counts_a_users_sessions_per_app(
 def test_revoke_all_ends_one_apps_sessions_of_the_person(
     make_app: Callable[..., Driver], store: Any, fake_wechat: FakeWeChat, adapter: str
 ) -> None:
-    app = make_app(store=store, config=two_apps(fake_wechat))
-    token_a = log_in(app, fake_wechat, fake_wechat.appid)
-    token_b = log_in(app, fake_wechat, APP_B)
-    openid_a = fake_wechat.openid_for("alice", fake_wechat.appid)
+    _same_openid_in_every_app(fake_wechat)
+    config = two_apps(fake_wechat)
+    app = make_app(store=store, config=config)
+    a_tokens = [log_in(app, fake_wechat, fake_wechat.appid) for _ in range(2)]
+    b_tokens = [log_in(app, fake_wechat, APP_B) for _ in range(2)]
+    openid = fake_wechat.openid_for("alice", fake_wechat.appid)
+    assert fake_wechat.openid_for("alice", APP_B) == openid
+    scope_a = SessionScope.for_config(config.for_app(fake_wechat.appid))
     if adapter == WSGI:
-        ended = store.revoke_all(openid_a)
+        ended = store.revoke_all(openid, scope_a)
     else:
-        ended = app.portal.call(store.revoke_all, openid_a)  # type: ignore[attr-defined]
-    assert ended == 1
-    assert_error(me(app, token_a, referer(fake_wechat.appid)), 401, "invalid_session")
-    assert me(app, token_b, referer(APP_B)).status == 200
+        ended = app.portal.call(store.revoke_all, openid, scope_a)  # type: ignore[attr-defined]
+    assert ended == 2
+    for token in a_tokens:
+        assert_error(me(app, token, referer(fake_wechat.appid)), 401, "invalid_session")
+    for token in b_tokens:
+        assert me(app, token, referer(APP_B)).status == 200
+    # A new login in app A leaves app B's sessions as they were, and B's key in them.
+    key_b = fake_wechat.session_key_for("alice", APP_B)
+    a_again = log_in(app, fake_wechat, fake_wechat.appid)
+    assert seen_in_app(app, a_again, fake_wechat.appid).openid == openid
+    assert {seen_in_app(app, token, APP_B).session_key for token in b_tokens} == {key_b}
     app.close_store(store)
 
 

@@ -192,7 +192,7 @@ def test_sessions_lifecycle(store: Any) -> None:
     assert store.delete(token) is True
     assert store.delete(token) is False
     assert store.get(token, IDLE, SCOPE) is None
-    assert store.revoke_all("o-alice") == 1
+    assert store.revoke_all("o-alice", SCOPE) == 1
     assert store.get(other, IDLE, SCOPE) is None
     assert len(store.sessions_for("o-bob")) == 1
 
@@ -352,14 +352,45 @@ def test_revoke_all_ends_only_that_openid(backend: Backend) -> None:
     bob = new_token()
     store.save(bob, make_session(openid="o-bob"), IDLE, SCOPE)
 
-    assert store.revoke_all("o-alice") == 3
+    assert store.revoke_all("o-alice", SCOPE) == 3
     assert all(store.get(token, IDLE, SCOPE) is None for token in alice)
     assert store.sessions_for("o-alice") == []
     if backend.redis:
         assert not backend.redis.client.exists(backend.redis.index("o-alice"))
     assert store.get(bob, IDLE, SCOPE) is not None
-    assert store.revoke_all("o-alice") == 0
-    assert store.revoke_all("o-nobody") == 0
+    assert store.revoke_all("o-alice", SCOPE) == 0
+    assert store.revoke_all("o-nobody", SCOPE) == 0
+
+
+def test_revoke_all_ends_only_its_apps_sessions_of_an_openid_two_apps_share(
+    backend: Backend,
+) -> None:
+    store = backend.store
+    other_app = dataclasses.replace(SCOPE, appid="wx-other-app")
+    mine = [new_token() for _ in range(2)]
+    for token in mine:
+        store.save(token, make_session(session_key="k-mine"), IDLE, SCOPE)
+    theirs = [new_token() for _ in range(2)]
+    for token in theirs:
+        store.save(token, make_session(session_key="k-theirs"), IDLE, other_app)
+
+    assert store.revoke_all("o-alice", other_app) == 2
+    assert all(store.get(token, IDLE, other_app) is None for token in theirs)
+    assert [store.get(token, IDLE, SCOPE).session_key for token in mine] == ["k-mine"] * 2
+    assert {info.appid for info in store.sessions_for("o-alice")} == {SCOPE.appid}
+    if backend.redis:
+        # The shared index keeps the entries of the sessions that stay, and only those.
+        index = backend.redis.index("o-alice")
+        members = {m.decode() for m in backend.redis.client.zrange(index, 0, -1)}
+        assert members == {backend.redis.member(token) for token in mine}
+    assert store.revoke_all("o-alice", other_app) == 0
+    # The other app's logins go on for the user, and a revocation in this app ends only this
+    # app's sessions.
+    again = new_token()
+    store.save(again, make_session(session_key="k-theirs-2"), IDLE, other_app)
+    assert store.revoke_all("o-alice", SCOPE) == 2
+    assert all(store.get(token, IDLE, SCOPE) is None for token in mine)
+    assert store.get(again, IDLE, other_app).session_key == "k-theirs-2"
 
 
 def test_claim_code_pending_then_sealed(store: Any) -> None:

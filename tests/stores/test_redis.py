@@ -136,7 +136,7 @@ def test_revoke_all_counts_only_live_sessions(store: Any, shared: Any, prefix: s
     store.save(idle, make_session(), IDLE, SCOPE)
     store.save(new_token(), make_session(), IDLE, SCOPE)
     shared.delete(session_key_name(prefix, idle))  # as Redis does when its idle TTL ends
-    assert store.revoke_all("o-alice") == 1
+    assert store.revoke_all("o-alice", SCOPE) == 1
 
 
 def test_index_lives_as_long_as_its_longest_session(store: Any, shared: Any, prefix: str) -> None:
@@ -451,7 +451,7 @@ def test_decode_responses_client(prefix: str) -> None:
     assert store.get(token, IDLE, SCOPE) == session
     assert store.claim_code(code_key(code), 300) == claim_used(seal_token(code, token))
     assert [i.key_hash for i in store.sessions_for("o-alice")] == [short_hash(token_key(token))]
-    assert store.revoke_all("o-alice") == 1
+    assert store.revoke_all("o-alice", SCOPE) == 1
     store.client.close()
 
 
@@ -624,7 +624,7 @@ def test_wsgi_and_asgi_middleware_on_one_redis_url(fake_wechat: FakeWeChat) -> N
             from_asgi = await client.post("/wx/login", json={"code": code})
             token = from_asgi.json()["3rd_session"]
             assert wsgi.get("/api/me", headers={"3rd-session": token}).status_int == 200
-            assert (await app.store.revoke_all(openid)) == 1
+            assert (await app.store.revoke_all(openid, app_scope(fake_wechat))) == 1
             assert (
                 wsgi.get("/api/me", headers={"3rd-session": token}, expect_errors=True).status_int
                 == 401
@@ -662,7 +662,7 @@ def test_unreachable_server_is_unavailable_quickly(tmp_path: Path) -> None:
     for call in (
         lambda: store.save(token, make_session(), IDLE, SCOPE),
         lambda: store.delete(token),
-        lambda: store.revoke_all("o-alice"),
+        lambda: store.revoke_all("o-alice", SCOPE),
         lambda: store.sessions_for("o-alice"),
         lambda: store.claim_code(code_key("c"), 300),
         lambda: store.release_code(code_key("c")),

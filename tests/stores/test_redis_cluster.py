@@ -8,6 +8,7 @@ commands.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from typing import Any, Dict, Iterator, List
@@ -22,10 +23,11 @@ from redis.cluster import ClusterNode, RedisCluster  # noqa: E402
 from webtest import TestApp  # noqa: E402
 
 from tests.redis_support import RedisServer, redis_cluster, unique_prefix  # noqa: E402
-from tests.stores.support import SCOPE, app_scope  # noqa: E402
-from wxmiddleware import WxConfig, WxMiddleware  # noqa: E402
+from tests.stores.support import SCOPE, Blocking, app_scope  # noqa: E402
+from wxmiddleware import AsyncWxApi, WxApi, WxConfig, WxMiddleware  # noqa: E402
 from wxmiddleware.session import (  # noqa: E402
     ClaimState,
+    SessionScope,
     WxSession,
     claim_used,
     code_key,
@@ -34,6 +36,7 @@ from wxmiddleware.session import (  # noqa: E402
     short_hash,
     token_key,
 )
+from wxmiddleware.stores._redis_layout import token_id  # noqa: E402
 from wxmiddleware.stores.redis import AsyncRedisStore, RedisStore  # noqa: E402
 from wxmiddleware.testing import FakeWeChat  # noqa: E402
 
@@ -74,8 +77,8 @@ def inner_app(environ: Dict[str, Any], start_response: Any) -> List[bytes]:
     return [json.dumps({"openid": environ["wxmiddleware.openid"]}).encode()]
 
 
-def make_app(fake: FakeWeChat, store: RedisStore) -> TestApp:
-    config = WxConfig(appid=fake.appid, secret=fake.secret, api_base=fake.url)
+def make_app(fake: FakeWeChat, store: RedisStore, **options: Any) -> TestApp:
+    config = WxConfig(appid=fake.appid, secret=fake.secret, api_base=fake.url, **options)
     return TestApp(WxMiddleware(inner_app, config=config, store=store))
 
 
@@ -118,11 +121,18 @@ def test_login_on_one_app_is_resolved_by_another(
     # revoke_all through one client ends every session of the user for both.
     others = [login(app_b, fake_wechat.issue_code("alice")) for _ in range(3)]
     bob = login(app_a, fake_wechat.issue_code("bob"))
+    # Each login brought a new key; every token of the user, read through either client,
+    # holds the newest one.
+    newest = fake_wechat.session_key_for("alice")
+    for token in [retried, *others]:
+        for store in (store_a, store_b):
+            found = store.get(token, IDLE, app_scope(fake_wechat))
+            assert found is not None and found.session_key == newest
     # Sessions, openid indexes and code records are spread over the masters.
     placed = keys_per_master(cluster, prefix)
     assert sum(len(keys) for keys in placed) == 5 + 2 + 6
     assert sum(1 for keys in placed if keys) >= 2, placed
-    assert store_a.revoke_all(openid) == 4
+    assert store_a.revoke_all(openid, app_scope(fake_wechat)) == 4
     for ended in [retried, *others]:
         assert me(app_a, ended).status_int == 401
         assert me(app_b, ended).status_int == 401
@@ -174,13 +184,128 @@ def test_async_cluster_client(
         assert sync_store.get(mine, IDLE, SCOPE) == session
 
         assert await store.delete(mine) is True
-        assert await store.revoke_all(openid) == 1
+        assert await store.revoke_all(openid, app_scope(fake_wechat)) == 1
         assert await store.get(token, IDLE, SCOPE) is None
         await client.aclose()
 
     asyncio.run(main())
     assert sync_store.get(token, IDLE, SCOPE) is None
     sync_store.client.close()
+
+
+@pytest.fixture(params=["sync", "async"])
+def either_store(
+    request: pytest.FixtureRequest, cluster: List[RedisServer], prefix: str
+) -> Iterator[Any]:
+    """A RedisStore, or an AsyncRedisStore driven through Blocking, on its own Cluster
+    client."""
+    if request.param == "sync":
+        store = RedisStore(cluster_client(cluster), key_prefix=prefix)
+        yield store
+        store.client.close()
+        return
+    nodes = [AsyncClusterNode("127.0.0.1", server.port) for server in cluster]
+    client = AsyncRedisCluster(startup_nodes=nodes, **CLIENT_OPTIONS)
+    blocking = Blocking(AsyncRedisStore(client, key_prefix=prefix))
+    yield blocking
+    blocking.loop.run_until_complete(client.aclose())
+    blocking.close()
+
+
+def reset_key(store: Any, config: WxConfig, session: WxSession) -> WxSession:
+    """``reset_session_key`` through WxApi on a sync store, AsyncWxApi on an async one."""
+    if isinstance(store, Blocking):
+
+        async def run() -> WxSession:
+            api = AsyncWxApi(config, store.store)
+            try:
+                return await api.reset_session_key(session)
+            finally:
+                await api.aclose()
+
+        reset: WxSession = store.loop.run_until_complete(run())
+        return reset
+    api = WxApi(config, store)
+    try:
+        return api.reset_session_key(session)
+    finally:
+        api.close()
+
+
+def test_one_current_key_per_user_on_a_cluster(
+    cluster: List[RedisServer], fake_wechat: FakeWeChat, prefix: str, either_store: Any
+) -> None:
+    """Logins through one client, keys read and reset through the other (sync or async):
+    every session of the user, on whichever master, holds WeChat's current key."""
+    store = either_store
+    logins = RedisStore(cluster_client(cluster), key_prefix=prefix)
+    # Ten sessions: all on one of the three masters only once in 3**9 runs.
+    app = make_app(fake_wechat, logins, max_sessions_per_user=10)
+    config = app.app.config
+    scope = app_scope(fake_wechat)
+    openid = fake_wechat.openid_for("alice")
+    tokens = [login(app, fake_wechat.issue_code("alice"))]
+    first_key = fake_wechat.session_key_for("alice")
+    tokens += [login(app, fake_wechat.issue_code("alice")) for _ in range(9)]
+    assert fake_wechat.session_key_for("alice") != first_key  # each login brought a new key
+    keys = {store.get(token, IDLE, scope).session_key for token in tokens}
+    assert keys == {fake_wechat.session_key_for("alice")}
+    # The sessions are spread over the masters, so the key went to more than one of them.
+    members = [token_id(token_key(token)) for token in tokens]
+    sessions_on = [
+        sum(1 for key in placed if key.split(":")[-1] in members)
+        for placed in keys_per_master(cluster, prefix + "s:")
+    ]
+    assert sum(1 for count in sessions_on if count) >= 2, sessions_on
+
+    reset = reset_key(store, config, store.get(tokens[0], IDLE, scope))
+    assert reset.session_key == fake_wechat.session_key_for("alice")
+    assert reset.session_key not in keys
+    for token in tokens:
+        assert store.get(token, IDLE, scope).session_key == reset.session_key
+        assert logins.get(token, IDLE, scope).session_key == reset.session_key
+    # set_session_key reaches them all too, and says how many the user has.
+    assert store.set_session_key(openid, "k-set", time.time() + 1, scope) == 10
+    assert {logins.get(token, IDLE, scope).session_key for token in tokens} == {"k-set"}
+    logins.client.close()
+
+
+def test_the_cap_and_apps_on_a_cluster(either_store: Any) -> None:
+    """Two apps with one openid (as a third-party platform's apps may have): the key, the
+    cap and revoke_all each touch one app's sessions."""
+    store = either_store
+    scope_a = dataclasses.replace(SCOPE, max_sessions=3)
+    scope_b = dataclasses.replace(scope_a, appid="wx-other-app")
+    now = time.time()
+
+    def save(scope: SessionScope, key: str, age: int) -> str:
+        token = new_token()
+        created = now - 100 + age  # a later login is a younger session with a newer key
+        store.save(token, WxSession("o-alice", key, None, created, created + 3600), IDLE, scope)
+        return token
+
+    a_tokens = [save(scope_a, f"k-a{n}", n) for n in range(3)]
+    b_tokens = [save(scope_b, f"k-b{n}", 10 + n) for n in range(2)]
+    assert [store.get(t, IDLE, scope_a).session_key for t in a_tokens] == ["k-a2"] * 3
+    assert [store.get(t, IDLE, scope_b).session_key for t in b_tokens] == ["k-b1"] * 2
+    # A token is found in its own app's scope only.
+    assert [store.get(t, IDLE, scope_b) for t in a_tokens] == [None] * 3
+    assert [store.get(t, IDLE, scope_a) for t in b_tokens] == [None] * 2
+
+    # A fourth login in app A ends A's oldest session, none of B's.
+    a_tokens.append(save(scope_a, "k-a3", 20))
+    assert store.get(a_tokens[0], IDLE, scope_a) is None
+    assert [store.get(t, IDLE, scope_a).session_key for t in a_tokens[1:]] == ["k-a3"] * 3
+    assert [store.get(t, IDLE, scope_b).session_key for t in b_tokens] == ["k-b1"] * 2
+    assert store.set_session_key("o-alice", "k-b-reset", time.time() + 1, scope_b) == 2
+    assert [store.get(t, IDLE, scope_a).session_key for t in a_tokens[1:]] == ["k-a3"] * 3
+
+    assert store.revoke_all("o-alice", scope_b) == 2
+    assert [store.get(t, IDLE, scope_b) for t in b_tokens] == [None] * 2
+    assert [store.get(t, IDLE, scope_a) is not None for t in a_tokens[1:]] == [True] * 3
+    assert {info.appid for info in store.sessions_for("o-alice")} == {scope_a.appid}
+    assert store.revoke_all("o-alice", scope_a) == 3
+    assert store.sessions_for("o-alice") == []
 
 
 def test_cluster_values_locks_revoke_and_purge(cluster: List[RedisServer], prefix: str) -> None:

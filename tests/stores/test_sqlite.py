@@ -298,7 +298,7 @@ def test_cached_session_ends_when_another_store_deletes_it(store: SQLiteStore, d
     second = new_token()
     store.save(second, make_session(), IDLE, SCOPE)
     assert store.get(second, IDLE, SCOPE) is not None
-    assert other.revoke_all("o-alice") == 1
+    assert other.revoke_all("o-alice", SCOPE) == 1
     assert store.get(second, IDLE, SCOPE) is None
     other.close()
 

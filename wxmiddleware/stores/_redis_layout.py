@@ -93,31 +93,44 @@ if value and string.sub(value, 1, 2) == 'p:' then
 end
 return 0
 """
-# Puts a sealed session_key (ARGV[1], issued at ARGV[2]) into one session record, keeping
-# its TTL, unless the record holds a newer key: session.key_replaces, applied where Redis can
-# do it atomically. The record's head is _records.HEAD; ARGV[3] is the appid member that
-# must follow it (_records.appid_member). Answers 0: no such session; 1: rewritten; 2: it
-# holds this key or a newer one; 3: not a record of this app.
-REKEY_SCRIPT = """
+# The start of the one-key scripts that work on one session of an app: they read the record
+# (0 when there is none) and answer 3 unless it is a record of the app whose appid member
+# (_records.appid_member) the script put in `app`. The record's head is _records.HEAD; `at`
+# and `sealed` are its key's issue time and the sealed key.
+_APP_RECORD = """
 local value = redis.call('GET', KEYS[1])
 if not value then
   return 0
 end
 local _, last, at, sealed = string.find(value, '^{"kt":([^,]+),"sk":"([^"]*)",')
-if not last or string.sub(value, last + 1, last + #ARGV[3]) ~= ARGV[3] then
+if not last or string.sub(value, last + 1, last + #app) ~= app then
   return 3
 end
-if sealed == ARGV[1] or tonumber(at) > tonumber(ARGV[2]) then
+"""
+# Puts a sealed session_key (ARGV[1], issued at ARGV[2]) into one session record of the app
+# ARGV[3], keeping its TTL, unless the record holds a newer key: session.key_replaces,
+# applied where Redis can do it atomically. Answers 0: no such session; 1: rewritten; 2: it
+# holds this key or a newer one; 3: not a record of this app.
+REKEY_SCRIPT = (
+    "local app = ARGV[3]"
+    + _APP_RECORD
+    + """if sealed == ARGV[1] or tonumber(at) > tonumber(ARGV[2]) then
   return 2
 end
 local record = '{"kt":' .. ARGV[2] .. ',"sk":"' .. ARGV[1] .. '",' .. string.sub(value, last + 1)
 redis.call('SET', KEYS[1], record, 'KEEPTTL')
 return 1
 """
+)
 #: What :data:`REKEY_SCRIPT` answers for a session that is still there, of this app.
 REKEY_LIVE = (1, 2)
-#: ... and for one that is gone.
+#: ... and for one that is gone (:data:`REVOKE_SCRIPT` too).
 REKEY_GONE = 0
+# Deletes one session record if it is of the app ARGV[1]. Answers 0: no such session; 1:
+# deleted; 3: not a record of this app.
+REVOKE_SCRIPT = "local app = ARGV[1]" + _APP_RECORD + "return redis.call('DEL', KEYS[1])\n"
+#: What :data:`REVOKE_SCRIPT` answers for a session it deleted.
+REVOKED = 1
 # Deletes a lock only for the owner that holds it.
 RELEASE_LOCK_SCRIPT = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then

@@ -49,6 +49,8 @@ from ._redis_layout import (
     REKEY_SCRIPT,
     RELEASE_LOCK_SCRIPT,
     RELEASE_SCRIPT,
+    REVOKE_SCRIPT,
+    REVOKED,
     Batch,
     Command,
     Keys,
@@ -236,14 +238,25 @@ class RedisOperations:
             yield Batch((("ZREM", self.keys.index(openid), member),))
         return True
 
-    def revoke_all(self, openid: str) -> Operation[int]:
-        """The openid's index, then its sessions and entries deleted in one round trip."""
+    def revoke_all(self, openid: str, scope: SessionScope) -> Operation[int]:
+        """The openid's index (shared by every app), then one script per session (one key
+        each, one round trip) that deletes it if it is of ``scope``'s app, then the
+        entries of the deleted and the gone sessions removed from the index."""
         with failures("revoke_all"):
             members = yield from self._index_members(openid)
             if not members:
                 return 0
-            results = yield Batch(self._revoke_commands(openid, members))
-        return sum(1 for deleted in results[:-1] if deleted)
+            appid = _records.appid_member(scope.appid)
+            answers = yield Batch(
+                [("EVAL", REVOKE_SCRIPT, 1, self.keys.session(m), appid) for m in members]
+            )
+            ended = [m for m, answer in zip(members, answers) if answer == REVOKED]
+            unindexed = [
+                m for m, answer in zip(members, answers) if answer in (REVOKED, REKEY_GONE)
+            ]
+            if unindexed:
+                yield Batch((("ZREM", self.keys.index(openid), *unindexed),))
+        return len(ended)
 
     def sessions_for(self, openid: str) -> Operation[List[SessionInfo]]:
         """The openid's index, then ``GET`` and ``PTTL`` of each session (oldest first); index

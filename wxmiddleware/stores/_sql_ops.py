@@ -166,9 +166,11 @@ class SQLOperations:
         deleted = yield Call(self.t.delete_session, {"token_key": token_key(token)})
         return bool(deleted)
 
-    def revoke_all(self, openid: str) -> Operation[int]:
-        """One ``DELETE`` by openid (indexed), of every app's sessions of that openid."""
-        deleted = yield Call(self.t.delete_openid, {"user_openid": openid})
+    def revoke_all(self, openid: str, scope: SessionScope) -> Operation[int]:
+        """One ``DELETE`` by openid (indexed) and appid: the sessions of that openid in
+        other apps stay."""
+        user = {"user_openid": openid, "user_appid": scope.appid}
+        deleted = yield Call(self.t.delete_user, user)
         return int(deleted)
 
     def sessions_for(self, openid: str) -> Operation[List[SessionInfo]]:

@@ -151,7 +151,7 @@ class Tables:
         )
         self.count_user_sessions = sa.select(sa.func.count()).select_from(s).where(user, live)
         self.delete_session = s.delete().where(s.c.key == _param("token_key"))
-        self.delete_openid = s.delete().where(s.c.openid == _param("user_openid"))
+        self.delete_user = s.delete().where(user)
         self.openid_keys = sa.select(s.c.key).where(s.c.openid == _param("user_openid"))
         self.sessions_for = (
             sa.select(

@@ -180,9 +180,9 @@ class AsyncSQLiteStore:
         """See :meth:`SessionStore.delete`."""
         return await self._write(self._inline.delete, self.sync.delete, token)
 
-    async def revoke_all(self, openid: str) -> int:
+    async def revoke_all(self, openid: str, scope: SessionScope) -> int:
         """See :meth:`SessionStore.revoke_all`."""
-        return await self._in_writer(self.sync.revoke_all, openid)
+        return await self._in_writer(self.sync.revoke_all, openid, scope)
 
     async def sessions_for(self, openid: str) -> List[SessionInfo]:
         """See :meth:`SessionStore.sessions_for`."""

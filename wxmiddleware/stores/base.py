@@ -6,8 +6,9 @@ convention of httpx and redis-py).
 Stores receive tokens and hash them where they persist anything (see
 :func:`wxmiddleware.session.token_key`); persistent stores keep the session_key only sealed
 (see :mod:`wxmiddleware.stores._records`). Every session belongs to one app: the methods
-that read or write session_keys take that app's
-:class:`~wxmiddleware.session.SessionScope`, and find nothing of another app's. Login codes
+that read or write session_keys, and :meth:`SessionStore.revoke_all`, take that app's
+:class:`~wxmiddleware.session.SessionScope`, and find or end nothing of another app's (one
+openid may have sessions in several apps: a third-party platform's apps, or tests). Login codes
 reach a store only as :func:`wxmiddleware.session.code_key` plus the token sealed under the
 code.
 Every store raises :class:`wxmiddleware.errors.StoreUnavailable` when its backend fails,
@@ -103,8 +104,12 @@ class SessionStore(Protocol):
     def delete(self, token: str) -> bool:
         """End one session; ``True`` if it existed."""
 
-    def revoke_all(self, openid: str) -> int:
-        """End every session of ``openid``; return how many ended."""
+    def revoke_all(self, openid: str, scope: SessionScope) -> int:
+        """End every session of ``openid`` in ``scope``'s app; return how many ended.
+
+        Only ``scope.appid`` is read: the sessions of the same openid in other apps stay.
+        A session past its deadlines that the store has not removed yet may be counted.
+        """
 
     def sessions_for(self, openid: str) -> List[SessionInfo]:
         """Describe the live sessions of ``openid``."""
@@ -185,7 +190,7 @@ class AsyncSessionStore(Protocol):
     async def delete(self, token: str) -> bool:
         """See :meth:`SessionStore.delete`."""
 
-    async def revoke_all(self, openid: str) -> int:
+    async def revoke_all(self, openid: str, scope: SessionScope) -> int:
         """See :meth:`SessionStore.revoke_all`."""
 
     async def sessions_for(self, openid: str) -> List[SessionInfo]:

@@ -150,13 +150,17 @@ class MemoryStore:
                     del self._by_openid[openid]
             return True
 
-    def revoke_all(self, openid: str) -> int:
+    def revoke_all(self, openid: str, scope: SessionScope) -> int:
         """See :meth:`SessionStore.revoke_all`."""
         with self._lock:
-            tokens = self._by_openid.pop(openid, set())
-            for token in tokens:
-                self._sessions.pop(token, None)
-            return len(tokens)
+            tokens = self._by_openid.get(openid, set())
+            ended = {token for token in tokens if self._sessions[token].appid == scope.appid}
+            for token in ended:
+                del self._sessions[token]
+            tokens -= ended
+            if not tokens:
+                self._by_openid.pop(openid, None)
+            return len(ended)
 
     def sessions_for(self, openid: str) -> List[SessionInfo]:
         """See :meth:`SessionStore.sessions_for`."""

@@ -31,7 +31,8 @@ Each operation is written once, in :mod:`wxmiddleware.stores._redis_ops`, as a g
 round trips; :class:`RedisStore` and :class:`AsyncRedisStore` only run them, each with its
 own small runner, over their own clients.
 
-Why no hash tags: ``get`` knows only the token, ``revoke_all`` only the openid and
+Why no hash tags: ``get`` knows only the token, ``revoke_all`` only the openid (it ends
+the sessions of its app, which each record names, one script per session) and
 ``claim_code`` only the code's hash, so each of the three keys must be derivable from its own
 input alone, and no two of them can be made to share a slot. Every command and script therefore
 touches exactly one key, and a Cluster never sees a cross-slot command; without tags, sessions

@@ -55,6 +55,8 @@ _INSERT = (
     " VALUES (?, ?, ?, ?, ?)"
 )
 _DELETE = "DELETE FROM wx_sessions WHERE key = ?"
+# Every session of an openid (of every app: the caller checks the record's appid).
+_OPENID_ROWS = "SELECT key, value FROM wx_sessions WHERE openid = ?"
 # The live sessions of an openid (of every app: the caller checks the record's appid).
 _USER_SESSIONS = (
     "SELECT key, value FROM wx_sessions WHERE openid = ?1 AND idle_until > ?2 AND expires_at > ?2"
@@ -261,15 +263,18 @@ class SQLiteStore(SharedValues, CodeClaims, Maintenance):
             raise self._db.failure(exc, "delete", "session", key) from exc
         return cursor.rowcount > 0
 
-    def revoke_all(self, openid: str) -> int:
-        """End every session of ``openid``; return how many ended."""
+    def revoke_all(self, openid: str, scope: SessionScope) -> int:
+        """End every session of ``openid`` in ``scope``'s app, in one transaction; return
+        how many ended (rows not purged yet among them)."""
         try:
-            cursor = self._db.connection().execute(
-                "DELETE FROM wx_sessions WHERE openid = ?", (openid,)
-            )
+            conn = self._db.connection()
+            with transaction(conn):
+                rows = conn.execute(_OPENID_ROWS, (openid,)).fetchall()
+                ended = [(key,) for key, value in rows if _of_app(value, scope.appid)]
+                conn.executemany(_DELETE, ended)
         except sqlite3.Error as exc:
             raise self._db.failure(exc, "revoke_all") from exc
-        return cursor.rowcount
+        return len(ended)
 
     def sessions_for(self, openid: str) -> List[SessionInfo]:
         """Describe the live sessions of ``openid``, oldest first."""
@@ -333,6 +338,15 @@ class _InlineSQLiteStore(SQLiteStore):
     does, in its writer thread)."""
 
     _maintenance = False
+
+
+def _of_app(value: str, appid: str) -> bool:
+    # Whether a stored record is a session of appid; a value that is not a sealed record is
+    # never found, and goes when it expires.
+    try:
+        return _records.public_fields(value).appid == appid
+    except (ValueError, KeyError, TypeError):
+        return False
 
 
 def default_sqlite_path(appid: str) -> pathlib.Path:
