@@ -32,7 +32,10 @@ def test_a_user_logs_in_and_the_token_resolves(
 ) -> None:
     one = add_app(fake_wechat, platform)
     app = make_app(store=store, config=config_for(fake_wechat, one))
-    token = log_in(app, fake_wechat, one)
+    code = fake_wechat.platforms.issue_code(one.appid)
+    first = login(app, code, one.appid)
+    assert first.status == 200, first.body
+    token = first.json()["3rd_session"]
     reply = me(app, token, one.appid)
     assert reply.status == 200, reply.body
     seen = reply.seen
@@ -53,6 +56,10 @@ def test_a_user_logs_in_and_the_token_resolves(
     assert platforms.calls_to(platform) == 1
     assert fake_wechat.jscode2session_calls == 0
     # The same code sent again (a client's retry) gets the same session, no second call.
+    again = login(app, code, one.appid)
+    assert again.status == 200, again.body
+    assert again.json()["3rd_session"] == token
+    assert platforms.calls_to(platform) == 1
     app.close_store(store)
 
 
