@@ -77,7 +77,7 @@ function wechatCode() {
 }
 
 describe('a backend serving a WeChat app and a Douyin app', { skip: SKIP }, () => {
-  test('the Douyin app logs in through the appid option; its token resolves and logs out', async () => {
+  test('the Douyin app logs in through the appid option, is served and logs out', async () => {
     const tt = makePlatform({ code: douyinCode });
     const client = createClient({ baseUrl: APP_URL, platform: tt, appid: DOUYIN_APPID });
     const res = await client.request({ url: '/api/me' });
@@ -109,7 +109,7 @@ describe('a backend serving a WeChat app and a Douyin app', { skip: SKIP }, () =
     assert.equal(tt.getStorageSync('3rd-session'), '');
   });
 
-  test('the WeChat app beside it logs in by its Referer; each token is its own app’s', async () => {
+  test('the WeChat app beside it logs in by its Referer; a token is its app\'s only', async () => {
     const referer = `https://servicewechat.com/${WECHAT_APPID}/0/page-frame.html`;
     const wx = makePlatform({ code: wechatCode, referer });
     const res = await createClient({ baseUrl: APP_URL, platform: wx }).request({ url: '/api/me' });
