@@ -53,6 +53,12 @@ SCHEMA = (
         owner TEXT NOT NULL,
         expires_at REAL NOT NULL
     ) WITHOUT ROWID""",
+    # wx_codes holds every login of the last minutes: its expired rows, like those of the
+    # other small tables, go a batch at a time through an index (files made before these
+    # indexes existed gain them when a store first opens them).
+    "CREATE INDEX IF NOT EXISTS wx_codes_expires_at ON wx_codes (expires_at)",
+    "CREATE INDEX IF NOT EXISTS wx_values_expires_at ON wx_values (expires_at)",
+    "CREATE INDEX IF NOT EXISTS wx_locks_expires_at ON wx_locks (expires_at)",
 )
 
 
