@@ -1,26 +1,28 @@
 """500 concurrent logins on the default SQLite store, through many threads and many workers.
 
 gunicorn with 4 gthread workers x 50 threads (the Flask example) and uvicorn with 2 workers
-(the Starlette example) each take 500 logins sent at once from 100 client threads, then one
-authenticated request per token. Every answer must be a 200: SQLite's write lock is shared
-by every thread of every worker, and no write may wait past the store's timeout.
+(the Starlette example) each take 500 logins in flight at once: 500 client threads each open
+a connection, wait until all 500 are open, then send their login. Then one authenticated
+request per token, again all 500 at once. Every answer must be a 200: SQLite's write lock is
+shared by every thread of every worker, and no write may wait past the store's timeout.
 """
 
 from __future__ import annotations
 
+import http.client
+import json
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import List
+from typing import Dict, List, Optional, Tuple
 
 import pytest
-import requests
 
 from wxmiddleware.testing import FakeWeChat
 
 from .servers import app_env, free_port, python_module, serve
 
 LOGINS = 500
-CLIENT_THREADS = 100
 
 SERVERS = {
     "gunicorn-gthread": lambda port: [
@@ -35,6 +37,38 @@ SERVERS = {
     ],
 }  # fmt: skip
 
+#: One request: method, path, JSON body (or None), headers.
+Request = Tuple[str, str, Optional[object], Dict[str, str]]
+
+
+def all_at_once(port: int, requests: List[Request]) -> List[Tuple[int, str]]:
+    """Send every request on a connection of its own, from a thread of its own, once every
+    connection is open (a barrier), so all of them are in flight together; returns each
+    answer's status and body, in order."""
+    ready = threading.Barrier(len(requests))
+
+    def send(request: Request) -> Tuple[int, str]:
+        method, path, body, headers = request
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            try:
+                conn.connect()
+            except OSError:
+                ready.abort()  # the others stop waiting for this one
+                raise
+            ready.wait(timeout=60)
+            payload = None if body is None else json.dumps(body)
+            if payload is not None:
+                headers = {**headers, "Content-Type": "application/json"}
+            conn.request(method, path, body=payload, headers=headers)
+            answer = conn.getresponse()
+            return answer.status, answer.read().decode()
+        finally:
+            conn.close()
+
+    with ThreadPoolExecutor(len(requests)) as pool:
+        return list(pool.map(send, requests))
+
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("server_name", sorted(SERVERS))
@@ -46,28 +80,16 @@ def test_500_concurrent_logins_answer_no_5xx(
     env = app_env(fake_wechat, tmp_path / "state")
     codes = [fake_wechat.issue_code(f"crowd-{n}") for n in range(LOGINS)]
     with serve(SERVERS[server_name](port), env, port, tmp_path) as server:
-        local = requests.Session
-        sessions = [local() for _ in range(CLIENT_THREADS)]
-
-        def login(n: int) -> requests.Response:
-            http = sessions[n % CLIENT_THREADS]
-            return http.post(f"{server.url}/wx/login", json={"code": codes[n]}, timeout=60)
-
-        with ThreadPoolExecutor(CLIENT_THREADS) as pool:
-            answers: List[requests.Response] = list(pool.map(login, range(LOGINS)))
-        statuses = sorted({answer.status_code for answer in answers})
-        failures = [a.text for a in answers if a.status_code != 200][:3]
+        logins = all_at_once(port, [("POST", "/wx/login", {"code": code}, {}) for code in codes])
+        statuses = sorted({status for status, _ in logins})
+        failures = [body for status, body in logins if status != 200][:3]
         assert statuses == [200], f"{statuses}: {failures}\n{server.log()[-2000:]}"
 
-        tokens = [answer.json()["3rd_session"] for answer in answers]
+        tokens = [json.loads(body)["3rd_session"] for _, body in logins]
         assert len(set(tokens)) == LOGINS
 
-        def me(n: int) -> int:
-            http = sessions[n % CLIENT_THREADS]
-            headers = {"3rd-session": tokens[n]}
-            return http.get(f"{server.url}/api/me", headers=headers, timeout=60).status_code
-
-        with ThreadPoolExecutor(CLIENT_THREADS) as pool:
-            assert set(pool.map(me, range(LOGINS))) == {200}
-        for http in sessions:
-            http.close()
+        calls = all_at_once(port, [("GET", "/api/me", None, {"3rd-session": t}) for t in tokens])
+        assert {status for status, _ in calls} == {200}
+        assert [json.loads(body)["openid"] for _, body in calls] == [
+            fake_wechat.openid_for(f"crowd-{n}") for n in range(LOGINS)
+        ]
