@@ -2,12 +2,16 @@
 uvicorn Starlette example on Redis. ``WX_TEST_SOAK_SECONDS`` sets the length (long form: 60+).
 The ``-1m`` form runs the SQLite one on a store that already holds ``WX_TEST_SOAK_PREFILL``
 sessions (default 1,000,000, 15 % of them expired), so that its logins meet the expiry
-maintenance of a large store."""
+maintenance of a large store: the SQLite forms set ``WX_SQLITE_PURGE_DELAY`` to
+:data:`PURGE_DELAY` seconds (not the default 60), so each worker's maintenance thread starts
+deleting expired rows, in batches, a second after its first login, and the ``-1m`` form checks
+that it deleted some while the users came and went."""
 
 from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -26,12 +30,25 @@ from ..e2e.servers import ROOT, app_env, free_port, python_module, serve
 
 SOAK_SECONDS = os.environ.get("WX_TEST_SOAK_SECONDS", "8")
 PREFILL = int(os.environ.get("WX_TEST_SOAK_PREFILL", "1000000"))
+#: Seconds from a worker's first write to its first purge step, well within the soak.
+PURGE_DELAY = "1"
+
+
+def store_path(fake: FakeWeChat, state: Path) -> Path:
+    """The example's default SQLite store under ``state`` (``XDG_STATE_HOME``)."""
+    return state / "wxmiddleware" / f"sessions-{fake.appid}.sqlite3"
+
+
+def expired_sessions(path: Path) -> int:
+    with sqlite3.connect(path) as db:
+        found = db.execute("SELECT count(*) FROM wx_sessions WHERE idle_until <= ?", (time.time(),))
+        return int(found.fetchone()[0])
 
 
 def prefill(fake: FakeWeChat, state: Path, total: int) -> None:
     """The example's default SQLite store under ``state``, holding ``total`` sessions."""
     config = WxConfig(appid=fake.appid, secret=fake.secret, api_base=fake.url)
-    path = state / "wxmiddleware" / f"sessions-{fake.appid}.sqlite3"
+    path = store_path(fake, state)
     store = SQLiteStore(path)
     session = WxSession(
         openid="o-prefill", session_key="k" * 24, unionid=None, created_at=time.time(),
@@ -64,9 +81,10 @@ def test_soak(setup: str, fake_wechat: FakeWeChat, tmp_path: Path) -> None:
     if setup.startswith("gunicorn-flask-sqlite"):
         pytest.importorskip("gunicorn")
         pytest.importorskip("flask")
-        env = app_env(fake_wechat, tmp_path / "state")
+        env = app_env(fake_wechat, tmp_path / "state", WX_SQLITE_PURGE_DELAY=PURGE_DELAY)
         if setup.endswith("-1m"):
             prefill(fake_wechat, tmp_path / "state", PREFILL)
+            expired_before = expired_sessions(store_path(fake_wechat, tmp_path / "state"))
     else:
         pytest.importorskip("uvicorn")
         pytest.importorskip("starlette")
@@ -94,3 +112,6 @@ def test_soak(setup: str, fake_wechat: FakeWeChat, tmp_path: Path) -> None:
     assert report["errors"] == 0, report
     assert report["cross_user_answers"] == 0, report
     assert report["distinct_openids"] == 20
+    if setup.endswith("-1m"):
+        # The workers' maintenance ran during the soak, beside the logins.
+        assert expired_sessions(store_path(fake_wechat, tmp_path / "state")) < expired_before
