@@ -435,6 +435,10 @@ async def test_health_answers_while_a_hundred_logins_wait(
         assert not any(task.done() for task in logins), "a login ended early"
         await asyncio.sleep(0.01)
     health = await slow_client.get("/health")
-    answered.append(f"health {health.status_code}")
+    # Judged by what was still waiting, not by the clock: on a loaded machine some logins may
+    # finish first, but a loop held up by them would answer health only after all of them.
+    waiting = sum(not task.done() for task in logins)
     await asyncio.gather(*logins)
-    assert answered == ["health 200"] + ["login 200"] * 100
+    assert health.status_code == 200
+    assert waiting > 0, "health was answered only after every login"
+    assert answered == ["login 200"] * 100
