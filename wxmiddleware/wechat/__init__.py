@@ -9,7 +9,7 @@
   ``AccessTokenManager.call`` (the shared token, and its one retry when WeChat refuses it).
 
 The clients are imported on first use, so the pure modules (``_protocol``, ``_paths``,
-``_api_replies``, ``_server_api`` and the others) load without ``requests`` or ``httpx``.
+``_api_replies``, ``_server_api`` and the others) load without ``requests`` or ``aiohttp``.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -44,7 +44,7 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    # requests (sync) and httpx (async, wxmiddleware[asgi]) load only when a client is asked for.
+    # requests (sync) and aiohttp (async, wxmiddleware[asgi]) load only when a client is asked for.
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

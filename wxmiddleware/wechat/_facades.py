@@ -3,7 +3,7 @@
 :class:`~wxmiddleware.wechat.api.AccessTokenManager` and
 :class:`~wxmiddleware.wechat.aio_api.AsyncAccessTokenManager` differ only in the transport
 and performer they run the flows of :mod:`._access_token` and :mod:`._server_api` with
-(``requests`` and a :class:`~wxmiddleware._perform.SyncPerformer`, or ``httpx`` and an
+(``requests`` and a :class:`~wxmiddleware._perform.SyncPerformer`, or ``aiohttp`` and an
 ``AsyncPerformer``), and :class:`~wxmiddleware.WxApi`/:class:`~wxmiddleware.AsyncWxApi` only
 in their manager: each names its parts as class attributes, and the constructors live here.
 """

@@ -3,7 +3,7 @@
 :class:`ApiRequest` describes any call (jscode2session included), and the parsers turn
 replies into results or errors; :func:`retry_delay` is the one retry rule, which
 :func:`wxmiddleware.core.exchange` applies to every call. The sync (requests) and async
-(httpx) transports only move bytes.
+(aiohttp) transports only move bytes.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Keep the app secret, login codes and access tokens out of HTTP clients' own log records.
 
-``params=`` keeps the query well-formed, but urllib3 (at DEBUG) and httpx (at INFO) log the
-full request URL, query string included: jscode2session's and ``/cgi-bin/token``'s queries
-hold the secret, and every other server API's query holds the access token.
+``params=`` keeps the query well-formed, but urllib3 (at DEBUG) logs the full request URL,
+query string included: jscode2session's and ``/cgi-bin/token``'s queries hold the secret, and
+every other server API's query holds the access token. aiohttp's loggers name no request URL
+(the async client's exceptions do: it passes on their class names only).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 _SENSITIVE_QUERY = re.compile(r"(/sns/jscode2session|/cgi-bin(?:/\w+)+|/wxa(?:/\w+)+)\?[^\s\"']*")
 # Whatever the path (an API added later, a proxy's path prefix), these values never show.
 _SENSITIVE_PARAMETER = re.compile(r"([?&](?:access_token|secret|js_code)=)[^&\s\"']*")
-_CLIENT_LOGGERS = ("urllib3.connectionpool", "httpx")
+_CLIENT_LOGGERS = ("urllib3.connectionpool",)
 
 
 class RedactQueryFilter(logging.Filter):

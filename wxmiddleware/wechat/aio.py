@@ -1,4 +1,4 @@
-"""The asynchronous WeChat client, on ``httpx.AsyncClient`` (``wxmiddleware[asgi]``).
+"""The asynchronous WeChat client, on ``aiohttp.ClientSession`` (``wxmiddleware[asgi]``).
 
 :meth:`AsyncWeChatClient.request` is the one HTTP exchange every API call goes through (the
 transport the :class:`~wxmiddleware._perform.AsyncPerformer` sends ``HttpCall`` effects to).
@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-import weakref
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional
 
 try:
-    import httpx
+    import aiohttp
 except ImportError:  # pragma: no cover - depends on the installed extras
     raise ImportError(
-        "the ASGI middleware needs httpx: pip install 'wxmiddleware[asgi]'", name="httpx"
+        "the ASGI middleware needs aiohttp: pip install 'wxmiddleware[asgi]'", name="aiohttp"
     ) from None
 
 from .._perform import AsyncPerformer, Reply
@@ -23,7 +22,6 @@ from ..config import WxConfig
 from ..core._effects import HttpCall
 from ..core._upstream import jscode2session
 from ..errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable, WxError
-from ._exclusive import ExclusiveConnectionTransport
 from ._protocol import CodeSession, ReplyCollector, answer_headers, log_reply, reply_deadline
 from ._redact import install_redaction
 
@@ -34,41 +32,62 @@ __all__ = ["AsyncWeChatClient"]
 _MAX_CONNECTIONS = 100
 
 
-def _translate(exc: Exception) -> WxError:
-    """Our error for an httpx exception, named by class only (never its message)."""
+def _translate(exc: BaseException) -> WxError:
+    """Our error for an aiohttp exception or timeout, named by class only: aiohttp's
+    messages name the host, and some the whole URL with its query string."""
     name = type(exc).__name__
-    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+    # A refused connection, a failed TLS handshake or certificate: nothing was sent.
+    if isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)):
         return UpstreamUnreachable(detail=name)
-    if isinstance(exc, httpx.TimeoutException):
+    # aiohttp's read timeout (SocketTimeoutError) or the whole call's deadline.
+    if isinstance(exc, asyncio.TimeoutError):
         return UpstreamTimeout(detail=name)
     return UpstreamError("The connection to WeChat failed.", detail=name)
+
+
+def _new_session() -> aiohttp.ClientSession:
+    """A session for the running loop: keep-alive connections, TLS verified against the
+    system's trust store, no cookies (WeChat's APIs set none worth sending back)."""
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=_MAX_CONNECTIONS),
+        cookie_jar=aiohttp.DummyCookieJar(),
+    )
+    # aiohttp resends an idempotent request (jscode2session is a GET) once when its
+    # connection breaks before the answer's head, when the code may already have reached
+    # WeChat: a code is single-use, and core.exchange alone decides what is retried.
+    # aiohttp has no public switch for it; its own tests turn it off this way.
+    session._retry_connection = False
+    return session
 
 
 class AsyncWeChatClient:
     """Calls WeChat with short timeouts (jscode2session with one safe retry), without blocking.
 
-    Requests are ``httpx.Request`` objects sent, by default, through an
-    :class:`~wxmiddleware.wechat._exclusive.ExclusiveConnectionTransport` created on first
-    use inside the running event loop and reused by every later call in that loop (a call
-    from another loop gets one of its own: connections never cross loops). Each request in
-    flight has a connection of its own, so a burst of logins neither contends for a shared
-    pool nor reconnects. An ``httpx.AsyncClient`` passed as ``http`` sends them instead, in
-    whatever loop calls, and stays the caller's to close.
+    Requests go through an ``aiohttp.ClientSession`` created on first use inside the running
+    event loop and reused by every later call in that loop (a call from another loop gets
+    one of its own: connections never cross loops): at most 100 connections at once, kept
+    alive between calls, certificates verified against the system's trust store. An
+    ``aiohttp.ClientSession`` passed as ``http`` sends them instead (in the loop it belongs
+    to), and stays the caller's to close; aiohttp then resends a GET once when the
+    connection breaks before the answer, which the sessions made here never do.
 
+    ``config.connect_timeout`` bounds the TCP and TLS connect, ``config.read_timeout`` each
+    wait for the answer's bytes, and their sum the whole call (aiohttp's ``ClientTimeout``).
     Exceptions are always :class:`~wxmiddleware.errors.WxError` whose message names the
-    cause by class only: an httpx exception prints the URL with its query string, which
-    holds the app secret (or an access token), so it is never passed on.
+    cause by class only: an aiohttp exception may print the URL with its query string,
+    which holds the app secret (or an access token), so it is never passed on.
     """
 
-    def __init__(self, config: WxConfig, http: Optional[httpx.AsyncClient] = None) -> None:
+    def __init__(self, config: WxConfig, http: Optional[aiohttp.ClientSession] = None) -> None:
         install_redaction()
         self._config = config
-        # httpx.Timeout's fields, as a request's "timeout" extension.
-        self._timeout = httpx.Timeout(config.read_timeout, connect=config.connect_timeout).as_dict()
+        self._timeout = aiohttp.ClientTimeout(
+            total=config.connect_timeout + config.read_timeout,
+            sock_connect=config.connect_timeout,
+            sock_read=config.read_timeout,
+        )
         self._http = http
-        self._transports: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, ExclusiveConnectionTransport
-        ] = weakref.WeakKeyDictionary()
+        self._sessions: Dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
 
     async def code_to_session(self, code: str) -> CodeSession:
         """See :meth:`wxmiddleware.wechat.sync.WeChatClient.code_to_session`."""
@@ -78,56 +97,46 @@ class AsyncWeChatClient:
     async def request(self, call: HttpCall) -> Reply:
         """See :meth:`wxmiddleware.wechat.sync.WeChatClient.request`."""
         started = time.monotonic()
-        deadline = reply_deadline(self._config)
-        collector = ReplyCollector(deadline)
+        collector = ReplyCollector(reply_deadline(self._config))
+        http = self._http
+        if http is None:
+            http = self._sessions.get(asyncio.get_running_loop()) or await self._open_session()
         try:
-            # The collector checks the deadline between chunks; wait_for also ends a wait
-            # for a chunk that never comes.
-            status, headers = await asyncio.wait_for(
-                self._fetch(call, collector),
-                max(0.0, deadline - time.monotonic()),
-            )
-        except asyncio.TimeoutError:
-            raise UpstreamTimeout(detail="deadline") from None
-        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
+            async with http.request(
+                call.method,
+                call.url,
+                params=call.params,
+                json=call.body,
+                data=call.form if call.content is None else call.content,
+                headers=call.headers,
+                timeout=self._timeout,
+                allow_redirects=False,
+            ) as reply:
+                async for chunk in reply.content.iter_any():
+                    collector.feed(chunk)
+                status = reply.status
+                headers = answer_headers(reply.headers, call.reply_headers)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise _translate(exc) from None
         log_reply(call.method, call.url, status, collector.size, started)
         if call.reply_headers:
             return status, collector.body, headers
         return status, collector.body
 
-    async def _fetch(self, call: HttpCall, collector: ReplyCollector) -> Tuple[int, Dict[str, str]]:
-        request = httpx.Request(
-            call.method,
-            call.url,
-            params=call.params,
-            json=call.body,
-            data=call.form,
-            content=call.content,
-            headers=call.headers,
-            extensions={"timeout": self._timeout},
-        )
-        if self._http is not None:
-            reply = await self._http.send(request, stream=True, follow_redirects=False)
-        else:
-            reply = await self._transport().handle_async_request(request)
-        try:
-            async for chunk in reply.aiter_bytes():
-                collector.feed(chunk)
-            return reply.status_code, answer_headers(reply.headers, call.reply_headers)
-        finally:
-            await reply.aclose()
-
-    def _transport(self) -> ExclusiveConnectionTransport:
-        loop = asyncio.get_running_loop()
-        transport = self._transports.get(loop)
-        if transport is None:
-            transport = ExclusiveConnectionTransport(max_connections=_MAX_CONNECTIONS)
-            self._transports[loop] = transport
-        return transport
+    async def _open_session(self) -> aiohttp.ClientSession:
+        # Registered before the first await, so that concurrent first calls share it.
+        session = self._sessions[asyncio.get_running_loop()] = _new_session()
+        # A session holds its loop: the entry of a loop that ended without aclose() would
+        # stay forever. Closing a session whose loop ended touches no loop.
+        for ended in [loop for loop in self._sessions if loop.is_closed()]:
+            stale = self._sessions.pop(ended, None)
+            if stale is not None:
+                await stale.close()
+        return session
 
     async def aclose(self) -> None:
-        """Close the connections this object opened in the running loop (not a client passed in)."""
-        transport = self._transports.pop(asyncio.get_running_loop(), None)
-        if transport is not None:
-            await transport.aclose()
+        """Close the connections this object opened in the running loop (not a session
+        passed in)."""
+        session = self._sessions.pop(asyncio.get_running_loop(), None)
+        if session is not None:
+            await session.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, TypeVar
 
-import httpx
+import aiohttp
 
 from .._perform import AsyncPerformer
 from ..session import WxSession
@@ -28,11 +28,11 @@ __all__ = ["AsyncAccessTokenManager", "AsyncWxApi"]
 _T = TypeVar("_T")
 
 
-class AsyncAccessTokenManager(TokenManagerBase[AsyncSessionStore, httpx.AsyncClient]):
+class AsyncAccessTokenManager(TokenManagerBase[AsyncSessionStore, aiohttp.ClientSession]):
     """The asynchronous twin of :class:`~wxmiddleware.wechat.api.AccessTokenManager`.
 
-    ``http`` is an ``httpx.AsyncClient`` to use in whatever loop calls; by default one is
-    created per event loop, inside it, on first use.
+    ``http`` is an ``aiohttp.ClientSession`` to send with (it stays the caller's to close);
+    by default one is created per event loop, inside it, on first use.
     """
 
     transport_class = AsyncWeChatClient
@@ -60,7 +60,7 @@ class AsyncAccessTokenManager(TokenManagerBase[AsyncSessionStore, httpx.AsyncCli
         await self._wechat.aclose()
 
 
-class AsyncWxApi(WxApiBase[AsyncSessionStore, httpx.AsyncClient, AsyncAccessTokenManager]):
+class AsyncWxApi(WxApiBase[AsyncSessionStore, aiohttp.ClientSession, AsyncAccessTokenManager]):
     """The asynchronous twin of :class:`~wxmiddleware.wechat.api.WxApi`, for ASGI apps.
 
     ``store`` is an asynchronous store; give it the middleware's, so every worker shares
