@@ -3,23 +3,35 @@
 Its operations, tables and guarantees are the synchronous store's
 (:mod:`wxmiddleware.stores._sql_ops`); what differs is the runner, which awaits each
 statement on an ``AsyncConnection``, and the engines: an asyncio driver's connections belong
-to the event loop that opened them, so a store built from a URL makes one engine per loop.
-Import it from :mod:`wxmiddleware.stores.sql`, whose docstring says what each request costs.
+to the event loop that opened them, so a store built from a URL makes one engine per loop;
+and its deadlines, which are the runner's own (:class:`_Bound`), since aiomysql has no read
+timeout. Import it from :mod:`wxmiddleware.stores.sql`, whose docstring says what each
+request costs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import sys
 import threading
 import weakref
-from typing import Any, Callable, List, Literal, Optional, TypeVar, Union
+from time import monotonic
+from typing import Any, Awaitable, Callable, List, Literal, Optional, TypeVar, Union
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ..errors import ConfigError, StoreUnavailable
-from ._sql_engine import DIALECTS, build_engine, dialect_of, shown, store_url
+from ._sql_engine import (
+    DIALECTS,
+    SCHEMA_TIMEOUT,
+    TIMEOUT,
+    build_engine,
+    dialect_of,
+    shown,
+    store_url,
+)
 from ._sql_ops import SQLOperations, SQLStoreMethods
 from ._sql_schema import DEFAULT_TABLE_PREFIX, Tables, ensure_schema
 from ._sql_steps import CONNECT_ERRORS, Marker, Operation, Steps, cause
@@ -40,10 +52,77 @@ async def _send_async(conn: AsyncConnection, request: Any) -> Any:
 
 async def _rollback_async(conn: AsyncConnection, steps: Steps[Any]) -> None:
     steps.in_transaction = False
+    if conn.invalidated:
+        return  # closed: the server rolls the transaction back (reconnecting would wait)
     try:
         await conn.exec_driver_sql("ROLLBACK")
     except SQLAlchemyError:
         await conn.invalidate()
+
+
+async def _within(seconds: float, awaitable: Awaitable[_T]) -> _T:
+    """``await awaitable``, cancelled after ``seconds`` with :class:`asyncio.TimeoutError`
+    (``asyncio.timeout``, or ``asyncio.wait_for`` before Python 3.11)."""
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    return await asyncio.wait_for(awaitable, seconds)
+
+
+#: The asyncio drivers' own way to drop a connection at once, with no round trip: asyncpg's
+#: ``Connection.terminate()``, aiomysql's (synchronous) ``Connection.close()``.
+_DROP = {"asyncpg": "terminate", "aiomysql": "close"}
+
+
+def _dropper(conn: AsyncConnection) -> Optional[Callable[[], object]]:
+    """What drops ``conn``'s driver connection at once, or None for another driver (or a
+    connection SQLAlchemy already invalidated)."""
+    sync = conn.sync_connection
+    if sync is None or sync.invalidated:
+        return None
+    name = _DROP.get(sync.dialect.driver)
+    return None if name is None else getattr(sync.connection.driver_connection, name)
+
+
+class _Bound:
+    """Runs each round trip on one connection within a client-side deadline.
+
+    At its deadline the driver's connection is dropped (:data:`_DROP`), so the waiting call
+    fails at once with "connection lost"; with another driver the round trip is cancelled
+    instead (:func:`_within`; SQLAlchemy invalidates a connection whose operation was
+    cancelled, its "asyncio" page). Not cancelling asyncpg matters: SQLAlchemy's
+    invalidation first tries asyncpg's graceful ``close(timeout=2)``, two more seconds on a
+    server that does not answer. Then the connection is invalidated (never handed back to
+    the pool half-used) and ``failure(TimeoutError())`` raised, a
+    :class:`~wxmiddleware.errors.StoreUnavailable` that ends the operation (no statement
+    after it, no second attempt). asyncpg's ``command_timeout`` ends a statement about as
+    early, with the same outcome.
+    """
+
+    __slots__ = ("_conn", "_failure")
+
+    def __init__(
+        self, conn: AsyncConnection, failure: Callable[[BaseException], StoreUnavailable]
+    ) -> None:
+        self._conn = conn
+        self._failure = failure
+
+    async def __call__(self, seconds: float, awaitable: Awaitable[_T]) -> _T:
+        deadline = monotonic() + seconds
+        drop = _dropper(self._conn)
+        try:
+            if drop is None:
+                return await _within(seconds, awaitable)
+            timer = asyncio.get_running_loop().call_later(seconds, drop)
+            try:
+                return await awaitable
+            finally:
+                timer.cancel()
+        except Exception:
+            if monotonic() < deadline:
+                raise  # the statement's own error
+            await self._conn.invalidate()
+            raise self._failure(TimeoutError()) from None
 
 
 class AsyncSQLStore(SQLStoreMethods):
@@ -134,13 +213,20 @@ class AsyncSQLStore(SQLStoreMethods):
             return
         factory = self._source
         make = self._create if create is None else create
-        failure: List[BaseException] = []
+        failed: List[BaseException] = []
+
+        def failure(exc: BaseException) -> StoreUnavailable:
+            return StoreUnavailable(detail=f"SQL ({self._dialect}): check: {cause(exc)}")
 
         async def run() -> None:
             engine = factory()
             try:
-                async with engine.connect() as conn:
-                    await conn.run_sync(ensure_schema, self._operations.t, make)
+                conn = await _within(TIMEOUT, engine.connect())
+                try:
+                    schema = conn.run_sync(ensure_schema, self._operations.t, make)
+                    await _Bound(conn, failure)(SCHEMA_TIMEOUT, schema)
+                finally:
+                    await conn.close()
             finally:
                 await engine.dispose()
 
@@ -148,16 +234,15 @@ class AsyncSQLStore(SQLStoreMethods):
             try:
                 asyncio.run(run())
             except BaseException as exc:  # handed to the calling thread
-                failure.append(exc)
+                failed.append(exc)
 
         worker = threading.Thread(target=thread, name="wxmiddleware-sql-check")
         worker.start()
         worker.join()
-        if failure:
-            if isinstance(failure[0], CONNECT_ERRORS):
-                detail = f"SQL ({self._dialect}): check: {cause(failure[0])}"
-                raise StoreUnavailable(detail=detail) from None
-            raise failure[0]
+        if failed:
+            if isinstance(failed[0], CONNECT_ERRORS):
+                raise failure(failed[0]) from None
+            raise failed[0]
         self._schema_ready = True
 
     def _engine(self) -> AsyncEngine:
@@ -178,17 +263,19 @@ class AsyncSQLStore(SQLStoreMethods):
         for attempt in (1, 2):
             steps = Steps(start(self._operations, *args, **kwargs), start.__name__, self._dialect)
             try:
-                conn = await engine.connect()
+                conn = await _within(TIMEOUT, engine.connect())
             except CONNECT_ERRORS as exc:
                 raise steps.failure(exc) from None
+            bound = _Bound(conn, steps.failure)
             try:
                 if not self._schema_ready:
                     with steps.preparing():
-                        await conn.run_sync(ensure_schema, self._operations.t, self._create)
+                        schema = conn.run_sync(ensure_schema, self._operations.t, self._create)
+                        await bound(SCHEMA_TIMEOUT, schema)
                     self._schema_ready = True
                 for request in steps:
                     with steps.answering():
-                        steps.reply = await _send_async(conn, request)
+                        steps.reply = await bound(TIMEOUT, _send_async(conn, request))
                     if steps.failed and steps.in_transaction:
                         await _rollback_async(conn, steps)
                 return steps.result

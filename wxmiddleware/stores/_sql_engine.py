@@ -1,6 +1,7 @@
 """The URLs of the SQL stores and the engines they name: which dialect and driver a URL
-gets, the pool and timeouts that keep a request from waiting long on the database, and the
-error for a driver that is not installed.
+gets, the pool and timeouts that keep a request from waiting long on the database, the
+watchdog that ends a libpq round trip past its deadline, and the error for a driver that is
+not installed.
 
 Nothing here connects; this module imports SQLAlchemy, so only the SQL store's modules
 (:mod:`wxmiddleware.stores.sql` and its private ``_sql_*`` neighbours) import it.
@@ -8,7 +9,11 @@ Nothing here connects; this module imports SQLAlchemy, so only the SQL store's m
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Mapping, NamedTuple, TypeVar, Union
+import os
+import socket
+import threading
+from time import monotonic
+from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, Set, TypeVar, Union
 
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
@@ -36,9 +41,12 @@ PACKAGES = {
     "aiomysql": "aiomysql",
 }
 
-#: Seconds: how long a store waits to connect, for a free pooled connection, and for a
-#: statement (and, on PostgreSQL, a row lock) before it answers 503.
+#: Seconds: how long a store waits to connect, for a free pooled connection, and for the
+#: answer to each statement (and, on PostgreSQL, a row lock) before it answers 503.
 TIMEOUT = 2.0
+#: Seconds: how long the schema check at a store's start-up or first use (a dozen catalog
+#: queries, and the DDL once) may take as a whole.
+SCHEMA_TIMEOUT = 10.0
 #: Connections each process keeps open (``pool_size``), and how many more it opens under
 #: load (``max_overflow``); see :func:`engine_options`.
 POOL_SIZE = 5
@@ -123,20 +131,27 @@ def connect_defaults(driver: str, query: Mapping[str, Any]) -> Dict[str, Any]:
     """The DBAPI ``connect()`` arguments that bound every wait to about :data:`TIMEOUT`,
     minus those the URL's query string sets itself.
 
-    - psycopg / psycopg2 (libpq): ``connect_timeout`` (whole seconds), and the server
-      settings ``statement_timeout`` and ``lock_timeout`` (``options=-c …``). libpq has no
-      client-side read timeout: a server that accepts connections but stops answering is
-      bounded by ``statement_timeout`` and the kernel's TCP timeouts (libpq's
-      ``keepalives_*`` and ``tcp_user_timeout`` URL options tune them).
-    - asyncpg: ``timeout`` (connect) and ``command_timeout`` (client side, per statement),
-      and the same server settings.
-    - PyMySQL: ``connect_timeout``, ``read_timeout``, ``write_timeout`` (client side) and
-      ``innodb_lock_wait_timeout`` for the session.
-    - aiomysql: ``connect_timeout`` and ``innodb_lock_wait_timeout``.
+    - psycopg / psycopg2 (libpq): ``connect_timeout`` (whole seconds; libpq's deadline for
+      the whole connection start-up, which psycopg 3 also applies to its own wait), and the
+      server settings ``statement_timeout`` and ``lock_timeout`` (``options=-c …``). libpq
+      has no client-side read timeout, and a server that is frozen (stopped, swapped out)
+      still has its kernel acknowledge the query and answer TCP keepalives, so neither
+      ``statement_timeout`` nor ``keepalives_*``/``tcp_user_timeout`` end that wait: the
+      runner's :class:`Watchdog` does.
+    - asyncpg: ``timeout`` (the whole connect) and ``command_timeout`` (client side, per
+      statement; it also bounds asyncpg's own cancel request after a timeout), and the same
+      server settings.
+    - PyMySQL: ``connect_timeout``, ``read_timeout`` (client side, each read of a reply and
+      of the server's greeting), ``write_timeout``, and ``innodb_lock_wait_timeout`` for the
+      session.
+    - aiomysql: ``connect_timeout`` (it bounds the TCP connect only: aiomysql has no read
+      timeout, so the async runner's deadline bounds the greeting and every reply) and
+      ``innodb_lock_wait_timeout``.
 
-    Sources: the libpq "Connection Strings" and PostgreSQL "Client Connection Defaults"
-    pages, asyncpg's ``connect()`` reference, PyMySQL's ``Connection`` reference, MySQL's
-    ``innodb_lock_wait_timeout``.
+    Sources: libpq "Connection Strings" (``connect_timeout``, ``keepalives``,
+    ``tcp_user_timeout``), PostgreSQL "Client Connection Defaults", asyncpg's ``connect()``
+    reference, PyMySQL's ``Connection`` reference, aiomysql's ``connect()`` reference,
+    MySQL's ``innodb_lock_wait_timeout``; tcp(7) for ``TCP_USER_TIMEOUT``.
     """
     seconds = int(TIMEOUT)
     millis = str(int(TIMEOUT * 1000))
@@ -159,6 +174,100 @@ def connect_defaults(driver: str, query: Mapping[str, Any]) -> Dict[str, Any]:
         "aiomysql": {"connect_timeout": TIMEOUT, "init_command": lock_wait},
     }.get(driver, {})
     return {name: value for name, value in defaults.items() if name not in query}
+
+
+class Watch:
+    """One round trip that :data:`WATCHDOG` ends at ``deadline`` (:func:`time.monotonic`
+    seconds) unless it is released first; ``fired`` says it was ended."""
+
+    __slots__ = ("deadline", "fileno", "fired")
+
+    def __init__(self, fileno: Callable[[], int], deadline: float) -> None:
+        self.fileno = fileno
+        self.deadline = deadline
+        self.fired = False
+
+
+class Watchdog:
+    """Ends the synchronous round trips that outlast their deadline, for drivers without a
+    client-side read timeout of their own: libpq's (psycopg 3, psycopg2).
+
+    A thread of its own (started at the first :meth:`watch`, again in a forked child) looks
+    at the round trips in flight every ``tick`` seconds while there are any, and sleeps
+    while there are none. For one past its deadline it shuts the connection's socket down
+    (``shutdown(SHUT_RDWR)`` on the descriptor the driver's ``fileno()`` names), so the
+    thread blocked in the driver wakes at once with a "server closed the connection" error,
+    whatever the server does; the runner then invalidates the connection. It acts under the
+    lock :meth:`release` takes, so a descriptor is never shut after its round trip ended.
+    """
+
+    def __init__(self, tick: float) -> None:
+        self._tick = tick
+        self._reset()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        # Also in a forked child: the parent's thread is not there, its lock may be held.
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._watched: Set[Watch] = set()
+        self._thread: Optional[threading.Thread] = None
+        self._sleeping = False
+
+    def watch(self, fileno: Callable[[], int], deadline: float) -> Watch:
+        """Watch a round trip on the connection whose socket ``fileno()`` names, until
+        ``deadline`` (:func:`time.monotonic` seconds)."""
+        watch = Watch(fileno, deadline)
+        with self._lock:
+            self._watched.add(watch)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name="wxmiddleware-sql-watchdog", daemon=True
+                )
+                self._thread.start()
+            elif self._sleeping:
+                self._sleeping = False
+                self._wake.notify()
+        return watch
+
+    def release(self, watch: Watch) -> bool:
+        """The round trip ended: stop watching it; returns whether it was ended first."""
+        with self._lock:
+            self._watched.discard(watch)
+            return watch.fired
+
+    def _loop(self) -> None:
+        with self._lock:
+            while True:
+                if not self._watched:
+                    self._sleeping = True
+                    self._wake.wait()
+                    continue
+                now = monotonic()
+                for watch in [w for w in self._watched if w.deadline <= now]:
+                    self._watched.discard(watch)
+                    watch.fired = True
+                    _shut_down(watch.fileno)
+                self._wake.wait(self._tick)
+
+
+def _shut_down(fileno: Callable[[], int]) -> None:
+    try:
+        sock = socket.socket(fileno=fileno())
+    except Exception:  # the driver already closed it: nothing is waiting on it
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # no longer connected: the waiting call has its error already
+    finally:
+        sock.detach()  # the descriptor stays the driver's to close
+
+
+#: The process's watchdog; it looks every tenth of :data:`TIMEOUT`, so a round trip ends
+#: at most that long after its deadline.
+WATCHDOG = Watchdog(TIMEOUT / 10)
 
 
 def missing_driver(target: StoreURL, exc: BaseException) -> ConfigError:

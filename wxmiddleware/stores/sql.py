@@ -59,6 +59,7 @@ import functools
 import logging
 import os
 import weakref
+from time import monotonic
 from typing import Any, Callable, List, Literal, Optional, TypeVar, Union
 
 import sqlalchemy as sa
@@ -67,7 +68,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import ConfigError, StoreUnavailable
 from ._sql_async import AsyncSQLStore
-from ._sql_engine import build_engine, dialect_of, shown, store_url
+from ._sql_engine import (
+    SCHEMA_TIMEOUT,
+    TIMEOUT,
+    WATCHDOG,
+    build_engine,
+    dialect_of,
+    shown,
+    store_url,
+)
 from ._sql_ops import SQLOperations, SQLStoreMethods
 from ._sql_schema import DEFAULT_TABLE_PREFIX, Tables, ddl, ensure_schema
 from ._sql_steps import CONNECT_ERRORS, Marker, Operation, Steps, cause
@@ -89,10 +98,48 @@ def _send(conn: Connection, request: Any) -> Any:
 
 def _rollback(conn: Connection, steps: Steps[Any]) -> None:
     steps.in_transaction = False
+    if conn.invalidated:
+        return  # closed: the server rolls the transaction back (reconnecting would wait)
     try:
         conn.exec_driver_sql("ROLLBACK")
     except SQLAlchemyError:
         conn.invalidate()  # never hand a connection in an open transaction back to the pool
+
+
+class _Bound:
+    """Runs each round trip on one connection within a client-side deadline.
+
+    Past its deadline a round trip is ended: by the driver's own read timeout (PyMySQL's
+    ``read_timeout``) or, on libpq (psycopg, psycopg2, which have none), by the
+    :data:`~wxmiddleware.stores._sql_engine.WATCHDOG`. Either way the connection is
+    invalidated (closed, never handed back to the pool half-used) and
+    ``failure(TimeoutError())`` raised, a :class:`~wxmiddleware.errors.StoreUnavailable`
+    that ends the operation (no statement after it, no second attempt).
+    """
+
+    __slots__ = ("_conn", "_failure")
+
+    def __init__(
+        self, conn: Connection, failure: Callable[[BaseException], StoreUnavailable]
+    ) -> None:
+        self._conn = conn
+        self._failure = failure
+
+    def __call__(self, seconds: float, call: Callable[..., _T], *args: Any) -> _T:
+        deadline = monotonic() + seconds
+        fileno = getattr(self._conn.connection.dbapi_connection, "fileno", None)
+        watch = None if fileno is None else WATCHDOG.watch(fileno, deadline)
+        try:
+            answer = call(*args)
+        except Exception:
+            shut = watch is not None and WATCHDOG.release(watch)
+            if not shut and monotonic() < deadline:
+                raise  # the statement's own error
+            self._conn.invalidate()
+            raise self._failure(TimeoutError()) from None
+        if watch is not None and WATCHDOG.release(watch):
+            self._conn.invalidate()  # it answered as the watchdog shut its socket down
+        return answer
 
 
 def _dispose_in_child(reference: weakref.ReferenceType[Engine]) -> None:
@@ -204,11 +251,15 @@ class SQLStore(SQLStoreMethods):
         """
         tables = self._operations.t
         make = self._create if create is None else create
+
+        def failure(exc: BaseException) -> StoreUnavailable:
+            return StoreUnavailable(detail=f"SQL ({self._dialect}): check: {cause(exc)}")
+
         try:
             with self._engine.connect() as conn:
-                ensure_schema(conn, tables, make)
+                _Bound(conn, failure)(SCHEMA_TIMEOUT, ensure_schema, conn, tables, make)
         except CONNECT_ERRORS as exc:
-            raise StoreUnavailable(detail=f"SQL ({self._dialect}): check: {cause(exc)}") from None
+            raise failure(exc) from None
         self._schema_ready = True
 
     def _run(self, start: Callable[..., Operation[_T]], *args: Any, **kwargs: Any) -> _T:
@@ -218,14 +269,15 @@ class SQLStore(SQLStoreMethods):
                 conn = self._engine.connect()
             except CONNECT_ERRORS as exc:
                 raise steps.failure(exc) from None
+            bound = _Bound(conn, steps.failure)
             try:
                 if not self._schema_ready:
                     with steps.preparing():
-                        ensure_schema(conn, self._operations.t, self._create)
+                        bound(SCHEMA_TIMEOUT, ensure_schema, conn, self._operations.t, self._create)
                     self._schema_ready = True
                 for request in steps:
                     with steps.answering():
-                        steps.reply = _send(conn, request)
+                        steps.reply = bound(TIMEOUT, _send, conn, request)
                     if steps.failed and steps.in_transaction:
                         _rollback(conn, steps)
                 return steps.result
