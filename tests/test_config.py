@@ -259,3 +259,29 @@ def test_a_platform_app_needs_the_platform_and_a_store_key() -> None:
         store_key="store-key-0123456789abcdef",
     )
     assert config.for_app(APP_B).secret == "" and config.component_appid == "wxcomp"
+
+
+def test_store_keys_from_wx_store_key_seal_and_open_the_apps_session_keys() -> None:
+    from wxmiddleware.session import SessionScope
+
+    old, new = "old-store-key-0123456789", "new-store-key-9876543210"
+    env = {"WX_APPS": f"{APP_A}:{SECRET_A},{APP_B}:{SECRET_B}", "WX_STORE_KEY": f" {new} , {old} "}
+    config = WxConfig.from_env(env)
+    assert config.store_key == (new, old)
+    assert new not in repr(config) and old not in repr(config)
+    rotated = SessionScope.for_config(config.for_app(APP_B))
+    before = SessionScope.for_config(WxConfig.from_env({**env, "WX_STORE_KEY": old}).for_app(APP_B))
+    from_secret = SessionScope.for_config(
+        WxConfig.from_env({"WX_APPS": env["WX_APPS"]}).for_app(APP_B)
+    )
+    # The new key seals, the old one (listed second) still opens what it sealed.
+    assert rotated.open_key("o-alice", before.seal_key("o-alice", "sk-old")) == "sk-old"
+    assert before.open_key("o-alice", rotated.seal_key("o-alice", "sk-new")) is None
+    # Each app of the configuration seals under the store keys, bound to its own appid.
+    other_app = SessionScope.for_config(config.for_app(APP_A))
+    assert other_app.open_key("o-alice", rotated.seal_key("o-alice", "sk-b")) is None
+    # Without WX_STORE_KEY the key is derived from the app's secret: neither opens the other.
+    assert from_secret.open_key("o-alice", rotated.seal_key("o-alice", "sk-new")) is None
+    assert rotated.open_key("o-alice", from_secret.seal_key("o-alice", "sk-1")) is None
+    with pytest.raises(ConfigError, match="at least 16 characters"):
+        WxConfig.from_env({**env, "WX_STORE_KEY": f"{new},short"})

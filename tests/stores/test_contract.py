@@ -154,6 +154,17 @@ def _open_backend(
         opened.close()
 
 
+#: The stores that seal session_keys at rest (a memory store holds them in clear).
+SEALING_STORES = [kind for kind in STORES if not kind.endswith("memory")]
+
+
+@pytest.fixture(params=SEALING_STORES)
+def sealing_backend(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Backend]:
+    yield from _open_backend(request, tmp_path, monkeypatch)
+
+
 @pytest.fixture
 def store(backend: Backend) -> Any:
     return backend.store
@@ -668,3 +679,38 @@ def test_a_session_is_found_only_by_its_own_app(backend: Backend) -> None:
     assert store.set_session_key("o-alice", "k-b2", time.time() + 1, same_keys) == 1
     found = store.get(token, IDLE, SCOPE)
     assert found is not None and found.session_key == "k-a" and found.appid == SCOPE.appid
+
+
+# --- store keys: rotation (issue 14) ---
+
+OLD_STORE_KEY = "old-store-key-0123456789"
+NEW_STORE_KEY = "new-store-key-9876543210"
+
+
+def keyed_scope(*store_keys: str) -> SessionScope:
+    """SCOPE's app, its session_keys sealed under ``store_keys`` (the first seals)."""
+    return dataclasses.replace(SCOPE, sealer=Sealer(store_keys))
+
+
+def test_a_rotated_store_key_opens_old_sessions_until_it_is_dropped(
+    sealing_backend: Backend,
+) -> None:
+    backend = sealing_backend
+    store = backend.store
+    before = keyed_scope(OLD_STORE_KEY)
+    rotated = keyed_scope(NEW_STORE_KEY, OLD_STORE_KEY)
+    after = keyed_scope(NEW_STORE_KEY)
+    phone, bob = new_token(), new_token()
+    store.save(phone, make_session(session_key="k-phone"), IDLE, before)
+    store.save(bob, make_session("o-bob", session_key="k-bob"), IDLE, before)
+    # The new key first, the old one second: sessions sealed under the old one still open.
+    assert store.get(phone, IDLE, rotated).session_key == "k-phone"
+    assert store.get(bob, IDLE, rotated).session_key == "k-bob"
+    # A login under the new key seals the user's current key under it in every session.
+    _pause(backend)
+    pc = new_token()
+    store.save(pc, make_session(session_key="k-pc"), IDLE, rotated)
+    # The old key dropped: what only it sealed is absent (None, not an error), the rest opens.
+    assert store.get(bob, IDLE, after) is None
+    assert [store.get(token, IDLE, after).session_key for token in (phone, pc)] == ["k-pc"] * 2
+    assert store.get(pc, IDLE, before) is None  # the old key alone opens nothing new

@@ -98,10 +98,11 @@ class SQLiteStore(SharedValues, CodeClaims, Maintenance):
     def __init__(self, path: Union[str, os.PathLike[str]], *, timeout: float = 2.0) -> None:
         super().__init__()
         self._db = Database(pathlib.Path(os.path.abspath(path)), timeout, self._maintenance)
-        # token -> (key, stored JSON, parsed session): a lookup whose row still holds that
-        # JSON skips hashing the token and parsing the JSON. The SELECT always runs, so
-        # expiry, logout and revocation in any process take effect at once.
-        self._recent: Dict[str, Tuple[str, str, WxSession]] = {}
+        # token -> (key, stored JSON, parsed session, the scope that opened it): a lookup in
+        # that scope whose row still holds that JSON skips hashing the token and parsing the
+        # JSON. The SELECT always runs, so expiry, logout and revocation in any process take
+        # effect at once; another scope (another app, or other store keys) opens it afresh.
+        self._recent: Dict[str, Tuple[str, str, WxSession, SessionScope]] = {}
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
@@ -153,7 +154,7 @@ class SQLiteStore(SharedValues, CodeClaims, Maintenance):
         deadline = deadline_after_use(idle_until, expires_at, idle_ttl, time.time())
         if deadline is None:
             return None
-        if cached is not None and cached[1] == value and cached[2].appid == scope.appid:
+        if cached is not None and cached[1] == value and cached[3] is scope:
             session = cached[2]
         else:
             try:
@@ -167,7 +168,7 @@ class SQLiteStore(SharedValues, CodeClaims, Maintenance):
                 # The oldest entry goes; another thread may have just removed it.
                 with suppress(StopIteration, KeyError, RuntimeError):
                     del recent[next(iter(recent))]
-            recent[token] = (key, value, session)
+            recent[token] = (key, value, session, scope)
         return _Lookup(session, key, None if deadline == idle_until else deadline)
 
     def _slide(self, found: _Lookup) -> None:
