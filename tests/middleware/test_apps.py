@@ -3,13 +3,14 @@ both adapters and, where sessions are kept, every kind of store: memory, SQLite 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any, Callable, List, Optional, Tuple
 
 import pytest
 
-from wxmiddleware import WxApi, WxConfig
+from wxmiddleware import AsyncWxApi, WxApi, WxConfig
 from wxmiddleware._apps import WxApp
 from wxmiddleware.errors import ConfigError
 from wxmiddleware.session import SessionScope
@@ -373,26 +374,44 @@ def test_an_async_component_token_under_wsgi_is_a_502(
 # -- access tokens ---------------------------------------------------------------------------
 
 
-def test_access_tokens_are_fetched_and_kept_per_app(fake_wechat: FakeWeChat) -> None:
-    from wxmiddleware import MemoryStore
-
+def test_access_tokens_are_fetched_and_kept_per_app(
+    store: Any, fake_wechat: FakeWeChat, adapter: str
+) -> None:
+    """WxApi over the WSGI side's stores, AsyncWxApi over the ASGI side's (memory, SQLite,
+    Redis): one token per app, kept in the store that every worker shares."""
     config = two_apps(fake_wechat)
-    store = MemoryStore()
-    api = WxApi(config, store)
+    loop = asyncio.new_event_loop()
+
+    def run(result: Any) -> Any:
+        return result if adapter == WSGI else loop.run_until_complete(result)
+
+    async def async_api() -> AsyncWxApi:
+        return AsyncWxApi(config, store)  # its HTTP client belongs to the running loop
+
+    def worker_api() -> Any:
+        return WxApi(config, store) if adapter == WSGI else run(async_api())
+
+    api, other_worker = worker_api(), worker_api()
     try:
-        token_a = api.access_token(fake_wechat.appid)
-        token_b = api.access_token(APP_B)
+        token_a = run(api.access_token(fake_wechat.appid))
+        token_b = run(api.access_token(APP_B))
         assert token_a != token_b
-        assert api.access_token(fake_wechat.appid) == token_a  # shared, not fetched again
+        assert run(api.access_token(fake_wechat.appid)) == token_a  # kept, not fetched again
+        assert run(other_worker.access_token(APP_B)) == token_b  # shared through the store
         fetched = [json.loads(c.body) for c in fake_wechat.calls if c.path == STABLE_TOKEN_PATH]
         assert sorted(body["appid"] for body in fetched) == sorted([fake_wechat.appid, APP_B])
-        assert store.get_value(f"wxmiddleware:access_token:{APP_B}") is not None
+        for appid, token in ((fake_wechat.appid, token_a), (APP_B, token_b)):
+            record = run(store.get_value(f"wxmiddleware:access_token:{appid}"))
+            assert json.loads(record)["token"] == token
         with pytest.raises(ConfigError, match="name the app"):
-            api.access_token()
+            run(api.access_token())
         with pytest.raises(ConfigError, match="not configured"):
-            api.access_token("wx0000000000000099")
+            run(api.access_token("wx0000000000000099"))
     finally:
-        api.close()
+        for each in (api, other_worker):
+            run(each.close() if adapter == WSGI else each.aclose())
+        run(store.close() if adapter == WSGI else store.aclose())
+        loop.close()
 
 
 def test_a_platform_app_has_no_access_token_of_ours(fake_wechat: FakeWeChat) -> None:
