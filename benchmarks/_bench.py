@@ -76,7 +76,7 @@ def machine() -> Dict[str, str]:
     info = {"cores": str(os.cpu_count()), "cpu": cpu, "python": platform.python_version()}
     info["os"] = f"{platform.system()} {platform.release()}"
     info["wxmiddleware"] = f"{getattr(wxmiddleware, '__version__', '?')} ({PACKAGE_ROOT})"
-    packages = ["Flask", "Werkzeug", "Starlette", "redis", "httpx", "Flask-Session"]
+    packages = ["Flask", "Werkzeug", "Starlette", "redis", "aiohttp", "httpx", "Flask-Session"]
     for name in [*packages, "gunicorn", "uvicorn"]:
         with contextlib.suppress(metadata.PackageNotFoundError):
             info[name] = metadata.version(name.lower())
