@@ -56,6 +56,7 @@ class Recorder(ThreadingHTTPServer):
         self.release = threading.Event()
         self.release.set()
         self.arrived = threading.Semaphore(0)
+        self.hung_up = threading.Semaphore(0)  # a connection ended
         self.answer = ANSWER
         self.close_after_answer = False
         self.drop = False  # close the connection instead of answering
@@ -101,6 +102,10 @@ class Handler(BaseHTTPRequestHandler):
 
     do_GET = _answer
     do_POST = _answer
+
+    def finish(self) -> None:
+        super().finish()
+        self.server.hung_up.release()
 
 
 def serve(recorder: Recorder) -> Iterator[Recorder]:
@@ -320,8 +325,33 @@ def test_each_event_loop_has_its_own_connections(
     gc.collect()
     assert ended() is None  # the client keeps nothing of a loop that ended
     assert len(set(server.ports)) == 2  # connections never cross loops
-    # aiohttp logs a session dropped unclosed; the ended loop's was closed.
-    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert errors_logged(caplog) == []  # the ended loop's session was closed
+
+
+def errors_logged(caplog: pytest.LogCaptureFixture) -> List[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_loop_shut_down_closes_its_session_without_aclose(
+    server: Recorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = AsyncWeChatClient(CONFIG)
+    assert asyncio.run(client.request(get(server.url))) == (200, ANSWER)
+    assert server.hung_up.acquire(True, 10)  # asyncio.run ended the connection
+    del client
+    gc.collect()
+    assert errors_logged(caplog) == []  # aiohttp logs a session collected open
+
+
+async def test_a_client_dropped_without_aclose_closes_its_session(
+    server: Recorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = AsyncWeChatClient(CONFIG)
+    assert await client.request(get(server.url)) == (200, ANSWER)
+    del client
+    gc.collect()
+    assert await asyncio.to_thread(server.hung_up.acquire, True, 10)
+    assert errors_logged(caplog) == []
 
 
 async def test_no_log_record_and_no_error_carries_a_secret(

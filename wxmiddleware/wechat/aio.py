@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Dict, Optional
+from typing import AsyncGenerator, Dict, Optional
 
 try:
     import aiohttp
@@ -60,13 +60,24 @@ def _new_session() -> aiohttp.ClientSession:
     return session
 
 
+async def _closing(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
+    """Holds ``session`` until the generator is closed: by ``aclose()``, by the loop's
+    ``shutdown_asyncgens()`` or when it is garbage collected (the loop's finalizer)."""
+    try:
+        yield
+    finally:
+        await session.close()
+
+
 class AsyncWeChatClient:
     """Calls WeChat with short timeouts (jscode2session with one safe retry), without blocking.
 
     Requests go through an ``aiohttp.ClientSession`` created on first use inside the running
     event loop and reused by every later call in that loop (a call from another loop gets
     one of its own: connections never cross loops): at most 100 connections at once, kept
-    alive between calls, certificates verified against the system's trust store. An
+    alive between calls, certificates verified against the system's trust store. Each is
+    closed by :meth:`aclose` in its loop, else when the loop shuts down (``asyncio.run``,
+    anyio, uvicorn) or this client is dropped. An
     ``aiohttp.ClientSession`` passed as ``http`` sends them instead (in the loop it belongs
     to), and stays the caller's to close; aiohttp then resends a GET once when the
     connection breaks before the answer, which the sessions made here never do.
@@ -88,6 +99,7 @@ class AsyncWeChatClient:
         )
         self._http = http
         self._sessions: Dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
+        self._closers: Dict[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = {}
 
     async def code_to_session(self, code: str) -> CodeSession:
         """See :meth:`wxmiddleware.wechat.sync.WeChatClient.code_to_session`."""
@@ -124,19 +136,29 @@ class AsyncWeChatClient:
         return status, collector.body
 
     async def _open_session(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
         # Registered before the first await, so that concurrent first calls share it.
-        session = self._sessions[asyncio.get_running_loop()] = _new_session()
-        # A session holds its loop: the entry of a loop that ended without aclose() would
+        session = self._sessions[loop] = _new_session()
+        # aiohttp logs an error for a session garbage-collected open, and an app may never
+        # call aclose() (an ASGI server or test client without lifespan, Django). An async
+        # generator holding the session closes it when the loop shuts its async generators
+        # down (asyncio.run, anyio and uvicorn do) or, once this client is dropped, when the
+        # loop finalizes the generator.
+        closer = self._closers[loop] = _closing(session)
+        await closer.asend(None)
+        # A session holds its loop: the entry of a loop that ended without either would
         # stay forever. Closing a session whose loop ended touches no loop.
-        for ended in [loop for loop in self._sessions if loop.is_closed()]:
-            stale = self._sessions.pop(ended, None)
-            if stale is not None:
-                await stale.close()
+        for ended in [other for other in self._closers if other.is_closed()]:
+            await self._close(ended)
         return session
+
+    async def _close(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._sessions.pop(loop, None)
+        closer = self._closers.pop(loop, None)
+        if closer is not None:
+            await closer.aclose()
 
     async def aclose(self) -> None:
         """Close the connections this object opened in the running loop (not a session
         passed in)."""
-        session = self._sessions.pop(asyncio.get_running_loop(), None)
-        if session is not None:
-            await session.close()
+        await self._close(asyncio.get_running_loop())
