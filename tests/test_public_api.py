@@ -14,7 +14,7 @@ import wxmiddleware
 from wxmiddleware import WxSession, errors, session_of
 
 ROOT = Path(__file__).resolve().parent.parent
-IO_LIBRARIES = "{'requests', 'urllib3', 'sqlite3', 'httpx', 'redis'}"
+IO_LIBRARIES = "{'requests', 'urllib3', 'sqlite3', 'httpx', 'aiohttp', 'redis'}"
 
 
 def test_every_public_name_resolves() -> None:

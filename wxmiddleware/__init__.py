@@ -2,7 +2,7 @@
 
 Every public name but the configuration, the session and the error classes (which load no
 I/O library) is imported on first use: ``import wxmiddleware.core`` (the decision core) loads
-no I/O library, WSGI users never load httpx, and only Redis users load redis-py.
+no I/O library, WSGI users never load aiohttp, and only Redis users load redis-py.
 """
 
 from importlib import import_module
@@ -75,7 +75,7 @@ __version__ = "0.1.0"
 # Where each lazily imported public name lives.
 _LAZY = {
     "WxMiddleware": ".wsgi",
-    "WxASGIMiddleware": ".asgi",  # needs httpx: wxmiddleware[asgi]
+    "WxASGIMiddleware": ".asgi",  # needs aiohttp: wxmiddleware[asgi]
     "MemoryStore": ".stores",
     "SQLiteStore": ".stores",
     "SessionStore": ".stores",
@@ -85,7 +85,7 @@ _LAZY = {
     "RedisStore": ".stores.redis",  # needs redis-py: wxmiddleware[redis]
     "AsyncRedisStore": ".stores.redis",
     "WxApi": ".wechat.api",
-    "AsyncWxApi": ".wechat.aio_api",  # needs httpx
+    "AsyncWxApi": ".wechat.aio_api",  # needs aiohttp
     "AccessTokenRejected": ".wechat",
     "DecryptError": ".crypto",
     "open_store": ".stores",

@@ -55,7 +55,9 @@ def main() -> None:
             "me": [me.status_code, me.json()],
             "anonymous": anonymous.status_code,
             "alice": fake.openid_for("alice"),
-            "httpx": importlib.util.find_spec("httpx") is not None,
+            "extras": [
+                name for name in ("aiohttp", "httpx", "redis") if importlib.util.find_spec(name)
+            ],
         }
     print(json.dumps(result))
 

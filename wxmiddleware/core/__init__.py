@@ -23,7 +23,7 @@ One concept per private module, on the model of h11's layout:
 - :mod:`._endpoints`: the login and logout paths' flows;
 - :mod:`._pipeline`: the request pipeline that ties them together.
 
-Nothing here imports an I/O library (requests, httpx, sqlite3, redis): the adapters
+Nothing here imports an I/O library (requests, aiohttp, sqlite3, redis): the adapters
 (:mod:`wxmiddleware.wsgi`, :mod:`wxmiddleware.asgi`) build a :class:`RequestView`, run
 :meth:`Pipeline.handle` with one of the two performers (:mod:`wxmiddleware._perform`) and
 translate its :data:`Outcome`.

@@ -107,7 +107,7 @@ def _open_async_store(url: Optional[str], appid: str) -> Any:
 
 
 def _async_client(config: WxConfig) -> Any:
-    from ...wechat.aio import AsyncWeChatClient  # httpx: wxmiddleware[asgi]
+    from ...wechat.aio import AsyncWeChatClient  # aiohttp: wxmiddleware[asgi]
 
     return AsyncWeChatClient(config)
 
