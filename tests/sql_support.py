@@ -1,5 +1,5 @@
 """PostgreSQL and MariaDB/MySQL for the tests: the shared servers, and a private PostgreSQL
-that a test starts and kills.
+and MariaDB that a test starts, freezes (SIGSTOP) or kills.
 
 The shared servers are ``WX_TEST_POSTGRES_URL`` (default
 ``postgresql://postgres@127.0.0.1:5432/test``) and ``WX_TEST_MYSQL_URL`` (default
@@ -33,6 +33,8 @@ MYSQL_URL = os.environ.get("WX_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/tes
 URLS = {"postgresql": PG_URL, "mysql": MYSQL_URL}
 #: Where the private PostgreSQL's programs are (Debian's layout), unless on PATH.
 PG_BIN = Path(os.environ.get("WX_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+#: Where else the private MariaDB's server program may be (Debian's layout).
+SBIN = "/usr/sbin:/usr/local/sbin"
 
 
 def unavailable(reason: str) -> NoReturn:
@@ -117,6 +119,22 @@ def _pg_binary(name: str) -> str:
     return found
 
 
+def _children(pid: int) -> List[int]:
+    """The processes whose parent is ``pid`` (read from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # ended meanwhile
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
 class PrivatePostgreSQL:
     """A PostgreSQL cluster of our own in a temporary directory, on a free loopback port
     (trust auth).
@@ -133,6 +151,7 @@ class PrivatePostgreSQL:
         self.data = self.workdir / "data"
         self.process: Optional[subprocess.Popen[bytes]] = None
         self._as_user: List[str] = []
+        self._frozen: List[int] = []
         if os.geteuid() == 0:
             runuser = shutil.which("runuser")
             if runuser is None:
@@ -203,10 +222,31 @@ class PrivatePostgreSQL:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
 
+    def freeze(self) -> None:
+        """SIGSTOP the postmaster, then each of its children (every backend is in a session
+        of its own, so not in the postmaster's process group), by pid: the kernel still
+        accepts connections and acknowledges queries, and nothing answers."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        os.kill(postmaster, signal.SIGSTOP)  # first: it forks no backend while stopped
+        self._frozen = [postmaster]
+        for child in _children(postmaster):
+            os.kill(child, signal.SIGSTOP)
+            self._frozen.append(child)
+
+    def thaw(self) -> None:
+        """SIGCONT what :meth:`freeze` stopped, and ``runuser`` (as root), which stops itself
+        when its child stops, as ``su`` does for job control."""
+        for pid in reversed(self._frozen):
+            os.kill(pid, signal.SIGCONT)
+        if self._frozen and self._as_user and self.process is not None:
+            os.kill(self.process.pid, signal.SIGCONT)
+        self._frozen = []
+
     def stop(self) -> None:
         """A fast shutdown (SIGINT to the postmaster, by the pid it wrote)."""
         if self.process is None or self.process.poll() is not None:
             return
+        self.thaw()
         pid_file = self.data / "postmaster.pid"
         try:
             os.kill(int(pid_file.read_text().split()[0]), signal.SIGINT)
@@ -224,6 +264,127 @@ class PrivatePostgreSQL:
 def private_postgresql() -> Iterator[PrivatePostgreSQL]:
     """A started :class:`PrivatePostgreSQL`, stopped when the block ends."""
     server = PrivatePostgreSQL()
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.workdir, ignore_errors=True)
+
+
+def _mariadb_binary(*names: str) -> str:
+    path = os.environ.get("PATH", "") + os.pathsep + SBIN
+    for name in names:
+        found = shutil.which(name, path=path)
+        if found is not None:
+            return found
+    unavailable(f"none of {', '.join(names)} is installed, so no private MariaDB can start")
+
+
+class PrivateMariaDB:
+    """A MariaDB server of our own: a data directory made by ``mariadb-install-db`` in a
+    temporary directory, ``mariadbd`` on a free loopback port, root without a password and
+    a database ``test``.
+
+    :meth:`freeze` stops it with SIGSTOP (one process: its threads stop with it) and
+    :meth:`thaw` continues it, by pid. As root, both programs run with ``--user=root``.
+    """
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"wxtest-mariadb-{self.port}-"))
+        self.data = self.workdir / "data"
+        self.process: Optional[subprocess.Popen[bytes]] = None
+        self._as_root = ["--user=root"] if os.geteuid() == 0 else []
+
+    def url(self) -> str:
+        return f"mysql://root@127.0.0.1:{self.port}/test"
+
+    def init(self) -> None:
+        command = [
+            _mariadb_binary("mariadb-install-db", "mysql_install_db"),
+            "--no-defaults",
+            f"--datadir={self.data}",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+            *self._as_root,
+        ]
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        command = [
+            _mariadb_binary("mariadbd", "mysqld"),
+            "--no-defaults",
+            f"--datadir={self.data}",
+            f"--port={self.port}",
+            "--bind-address=127.0.0.1",
+            f"--socket={self.workdir / 'mysqld.sock'}",
+            f"--pid-file={self.workdir / 'mysqld.pid'}",
+            *self._as_root,
+        ]
+        with open(self.workdir / "server.log", "ab") as log:
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        self.wait_ready()
+
+    def wait_ready(self) -> None:
+        """Until it answers, then create the database ``test``."""
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(
+            f"mysql+pymysql://root@127.0.0.1:{self.port}/", poolclass=sa.pool.NullPool
+        )
+        deadline = time.monotonic() + 60
+        try:
+            while True:
+                assert self.process is not None
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"mariadbd exited early:\n{self.log()}")
+                try:
+                    with engine.connect() as conn:
+                        conn.exec_driver_sql("CREATE DATABASE IF NOT EXISTS test")
+                    return
+                except sa.exc.OperationalError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"mariadbd did not start:\n{self.log()}") from None
+                    time.sleep(0.1)
+        finally:
+            engine.dispose()
+
+    def freeze(self) -> None:
+        """SIGSTOP the server: the kernel still accepts connections and acknowledges
+        queries, and nothing answers."""
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT the server."""
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGCONT)
+
+    def stop(self) -> None:
+        """SIGTERM (a normal shutdown), SIGKILL if it takes longer than 30 s."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.thaw()
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def log(self) -> str:
+        path = self.workdir / "server.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+@contextmanager
+def private_mariadb() -> Iterator[PrivateMariaDB]:
+    """A started :class:`PrivateMariaDB`, stopped when the block ends."""
+    server = PrivateMariaDB()
     try:
         server.init()
         server.start()

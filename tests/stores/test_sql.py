@@ -4,18 +4,23 @@ Against the real PostgreSQL and MariaDB servers (tests/sql_support.py): what the
 (no token, no session_key, no code), one statement per authenticated request, races between
 machines decided by the database (code claims, the lock), batched expiry that spares live
 rows while another machine writes, a dropped connection recovered without a 503, a server
-that does not answer giving 503 within the timeout, start-up errors (driver, schema, URL)
-as ConfigErrors, and no credentials in any error or log line.
+that does not answer giving 503 within the timeout, a server frozen under traffic (a
+private one, SIGSTOP) giving 503s and then serving again through the same store, start-up
+errors (driver, schema, URL) as ConfigErrors, and no credentials in any error or log line.
 """
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import itertools
 import logging
 import subprocess
 import sys
 import threading
 import time
-from typing import Any, Iterator, List
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, List, Tuple
 
 import pytest
 
@@ -25,13 +30,22 @@ from tests.sql_support import (
     URLS,
     answering,
     drop_tables,
+    private_mariadb,
+    private_postgresql,
     sql_module,
     sql_store,
     unique_prefix,
 )
 from tests.stores.support import IDLE, SCOPE, Blocking, make_session
 from wxmiddleware.errors import ConfigError, StoreUnavailable
-from wxmiddleware.session import ClaimState, code_key, new_token, seal_token, token_key
+from wxmiddleware.session import (
+    ClaimState,
+    code_key,
+    new_token,
+    seal_token,
+    short_hash,
+    token_key,
+)
 
 sa = pytest.importorskip("sqlalchemy")
 
@@ -442,3 +456,157 @@ def test_a_login_whose_inline_purge_keeps_losing_deadlocks_still_saves(dialect: 
         # The purge gave up: the login goes on to its INSERT (the failure is only logged).
         following = next(steps)
         assert following.statement is operations.t.insert_session
+
+
+@pytest.fixture(scope="module")
+def own_postgresql() -> Iterator[Any]:
+    """A PostgreSQL of this module's own, which a test may freeze."""
+    sql_module()
+    with private_postgresql() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def own_mariadb() -> Iterator[Any]:
+    """A MariaDB of this module's own, which a test may freeze."""
+    sql_module()
+    with private_mariadb() as server:
+        yield server
+
+
+@contextmanager
+def _caller(store: Any) -> Iterator[Callable[[Callable[[], Any]], Any]]:
+    """How a thread calls ``store``: directly when it is synchronous; an asynchronous store
+    runs on an event loop in a thread of its own, each call waited for 60 s at most (a
+    hang fails the test rather than blocking it)."""
+    if not store.asynchronous:
+        yield lambda call: call()
+        return
+    loop = asyncio.new_event_loop()
+    runner = threading.Thread(target=loop.run_forever)
+    runner.start()
+
+    def run(call: Callable[[], Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(call(), loop).result(60)
+
+    async def close() -> None:
+        gc.collect()  # a connect cut short by its deadline leaves a cycle: close it on its loop
+        await store.aclose()
+
+    try:
+        yield run
+    finally:
+        asyncio.run_coroutine_threadsafe(close(), loop).result(60)
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join(60)
+        loop.close()
+
+
+def _login(call: Callable[[Callable[[], Any]], Any], store: Any) -> str:
+    """A login as the middleware makes it: the code claimed, the session saved with the code
+    record's completion (one transaction); returns the token."""
+    code = "code-" + new_token()
+    key = code_key(code)
+    assert call(lambda: store.claim_code(key, 300)).state is ClaimState.OWNER
+    token = new_token()
+    sealed = seal_token(code, token)
+    session = make_session(openid="o-" + new_token())  # its own user: no cap evicts it
+    call(lambda: store.save(token, session, IDLE, SCOPE, code_key=key, sealed_token=sealed))
+    return token
+
+
+def _round(call: Callable[[Callable[[], Any]], Any], store: Any, token: str) -> None:
+    """A lookup of ``token``'s session, and a login whose session is then looked up."""
+    assert call(lambda: store.get(token, IDLE, SCOPE)) is not None
+    assert call(lambda: store.get(_login(call, store), IDLE, SCOPE)) is not None
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_frozen_database_under_traffic_is_503_then_serves_again(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    # SIGSTOP: the server's kernel still completes connections and acknowledges queries,
+    # so only the client-side deadlines end the waits (libpq and aiomysql have no read
+    # timeout of their own).
+    server = request.getfixturevalue("own_postgresql" if "postgresql" in kind else "own_mariadb")
+    sql = sql_module()
+    prefix = unique_prefix()
+    factory = sql.AsyncSQLStore if kind.startswith("async") else sql.SQLStore
+    store = factory.from_url(server.url(), table_prefix=prefix)
+    store.check()
+    try:
+        with _caller(store) as call:
+            token = _login(call, store)
+            # (started, ended, outcome) of each store call the traffic made
+            calls: List[Tuple[float, float, str]] = []
+            stop = threading.Event()
+
+            def traffic() -> None:
+                operations = [
+                    lambda: store.get(token, IDLE, SCOPE),
+                    lambda: store.claim_code(code_key("code-" + new_token()), 300),
+                    lambda: store.revoke_session("o-alice", short_hash(token_key(new_token()))),
+                    lambda: store.acquire_lock("wx-freeze-" + new_token(), 30),
+                ]
+                for operation in itertools.cycle(operations):
+                    if stop.is_set():
+                        return
+                    started = time.monotonic()
+                    try:
+                        call(operation)
+                        outcome = "ok"
+                    except StoreUnavailable:
+                        outcome = "503"
+                    except Exception as exc:  # recorded, and fails the test
+                        outcome = repr(exc)
+                    calls.append((started, time.monotonic(), outcome))
+
+            workers = [threading.Thread(target=traffic) for _ in range(4)]
+            for worker in workers:
+                worker.start()
+            try:
+                time.sleep(0.5)
+                server.freeze()
+                frozen_at = time.monotonic()
+                time.sleep(3)
+                stop.set()
+                waited = time.monotonic() + 60
+                for worker in workers:  # every call in flight returns while still frozen
+                    worker.join(max(0.0, waited - time.monotonic()))
+                assert not any(worker.is_alive() for worker in workers), "a store call hung"
+            finally:
+                stop.set()
+                server.thaw()
+            assert {outcome for _, _, outcome in calls} <= {"ok", "503"}, calls
+            after = [outcome for started, _, outcome in calls if started > frozen_at]
+            assert after and set(after) == {"503"}, calls
+            assert any(outcome == "ok" for started, _, outcome in calls if started < frozen_at)
+
+            # The same store serves again: the session made before and new logins, from
+            # several threads at once (no connection went back to the pool half-used), and
+            # the lock.
+            errors: List[BaseException] = []
+
+            def rounds() -> None:
+                try:
+                    for _ in range(5):
+                        _round(call, store, token)
+                except BaseException as exc:  # handed to the test's thread
+                    errors.append(exc)
+
+            checkers = [threading.Thread(target=rounds) for _ in range(4)]
+            for checker in checkers:
+                checker.start()
+            for checker in checkers:
+                checker.join(60)
+            assert not any(checker.is_alive() for checker in checkers), "a store call hung"
+            assert not errors, errors
+            owner = call(lambda: store.acquire_lock("wx-freeze", 30))
+            assert owner is not None
+            assert call(lambda: store.release_lock("wx-freeze", owner))
+            if not store.asynchronous:
+                assert store.engine.pool.checkedout() == 0
+    finally:
+        if not store.asynchronous:
+            store.close()
+        drop_tables(server.url(), prefix)

@@ -50,16 +50,6 @@ async def _send_async(conn: AsyncConnection, request: Any) -> Any:
     return [tuple(row) for row in result] if result.returns_rows else result.rowcount
 
 
-async def _rollback_async(conn: AsyncConnection, steps: Steps[Any]) -> None:
-    steps.in_transaction = False
-    if conn.invalidated:
-        return  # closed: the server rolls the transaction back (reconnecting would wait)
-    try:
-        await conn.exec_driver_sql("ROLLBACK")
-    except SQLAlchemyError:
-        await conn.invalidate()
-
-
 async def _within(seconds: float, awaitable: Awaitable[_T]) -> _T:
     """``await awaitable``, cancelled after ``seconds`` with :class:`asyncio.TimeoutError`
     (``asyncio.timeout``, or ``asyncio.wait_for`` before Python 3.11)."""
@@ -123,6 +113,16 @@ class _Bound:
                 raise  # the statement's own error
             await self._conn.invalidate()
             raise self._failure(TimeoutError()) from None
+
+
+async def _rollback_async(conn: AsyncConnection, steps: Steps[Any], bound: _Bound) -> None:
+    steps.in_transaction = False
+    if conn.invalidated:
+        return  # closed: the server rolls the transaction back (reconnecting would wait)
+    try:
+        await bound(TIMEOUT, conn.exec_driver_sql("ROLLBACK"))
+    except (SQLAlchemyError, StoreUnavailable):
+        await conn.invalidate()
 
 
 class AsyncSQLStore(SQLStoreMethods):
@@ -277,14 +277,14 @@ class AsyncSQLStore(SQLStoreMethods):
                     with steps.answering():
                         steps.reply = await bound(TIMEOUT, _send_async(conn, request))
                     if steps.failed and steps.in_transaction:
-                        await _rollback_async(conn, steps)
+                        await _rollback_async(conn, steps, bound)
                 return steps.result
             except StoreUnavailable:
                 if attempt == 2 or not steps.stale:
                     raise
             finally:
                 if steps.in_transaction:
-                    await _rollback_async(conn, steps)
+                    await _rollback_async(conn, steps, bound)
                 await conn.close()
         raise AssertionError("unreachable")
 

@@ -9,6 +9,7 @@ Nothing here connects; this module imports SQLAlchemy, so only the SQL store's m
 
 from __future__ import annotations
 
+import inspect
 import os
 import socket
 import threading
@@ -16,6 +17,7 @@ from time import monotonic
 from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, Set, TypeVar, Union
 
 from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.engine.default import DefaultDialect
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -54,6 +56,10 @@ MAX_OVERFLOW = 5
 #: Seconds after which a pooled connection is replaced (ahead of server and proxy idle
 #: timeouts, such as MySQL's ``wait_timeout``).
 POOL_RECYCLE = 1800
+#: Whether SQLAlchemy has ``create_engine(skip_autocommit_rollback=...)`` (2.0.43+).
+SKIPS_AUTOCOMMIT_ROLLBACK = (
+    "skip_autocommit_rollback" in inspect.signature(DefaultDialect.__init__).parameters
+)
 
 
 class StoreURL(NamedTuple):
@@ -108,7 +114,12 @@ def engine_options(target: StoreURL, **overrides: Any) -> Dict[str, Any]:
       ``pool_pre_ping`` (it would cost a round trip per request: a connection the server
       closed is found by the statement, and the store retries that once).
     - ``isolation_level="AUTOCOMMIT"``: a statement is its own transaction, so a lookup is
-      one round trip; operations that need atomicity open one explicitly.
+      one round trip; operations that need atomicity open one explicitly. With
+      ``skip_autocommit_rollback`` (SQLAlchemy 2.0.43+, "Connection Pooling"), a connection
+      goes back to the pool without the DBAPI ``rollback()`` that PyMySQL and aiomysql send
+      as a ``ROLLBACK`` round trip (one more per operation, and one that aiomysql would
+      wait for without end on a server that stopped answering); the runners roll back the
+      transactions they open themselves.
     - Driver timeouts (:func:`connect_defaults`), each overridden by the URL's query string.
 
     ``overrides`` (``pool_size=20``, ``connect_args={...}`` …) win over all of these.
@@ -121,6 +132,8 @@ def engine_options(target: StoreURL, **overrides: Any) -> Dict[str, Any]:
         "isolation_level": "AUTOCOMMIT",
         "connect_args": connect_defaults(target.driver, target.url.query),
     }
+    if SKIPS_AUTOCOMMIT_ROLLBACK:
+        options["skip_autocommit_rollback"] = True
     extra = dict(overrides.pop("connect_args", {}) or {})
     options["connect_args"].update(extra)
     options.update(overrides)

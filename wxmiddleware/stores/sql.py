@@ -96,16 +96,6 @@ def _send(conn: Connection, request: Any) -> Any:
     return [tuple(row) for row in result] if result.returns_rows else result.rowcount
 
 
-def _rollback(conn: Connection, steps: Steps[Any]) -> None:
-    steps.in_transaction = False
-    if conn.invalidated:
-        return  # closed: the server rolls the transaction back (reconnecting would wait)
-    try:
-        conn.exec_driver_sql("ROLLBACK")
-    except SQLAlchemyError:
-        conn.invalidate()  # never hand a connection in an open transaction back to the pool
-
-
 class _Bound:
     """Runs each round trip on one connection within a client-side deadline.
 
@@ -140,6 +130,16 @@ class _Bound:
         if watch is not None and WATCHDOG.release(watch):
             self._conn.invalidate()  # it answered as the watchdog shut its socket down
         return answer
+
+
+def _rollback(conn: Connection, steps: Steps[Any], bound: _Bound) -> None:
+    steps.in_transaction = False
+    if conn.invalidated:
+        return  # closed: the server rolls the transaction back (reconnecting would wait)
+    try:
+        bound(TIMEOUT, conn.exec_driver_sql, "ROLLBACK")
+    except (SQLAlchemyError, StoreUnavailable):
+        conn.invalidate()  # never hand a connection in an open transaction back to the pool
 
 
 def _dispose_in_child(reference: weakref.ReferenceType[Engine]) -> None:
@@ -279,14 +279,14 @@ class SQLStore(SQLStoreMethods):
                     with steps.answering():
                         steps.reply = bound(TIMEOUT, _send, conn, request)
                     if steps.failed and steps.in_transaction:
-                        _rollback(conn, steps)
+                        _rollback(conn, steps, bound)
                 return steps.result
             except StoreUnavailable:
                 if attempt == 2 or not steps.stale:
                     raise
             finally:
                 if steps.in_transaction:
-                    _rollback(conn, steps)
+                    _rollback(conn, steps, bound)
                 conn.close()
         raise AssertionError("unreachable")
 
