@@ -5,9 +5,13 @@ Both load ``WX_SESSION_STORE=postgresql://…`` from the environment, as a deplo
 code retries and logouts; the tables hold no token and no code in clear. When a PostgreSQL
 of the test's own is killed under traffic both answer 503 JSON within the timeout, and when
 it returns both serve the sessions made before it died, and new logins, without a restart.
+When a PostgreSQL or a MariaDB of the test's own is frozen (SIGSTOP: connections still
+accepted, nothing answered) both answer 503 JSON, their workers alive, and after SIGCONT both
+serve again without a restart (Flask on psycopg / PyMySQL, Starlette on asyncpg / aiomysql).
 
-The shared server gets a database of this test's own, dropped afterwards; the kill test
-runs its own PostgreSQL (``initdb`` and ``postgres`` on a free port, killed by pid).
+The shared server gets a database of this test's own, dropped afterwards; the kill and
+freeze tests run their own servers (``initdb`` and ``postgres``, or ``mariadb-install-db``
+and ``mariadbd``, on a free port, signalled by pid).
 """
 
 from __future__ import annotations
@@ -32,7 +36,13 @@ from tests.e2e.test_redis_shared import (  # the same two apps and traffic as fo
     starlette_missing,
     timed,
 )
-from tests.sql_support import PG_URL, answering, private_postgresql, sql_module
+from tests.sql_support import (
+    PG_URL,
+    answering,
+    private_mariadb,
+    private_postgresql,
+    sql_module,
+)
 from wxmiddleware.testing import FakeWeChat
 
 from .flow import Client, assert_json_error
@@ -172,5 +182,61 @@ def test_postgresql_killed_under_traffic_then_back(
             assert server.process.poll() is None
             assert "Traceback" not in server.log()
             assert "Worker exiting" not in server.log()
+    if missing:
+        pytest.skip(f"ran with the Flask app only: {missing}")
+
+
+@pytest.mark.parametrize("database", ["postgresql", "mariadb"])
+def test_a_database_frozen_under_traffic_gives_503_then_serves_again(
+    database: str, fake_wechat: FakeWeChat, wx_env: Dict[str, str], tmp_path: Path
+) -> None:
+    require_flask()
+    missing = starlette_missing()
+    private = private_postgresql if database == "postgresql" else private_mariadb
+    with private() as frozen, ExitStack() as stack:
+        env = {**wx_env, "WX_SESSION_STORE": frozen.url()}
+        servers = [stack.enter_context(flask_app(env, tmp_path / "flask"))]
+        if not missing:
+            servers.append(stack.enter_context(starlette_app(env, tmp_path / "asgi")))
+        clients = [Client(server.url) for server in servers]
+        tokens = [login(client, fake_wechat.issue_code("alice")) for client in clients]
+        for client in clients:
+            assert all(client.me(token).status_code == 200 for token in tokens)
+
+        targets = [(client.url, token) for client, token in zip(clients, tokens)]
+        try:
+            with Traffic(targets) as traffic:
+                time.sleep(0.5)
+                frozen.freeze()
+                # Requests that read their session before the freeze end meanwhile; each
+                # one after waits for the store's deadline, then answers 503.
+                time.sleep(1)
+                frozen_at = len(traffic.answers)
+                time.sleep(5)
+            during = traffic.answers[frozen_at:]
+            # A status 0 is a request that got no answer within 10 s.
+            assert {status for _, status, _, _ in traffic.answers} <= {200, 503}, traffic.answers
+            for client in clients:
+                mine = [answer for answer in during if answer[0] == client.url]
+                assert mine and {(s, e) for _, s, e, _ in mine} == {(503, "store_unavailable")}
+            for client, token in zip(clients, tokens):
+                for response in (client.me(token), client.login(fake_wechat.issue_code())):
+                    assert_json_error(response, 503)
+                    assert response.json()["error"] == "store_unavailable"
+        finally:
+            frozen.thaw()
+
+        # The same workers serve again: the sessions made before, and new logins.
+        for client in clients:
+            assert all(client.me(token).status_code == 200 for token in tokens)
+        fresh = [login(client, fake_wechat.issue_code("alice")) for client in clients]
+        for client in clients:
+            assert all(client.me(token).status_code == 200 for token in fresh)
+
+        for server in servers:
+            assert server.process.poll() is None
+            log = server.log()
+            assert "Traceback" not in log
+            assert "WORKER TIMEOUT" not in log and "Worker exiting" not in log
     if missing:
         pytest.skip(f"ran with the Flask app only: {missing}")
