@@ -13,7 +13,7 @@ URL, as the other stores::
 A URL without a driver (or with one of the other kind: ``postgresql+psycopg://`` in an ASGI
 app) gets the store's own, so one ``WX_SESSION_STORE`` serves WSGI and ASGI apps alike; or
 pass an ``Engine`` / ``AsyncEngine`` the app already has (``SQLStore(engine)``). Django: the
-database's settings make the URL (see the README's Stores section).
+database's settings make the URL (see docs/sql.md, "Many machines: PostgreSQL and MySQL").
 
 The tables (``wx_sessions``, ``wx_codes``, ``wx_values``, ``wx_locks``; the prefix is
 ``table_prefix``) are described in :mod:`wxmiddleware.stores._sql_schema`; they are created
@@ -38,11 +38,16 @@ acquisition. Expired rows are deleted in batches through an index on their expir
 transaction): by ``wxmiddleware sessions purge`` (or :meth:`SQLStore.purge_expired`) from
 cron, and 100 at a time by a login at most once a minute per process.
 
-A database that is down or slow answers 503 (:class:`~wxmiddleware.errors.StoreUnavailable`)
-within about :data:`~wxmiddleware.stores._sql_engine.TIMEOUT` seconds (connect, pool and
-statement timeouts: :func:`~wxmiddleware.stores._sql_engine.engine_options`), never a hang;
-its ``detail``, for the log, names the dialect, the operation and the error's class and code,
-never a statement's parameters or the URL's password. A connection the server dropped (it
+A database that is down, slow or frozen answers 503
+(:class:`~wxmiddleware.errors.StoreUnavailable`) within about
+:data:`~wxmiddleware.stores._sql_engine.TIMEOUT` seconds per wait, never a hang: the
+connect, pool and driver timeouts (:func:`~wxmiddleware.stores._sql_engine.engine_options`),
+and a client-side deadline on each statement's answer, which the runners enforce where the
+driver has no read timeout (:class:`~wxmiddleware.stores._sql_engine.Watchdog` for libpq;
+the asynchronous runner drops the connection). A connection whose statement missed its
+deadline is invalidated, never handed back to the pool, and the operation ends there. The
+503's ``detail``, for the log, names the dialect, the operation and the error's class and
+code, never a statement's parameters or the URL's password. A connection the server dropped (it
 restarted) fails the statement that finds it, the pool is emptied, and the operation runs
 once more on a new connection: the store recovers by itself when the database returns.
 
