@@ -4,8 +4,6 @@ wherever Python finds it first (``PYTHONPATH=/other/checkout`` benchmarks that c
 repository root is the fallback), in the processes started here too.
 """
 
-from __future__ import annotations
-
 import asyncio
 import contextlib
 import gc
@@ -20,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -67,8 +66,6 @@ def miniprogram_headers(token: Optional[str] = None) -> List[Tuple[str, str]]:
 
 def machine() -> Dict[str, str]:
     """Cores, CPU, Python and the versions that matter for these numbers."""
-    from importlib import metadata
-
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError, StopIteration):
         lines = Path("/proc/cpuinfo").read_text().splitlines()
@@ -77,7 +74,7 @@ def machine() -> Dict[str, str]:
     info["os"] = f"{platform.system()} {platform.release()}"
     info["wxmiddleware"] = f"{getattr(wxmiddleware, '__version__', '?')} ({PACKAGE_ROOT})"
     packages = ["Flask", "Werkzeug", "Starlette", "redis", "aiohttp", "httpx", "Flask-Session"]
-    for name in [*packages, "gunicorn", "uvicorn"]:
+    for name in [*packages, "Django", "gunicorn", "uvicorn"]:
         with contextlib.suppress(metadata.PackageNotFoundError):
             info[name] = metadata.version(name.lower())
     with contextlib.suppress(OSError, IndexError):  # "Redis server v=7.0.15 sha=..."
@@ -88,8 +85,6 @@ def machine() -> Dict[str, str]:
 
 
 # --- the measuring loop ---
-
-
 def interleaved(variants: Dict[Any, Callable[[], Any]], rounds: int) -> Dict[Any, List[Any]]:
     """What each variant returns, per round. Each variant runs once to warm up, then once a
     round in an order rotated from round to round, so that a burst of background load hits
@@ -117,8 +112,6 @@ def medians(items: Sequence[Dict[str, float]]) -> Dict[str, float]:
 
 
 # --- requests, in process ---
-
-
 class Request(NamedTuple):
     """A mini-program's request: :func:`miniprogram_headers` (with the token), then ``headers``."""
 
@@ -129,7 +122,7 @@ class Request(NamedTuple):
     headers: Sequence[Tuple[str, str]] = ()
 
     @classmethod
-    def login(cls, code: str) -> Request:
+    def login(cls, code: str) -> "Request":
         return cls(None, "POST", "/wx/login", json.dumps({"code": code}).encode())
 
     def all_headers(self) -> List[Tuple[str, str]]:
@@ -204,8 +197,6 @@ async def aclose(closable: Any) -> None:
 
 
 # --- processes ---
-
-
 def child_env(**extra: str) -> Dict[str, str]:
     """The environment of a process started here (run it with ``cwd=PACKAGE_ROOT``)."""
     path = os.pathsep.join(dict.fromkeys(map(str, [PACKAGE_ROOT, BENCH, BENCH.parent])))
@@ -226,8 +217,7 @@ def stop(process: subprocess.Popen) -> None:  # type: ignore[type-arg]
 
 @contextlib.contextmanager
 def serving(command: List[str], port: int, **env: str) -> Iterator[Dict[str, int]]:
-    """Run a server until it listens on ``port`` (its stderr ours, where its errors show);
-    yield its port and pid."""
+    """Run a server (its stderr ours) until it listens on ``port``; yield its port and pid."""
     env = child_env(**env)
     process = subprocess.Popen(command, env=env, cwd=PACKAGE_ROOT, stdout=subprocess.DEVNULL)
     try:
@@ -267,8 +257,7 @@ def process_tree_cpu(pid: int) -> float:
     return total
 
 
-_FAKE_SCRIPT = r"""
-import json, sys
+_FAKE_SCRIPT = r"""import json, sys
 from wxmiddleware.testing import FakeWeChat
 fake = FakeWeChat(latency=float(sys.argv[1])).start()
 print(json.dumps({"url": fake.url, "appid": fake.appid, "secret": fake.secret}), flush=True)
@@ -289,7 +278,7 @@ class FakeWeChatProcess:
         first = json.loads(self.process.stdout.readline())  # type: ignore[union-attr]
         self.url, self.appid, self.secret = first["url"], first["appid"], first["secret"]
 
-    def __enter__(self) -> FakeWeChatProcess:
+    def __enter__(self) -> "FakeWeChatProcess":
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -310,11 +299,8 @@ class FakeWeChatProcess:
 
 
 # --- a client over loopback ---
-
-
 class Connection:
-    """One keep-alive HTTP/1.1 connection over asyncio streams (no TLS, no chunked bodies),
-    opened on its first request."""
+    """A keep-alive HTTP/1.1 connection (asyncio streams; no TLS, no chunked bodies)."""
 
     def __init__(self, port: int) -> None:
         self.port = port
@@ -355,8 +341,7 @@ class Connection:
 
 
 async def clients(count: int, work: Callable[[Connection], Any], port: int = 0) -> float:
-    """Run ``work`` in ``count`` concurrent clients, each with a connection of its own to
-    ``port``; the seconds they took."""
+    """``work`` in ``count`` concurrent clients, each on its own connection to ``port``: seconds."""
 
     async def client() -> None:
         connection = Connection(port)

@@ -3,8 +3,6 @@ answer ``/api/me`` from constants and log in without a session), *peers* that do
 middleware's work their own way, and *floors* that do only its unavoidable part, by hand.
 """
 
-from __future__ import annotations
-
 import base64
 import functools
 import inspect
@@ -19,7 +17,7 @@ import itsdangerous
 import redis
 import redis.asyncio
 from _bench import FLOOR_TOKEN, OPENID, TOKEN_HEADER, UNIONID
-from flask import Flask, abort, g, jsonify, request
+from flask import Flask, abort, g, jsonify, request, session
 from starlette.applications import Starlette
 from starlette.authentication import AuthCredentials, AuthenticationBackend, SimpleUser
 from starlette.middleware import Middleware
@@ -30,6 +28,7 @@ from starlette.routing import Route
 
 from wxmiddleware import WxConfig, WxSession
 from wxmiddleware.asgi import WxUser
+from wxmiddleware.wechat import WeChatClient
 
 Finder = Callable[[str], Any]  # token -> session or None; asgi_floor awaits a coroutine's
 SECRET_KEY = "bench-secret-key"
@@ -40,8 +39,6 @@ SELECT_SESSION = "SELECT " + COLUMNS + " FROM floor WHERE token = ?"
 @functools.cache
 def wechat() -> Any:
     """The package's jscode2session client, configured from ``WX_*`` on first use."""
-    from wxmiddleware.wechat import WeChatClient
-
     return WeChatClient(WxConfig.from_env())
 
 
@@ -102,11 +99,8 @@ def login_only_asgi(client: Any) -> Callable[..., Any]:
 
 
 # --- the peers and the floors ---
-
-
 def flask_hook_peer(find: Finder) -> Flask:
-    """The hand-written Flask way: a ``before_request`` hook reads the header, looks the
-    token up in a dict and puts the user in ``g``."""
+    """The hand-written Flask way: a ``before_request`` hook finds the token's user in a dict."""
     app = Flask("hook_peer")
 
     @app.before_request
@@ -122,8 +116,7 @@ def flask_hook_peer(find: Finder) -> Flask:
 
 def flask_session_peer(redis_url: str, prefix: str) -> Tuple[Flask, List[Tuple[str, str]]]:
     """Flask-Session on Redis, and the cookie header of a session holding the openid."""
-    from flask import session
-    from flask_session import Session
+    from flask_session import Session  # not installed with the test extra
 
     app = Flask("flask_session_peer")
     app.config.update(SECRET_KEY=SECRET_KEY, SESSION_TYPE="redis")
@@ -240,7 +233,6 @@ def session_finder(store_url: str, token: str, asynchronous: bool = False) -> Fi
     local.cursor.execute("PRAGMA journal_mode=WAL")
     local.cursor.execute(f"CREATE TABLE IF NOT EXISTS floor (token TEXT PRIMARY KEY, {COLUMNS})")
     local.cursor.execute("INSERT OR REPLACE INTO floor VALUES (?, ?, ?, ?, ?, ?)", (token, *fields))
-
     session_of = functools.lru_cache(maxsize=1024)(lambda row: WxSession(*row))  # as ours caches
 
     def select(token: str) -> Optional[WxSession]:

@@ -4,8 +4,6 @@ event loop's lag on SQLite meanwhile (``loop_lag``, *SQLite and the event loop*)
 with ``python benchmarks/run_all.py --only asgi_logins`` (``wsgi_logins``, ``sqlite_loop``).
 """
 
-from __future__ import annotations
-
 import asyncio
 import contextlib
 import dataclasses
@@ -19,10 +17,12 @@ from typing import Any, Callable, Dict, Iterator, List
 
 import _bench
 import apps
+import httpx
 import servers
 from _bench import Request
 
 from wxmiddleware import AsyncMemoryStore, AsyncSQLiteStore, SQLiteStore, WxASGIMiddleware
+from wxmiddleware.wechat.aio import AsyncWeChatClient
 
 
 @dataclasses.dataclass
@@ -69,10 +69,6 @@ class Logins:
 def measure_asgi(logins: Logins, rounds: int = 3) -> Dict[str, Any]:
     """The bare app, the memory and the SQLite store, called directly and through
     ``httpx.ASGITransport``; the CPU per login of this process."""
-    import httpx
-
-    from wxmiddleware.wechat.aio import AsyncWeChatClient
-
     loop = asyncio.new_event_loop()
     with _bench.FakeWeChatProcess(logins.latency) as fake, tempfile.TemporaryDirectory() as state:
         config, client = fake.config(), AsyncWeChatClient(fake.config())
@@ -128,10 +124,8 @@ def measure_wsgi(logins: Logins, rounds: int = 3) -> Dict[str, Any]:
     return {**logins.settings(rounds), "server": server, **logins.summary(runs)}
 
 
-HOLDER = r"""
-import sqlite3, sys, time
-conn = sqlite3.connect(sys.argv[1], isolation_level=None)
-hold = float(sys.argv[2])
+HOLDER = r"""import sqlite3, sys, time
+conn, hold = sqlite3.connect(sys.argv[1], isolation_level=None), float(sys.argv[2])
 print("ready", flush=True)
 while True:  # take the write lock, keep it `hold` s, let go briefly
     conn.execute("BEGIN IMMEDIATE")
@@ -167,8 +161,7 @@ async def lag(inline: bool, path: Path, fake: Any, tasks: int) -> Dict[str, floa
             assert status == 200, status
 
     await client(fake.codes(1)[0])  # opens the connections
-    lags: List[float] = []
-    done, codes = False, fake.codes(tasks)
+    lags, done, codes = [], False, fake.codes(tasks)
 
     async def ticker() -> None:
         last = time.perf_counter()

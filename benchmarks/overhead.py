@@ -1,14 +1,12 @@
 """Per-request overhead of the middleware in process (no server, no network but Redis's), and
-the Redis commands a request costs (RESULTS.md says what runs; the apps are in ``apps.py``):
-``python benchmarks/overhead.py --stores memory --no-peers``. ``--against wxold`` runs the
-memory store of importable copies of another checkout's package (``git archive <commit>
-wxmiddleware | tar -x -C /tmp/old``, renamed and its absolute imports rewritten, on
-``PYTHONPATH``) in the same rounds; ``--stores`` also takes SQL store URLs (tables
-``wxbench_*``), e.g. ``sqlite,redis,postgresql://postgres@127.0.0.1/test``; ``--metrics`` adds
-the first store again with Prometheus metrics on.
+the Redis commands a request costs (RESULTS.md says what runs; the apps are in ``apps.py`` and
+``django_apps.py``): ``python benchmarks/overhead.py --stores memory --no-peers``. For Flask
+and Starlette, ``--against wxold`` runs the memory store of importable copies of another
+checkout's package (``git archive <commit> wxmiddleware | tar -x -C /tmp/old``, renamed and its
+absolute imports rewritten, on ``PYTHONPATH``) in the same rounds, ``--stores`` also takes SQL
+store URLs (tables ``wxbench_*``), e.g. ``sqlite,redis,postgresql://postgres@127.0.0.1/test``,
+and ``--metrics`` adds the first store again with Prometheus metrics on.
 """
-
-from __future__ import annotations
 
 import argparse
 import asyncio
@@ -24,6 +22,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import _bench
 import apps
+import redis
 import report
 from _bench import Request
 
@@ -31,8 +30,8 @@ import wxmiddleware
 from wxmiddleware import AsyncRedisStore, RedisStore, WxASGIMiddleware, WxMiddleware
 
 STORES = ("memory", "sqlite", "redis")
-#: The peer each framework's goal names (RESULTS.md, *Goals*).
-PEERS = {"flask": "hook_peer", "starlette": "auth_peer"}
+#: Each framework's peer (*vs the peer*; for Flask and Starlette, the one their goal names).
+PEERS = {"flask": "hook_peer", "starlette": "auth_peer", "django": "remote_user_peer"}
 #: The prefix of our Redis keys (deleted at the end).
 PREFIX = f"wxbench-{secrets.token_hex(4)}:"
 
@@ -41,23 +40,31 @@ PREFIX = f"wxbench-{secrets.token_hex(4)}:"
 class Options:
     rounds: int = 60
     requests: int = 150  # per round
-    frameworks: Sequence[str] = ("flask", "starlette")
+    frameworks: Sequence[str] = ("flask", "starlette", "django")
     stores: Sequence[str] = STORES
     peers: bool = True
     metrics: bool = False
     against: Sequence[str] = ()
 
 
-def wsgi_timer(app: Any, env: Dict[str, Any], requests: int) -> Callable[[], float]:
-    """Seconds per request over ``requests`` in a row, each with a copy of ``env``, its body
-    consumed and closed as a server would."""
+def request_timer(app: Any, request: Request, loop: Any, requests: int) -> Callable[[], float]:
+    """Seconds per request over ``requests`` in a row: a WSGI app called with a copy of the
+    request's environ, its body consumed and closed as a server would; given the event
+    ``loop``, an ASGI app awaited with a copy of its scope."""
+    env, scope = request.environ(), request.scope()
+    message = {"type": "http.request", "body": b"", "more_body": False}
 
     def start_response(line: str, headers: Any, exc_info: Any = None) -> None:
         return None
 
+    async def receive() -> Dict[str, Any]:
+        return message
+
+    async def send(message: Dict[str, Any]) -> None:
+        pass
+
     def run() -> float:
-        copy = env.copy
-        started = time.perf_counter()
+        copy, started = env.copy, time.perf_counter()
         for _ in range(requests):
             result = app(copy(), start_response)
             for _chunk in result:
@@ -67,26 +74,13 @@ def wsgi_timer(app: Any, env: Dict[str, Any], requests: int) -> Callable[[], flo
                 close()
         return (time.perf_counter() - started) / requests
 
-    return run
-
-
-def asgi_timer(loop: Any, app: Any, scope: Dict[str, Any], requests: int) -> Callable[[], float]:
-    """Seconds per request over ``requests`` in a row, each with a copy of ``scope``."""
-    message = {"type": "http.request", "body": b"", "more_body": False}
-
-    async def receive() -> Dict[str, Any]:
-        return message
-
-    async def send(message: Dict[str, Any]) -> None:
-        pass
-
     async def many() -> float:
         started = time.perf_counter()
         for _ in range(requests):
             await app(dict(scope), receive, send)
         return (time.perf_counter() - started) / requests
 
-    return lambda: loop.run_until_complete(many())
+    return run if loop is None else lambda: loop.run_until_complete(many())
 
 
 def make_store(kind: str, asynchronous: bool, wx: Any, state: Path, redis_url: str) -> Any:
@@ -97,9 +91,7 @@ def make_store(kind: str, asynchronous: bool, wx: Any, state: Path, redis_url: s
         path = state / f"{asynchronous}-{secrets.token_hex(4)}.sqlite3"
         return wx.AsyncSQLiteStore(path) if asynchronous else wx.SQLiteStore(path)
     if "://" in kind:  # a SQL store URL
-        from wxmiddleware.stores import sql_stores
-
-        sql = sql_stores()
+        sql = wxmiddleware.stores.sql_stores()
         store_class = sql.AsyncSQLStore if asynchronous else sql.SQLStore
         return store_class.from_url(kind, table_prefix="wxbench_")
     redis_store = wx.AsyncRedisStore if asynchronous else wx.RedisStore
@@ -125,49 +117,55 @@ def summary(times: Dict[str, List[float]], peer: str) -> Dict[str, Any]:
 def measure_framework(
     framework: str, options: Options, fake: Any, state: Path, redis_url: str
 ) -> Dict[str, Any]:
-    """One framework, interleaved: the bare app; the wrapped app on each store (and on the
-    first with metrics, and the memory store of each package ``against``); peers; floor."""
-    loop, wsgi = asyncio.new_event_loop(), framework == "flask"
-    app_of = apps.flask_app if wsgi else apps.starlette_app
-    opened: List[Any] = []
+    """One framework, interleaved: the bare app; the wrapped app on each store (and, for Flask
+    and Starlette, on the first with metrics and each package ``against``'s); peers; floors."""
+    loop, wsgi, opened = asyncio.new_event_loop(), framework != "starlette", []
+    django = importlib.import_module("django_apps") if framework == "django" else None
+    app_of = django.app if django else apps.flask_app if wsgi else apps.starlette_app
     asgi_loop = None if wsgi else loop
+    config = dict(appid=fake.appid, secret=fake.secret, api_base=fake.url, public_paths=["/health"])
+
+    def inner() -> Any:  # the wrapped app, for a middleware to wrap
+        app = app_of(True)
+        return getattr(app, "wsgi_app", app)
 
     def timer(app: Any, request: Request) -> Callable[[], float]:
         status, body = request.answer(app, asgi_loop)  # the answer is right before it is timed
         if status != 200 or not json.loads(body).get("openid"):
             raise RuntimeError(f"unexpected answer {status}: {body[:200]!r}")
-        if wsgi:
-            return wsgi_timer(app, request.environ(), options.requests)
-        return asgi_timer(loop, app, request.scope(), options.requests)
+        return request_timer(app, request, asgi_loop, options.requests)
 
     def wrapped(kind: str, wx: Any = wxmiddleware, **more: Any) -> Callable[[], float]:
-        store = make_store(kind, not wsgi, wx, state, redis_url)
-        opened.append(store)
-        config = fake.config(wx, public_paths=("/health",))
-        if wsgi:
-            app = wx.WxMiddleware(app_of(True).wsgi_app, config=config, store=store, **more)
+        if django:  # as a Django project sets it: WXMIDDLEWARE, the store by its URL
+            urls = {"memory": "memory://", "sqlite": f"sqlite:///{state}/django.sqlite3"}
+            app = django.app(True, {**config, "store": urls.get(kind, redis_url)})
         else:
-            app = wx.WxASGIMiddleware(app_of(True), config=config, store=store, **more)
+            opened.append(make_store(kind, not wsgi, wx, state, redis_url))
+            middleware = wx.WxMiddleware if wsgi else wx.WxASGIMiddleware
+            app = middleware(inner(), config=wx.WxConfig(**config), store=opened[-1], **more)
         token = _bench.token_of(*Request.login(fake.codes(1)[0]).answer(app, asgi_loop))
         return timer(app, Request(token))
 
     variants = {"bare": timer(app_of(False), Request())}
     try:
         for kind in options.stores:
-            variants[kind] = wrapped(kind)
-        if options.metrics:  # with a registry of its own
+            if not (django and "://" in kind):  # a SQL URL names no table prefix of ours
+                variants[kind] = wrapped(kind)
+        if options.metrics and not django:  # with a registry of its own
             from prometheus_client import CollectorRegistry
 
             from wxmiddleware.observers.prometheus import PrometheusObserver
 
             first, observers = options.stores[0], [PrometheusObserver(CollectorRegistry())]
             variants[f"{first}, metrics on"] = wrapped(first, observers=observers)
-        for package_name in options.against:
+        for package_name in () if django else options.against:
             package = importlib.import_module(package_name)
             variants[f"memory, {package_name}"] = wrapped("memory", package)
         token = secrets.token_urlsafe(32)
         find = apps.session_finder("memory://", token)  # a dict's get
-        if options.peers and wsgi:
+        if options.peers and django:
+            variants["remote_user_peer"] = timer(django.remote_user_peer(find), Request(token))
+        if options.peers and framework == "flask":
             variants["hook_peer"] = timer(apps.flask_hook_peer(find), Request(token))
             if "redis" in options.stores:
                 peer, cookie = apps.flask_session_peer(redis_url, PREFIX + "fs:")
@@ -177,14 +175,14 @@ def measure_framework(
             peer, cookie = apps.starlette_session_peer()
             variants["starlette_session"] = timer(peer, Request(headers=cookie))
         floor = apps.wsgi_floor if wsgi else apps.asgi_floor
-        inner = apps.flask_app(True).wsgi_app if wsgi else apps.starlette_app(True)
-        variants["floor"] = timer(floor(inner, find), Request(token))
+        variants["floor"] = timer(floor(inner(), find), Request(token))
         find_row = apps.session_finder(f"sqlite:///{state}/floor-{framework}.db", token)
-        variants["floor_sqlite"] = timer(floor(inner, find_row), Request(token))
+        variants["floor_sqlite"] = timer(floor(inner(), find_row), Request(token))
         return summary(_bench.interleaved(variants, options.rounds), PEERS[framework])
     finally:
         for store in opened:
             loop.run_until_complete(_bench.aclose(store))
+        loop.run_until_complete(loop.shutdown_asyncgens())  # closes the WeChat clients' sessions
         loop.close()
 
 
@@ -197,8 +195,6 @@ def measure(options: Options, redis_url: Optional[str] = None) -> Dict[str, Any]
         for name in options.frameworks:
             results[name] = measure_framework(name, options, fake, Path(state), redis_url or "")
     if redis_url:
-        import redis
-
         with contextlib.closing(redis.Redis.from_url(redis_url)) as client:
             client.delete(*client.keys(PREFIX + "*") or [PREFIX])
     return results
@@ -207,8 +203,6 @@ def measure(options: Options, redis_url: Optional[str] = None) -> Dict[str, Any]
 def redis_commands(redis_url: str, requests: int = 200, logins: int = 50) -> Dict[str, Any]:
     """Redis commands per authenticated request, login and logout, and per request of the
     Flask-Session peer, as ``INFO commandstats`` deltas (connections opened beforehand)."""
-    import redis
-
     admin, loop, results = redis.Redis.from_url(redis_url), asyncio.new_event_loop(), {}
 
     def count(name: str, app: Any, batch: List[Request], status: int = 200) -> List[bytes]:

@@ -4,22 +4,18 @@ matplotlib, none) from ``results.json``, with ``baseline.json`` as the goals' *b
 figure of results.json or a table drawn here; a figure the results lack reads "-".
 """
 
-from __future__ import annotations
-
 import json
 import re
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 BENCH = Path(__file__).resolve().parent
-RESULTS_JSON = BENCH / "results.json"
-BASELINE_JSON = BENCH / "baseline.json"
-TEMPLATE = BENCH / "RESULTS.template.md"
-RESULTS_MD = BENCH / "RESULTS.md"
+RESULTS_JSON, BASELINE_JSON = BENCH / "results.json", BENCH / "baseline.json"
+TEMPLATE, RESULTS_MD = BENCH / "RESULTS.template.md", BENCH / "RESULTS.md"
 CHART = BENCH.parent / "docs" / "benchmarks.png"
-FRAMEWORKS = ("flask", "starlette")
+FRAMEWORKS = ("flask", "starlette", "django")
 STORES = ("sqlite", "memory", "redis")
 
 
@@ -44,12 +40,13 @@ def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 # --- the goals ---
-
-GOALS = [  # the goal (in the table and the chart), where its figure is, the minimum
+GOALS = [  # the goal (in the table and the chart), where its figure is, the minimum (None: none)
     ("Flask + memory vs bare, in process", "overhead.flask.ratio_vs_bare.memory", 0.95),
     ("Flask + memory vs a before_request dict hook", "overhead.flask.vs_peer.memory", 1.0),
     ("Starlette + memory vs bare, in process", "overhead.starlette.ratio_vs_bare.memory", 0.88),
     ("Starlette + memory vs AuthenticationMiddleware", "overhead.starlette.vs_peer.memory", 1.15),
+    ("Django + memory vs bare, in process", "overhead.django.ratio_vs_bare.memory", None),
+    ("Django + memory vs RemoteUserMiddleware", "overhead.django.vs_peer.memory", None),
     ("Flask: SQLite vs memory store, in process", "overhead.flask.sqlite_vs_memory", 0.85),
     ("Starlette: SQLite vs memory store, in process", "overhead.starlette.sqlite_vs_memory", 0.85),
     *(
@@ -89,9 +86,11 @@ def shown(figure: Optional[float], by_cpu: Optional[float], spec: str = ".3f") -
     return n(figure, spec) + ("" if by_cpu is None else f" (CPU {by_cpu:{spec}})")
 
 
-def status(figure: Optional[float], met: bool, floor_misses: bool = False) -> str:
-    verdict = "met" if met else "not met, nor by the floor" if floor_misses else "not met"
-    return "not measured" if figure is None else verdict
+def status(figure: Optional[float], met: Optional[bool], floor_misses: bool = False) -> str:
+    """A goal's status; ``met`` None: a figure shown without a goal (issue 23 gives none)."""
+    if figure is None or met is None:
+        return "not measured" if figure is None else "no goal set"
+    return "met" if met else "not met, nor by the floor" if floor_misses else "not met"
 
 
 def goals(results: Dict[str, Any]) -> Dict[str, List[str]]:
@@ -100,10 +99,10 @@ def goals(results: Dict[str, Any]) -> Dict[str, List[str]]:
     for goal, path, low in GOALS:
         value, floor = figures(results, path), figures(results, floor_path(path))
         of_floor = [ours / bound if ours and bound else None for ours, bound in zip(value, floor)]
-        met = value[0] is not None and value[0] >= low
-        verdict = status(value[0], met, floor[0] is not None and floor[0] < low)
+        met = None if low is None else value[0] is not None and value[0] >= low
+        verdict = status(value[0], met, bool(low and floor[0] is not None and floor[0] < low))
         cells = shown(*value), verdict, shown(*floor), shown(*of_floor, spec=".2f")
-        rows[goal] = [f"≥ {low:.2f}", *cells]
+        rows[goal] = ["none" if low is None else f"≥ {low:.2f}", *cells]
     costs = get(results, "overhead.flask.cost_us") or {}
     ours, peer = costs.get("redis"), costs.get("flask_session_redis")
     cost_status = status(ours, ours is not None and peer is not None and ours < peer)
@@ -115,40 +114,22 @@ def goals(results: Dict[str, Any]) -> Dict[str, List[str]]:
     return rows
 
 
-def goals_table(results: Dict[str, Any], baseline: Optional[Dict[str, Any]]) -> str:
-    before = {goal: row[1] for goal, row in goals(baseline or {}).items()}
-    rows = [[goal, row[0], before[goal], *row[1:]] for goal, row in goals(results).items()]
-    return table(["goal", "target", "before", "after", "status", "floor", "ours / floor"], rows)
-
-
 # --- the tables ---
-
 Columns = Sequence[Tuple[str, str, str]]  # header, path ("{}": the row's name), format
-OVERHEAD_COLUMNS = [
-    ("µs/request", "us_per_request.{}", ".1f"),
-    ("throughput vs bare", "ratio_vs_bare.{}", ".3f"),
-    ("cost (µs)", "cost_us.{}", "+.1f"),
-    ("vs the peer", "vs_peer.{}", ".2f"),
-]
-SERVER_COLUMNS = [
-    ("requests/s", "{}.rps", ".0f"),
-    ("vs bare", "{}.ratio_vs_bare", ".2f"),
-    ("p50 ms", "{}.p50_ms", ".2f"),
-    ("p99 ms", "{}.p99_ms", ".2f"),
-    ("CPU µs/request", "{}.cpu_us", ".0f"),
-    ("vs bare, by CPU", "{}.cpu_ratio_vs_bare", ".2f"),
-]
+OVERHEAD_COLUMNS = [("µs/request", "us_per_request.{}", ".1f")]
+OVERHEAD_COLUMNS += [("throughput vs bare", "ratio_vs_bare.{}", ".3f")]
+OVERHEAD_COLUMNS += [("cost (µs)", "cost_us.{}", "+.1f"), ("vs the peer", "vs_peer.{}", ".2f")]
+SERVER_COLUMNS = [("requests/s", "{}.rps", ".0f"), ("vs bare", "{}.ratio_vs_bare", ".2f")]
+SERVER_COLUMNS += [("p50 ms", "{}.p50_ms", ".2f"), ("p99 ms", "{}.p99_ms", ".2f")]
+SERVER_COLUMNS += [("CPU µs/request", "{}.cpu_us", ".0f")]
+SERVER_COLUMNS += [("vs bare, by CPU", "{}.cpu_ratio_vs_bare", ".2f")]
 LOOP_COLUMNS = [("max lag (ms)", "{}.max_ms", ".1f"), ("p99 lag (ms)", "{}.p99_ms", ".2f")]
 LOOP_COLUMNS += [("time (s)", "{}.s", ".2f")]
-SCALE_COLUMNS = [
-    ("lookup p50 (µs)", "{}.lookup.p50", ".0f"),
-    ("lookup p99 (µs)", "{}.lookup.p99", ".0f"),
-    ("login p50 (µs)", "{}.login.p50", ".0f"),
-    ("login p99 (µs)", "{}.login.p99", ".0f"),
-    ("longest write-lock hold (ms)", "{}.lock_max_ms", ".1f"),
-    ("purged rows/s", "{}.purge_per_s", ",.0f"),
-    ("bytes/session", "{}.bytes_per_session", ".0f"),
-]
+LATENCIES = [(op, p) for op in ("lookup", "login") for p in ("p50", "p99")]
+SCALE_COLUMNS = [(f"{op} {p} (µs)", f"{{}}.{op}.{p}", ".0f") for op, p in LATENCIES]
+SCALE_COLUMNS += [("longest write-lock hold (ms)", "{}.lock_max_ms", ".1f")]
+SCALE_COLUMNS += [("purged rows/s", "{}.purge_per_s", ",.0f")]
+SCALE_COLUMNS += [("bytes/session", "{}.bytes_per_session", ".0f")]
 
 
 def grid(first: str, rows: Iterable[str], parts: Dict[str, Any], columns: Columns) -> str:
@@ -175,12 +156,13 @@ def redis_table(rc: Dict[str, Any]) -> str:
     return table(["operation", "commands", "which"], rows)
 
 
-def logins_table(al: Dict[str, Any], wl: Dict[str, Any]) -> str:
+def logins_table(results: Dict[str, Any]) -> str:
     def cell(item: Dict[str, Any]) -> str:
         cpu = f"; CPU {item['cpu_ms_app_process']:.2f} ms" if "cpu_ms_app_process" in item else ""
         failed = f"; {item['failed']} failed" if item.get("failed") else ""
         return f"{item['rate']:.0f}/s ({item['of_ideal']:.2f}){cpu}{failed}"
 
+    al, wl = results.get("asgi_logins", {}), results.get("wsgi_logins", {})
     setups, drivers = ("bare", "memory", "sqlite"), [d for d in ("direct", "httpx") if d in al]
     rows = [[f"ASGI in process, driver: {d}", *(cell(al[d][s]) for s in setups)] for d in drivers]
     if wl:
@@ -208,31 +190,29 @@ def scale_table(sc: Dict[str, Any]) -> str:
 
 
 # --- RESULTS.md ---
-
-#: Placeholders of the template that take a table: how to draw it, from which part.
-TABLES = {
-    "overhead_table": (overhead_table, "overhead"),
-    "redis_table": (redis_table, "redis_commands"),
-    "servers_table": (servers_table, "servers"),
-    "loop_table": (loop_table, "sqlite_loop"),
-    "scale_table": (scale_table, "scale"),
-}
-
-
 def fill(template: str, results: Dict[str, Any], baseline: Optional[Dict[str, Any]]) -> str:
     """The template with each ``{{path:format}}`` replaced by that figure of ``results`` (a
     path into results.json, or the name of a table or of a text computed here)."""
+
+    def drawn(draw: Callable[[Any], str], part: str) -> str:  # "-" for a part not run
+        return draw(results[part]) if part in results else "-"
+
     failures = results.get("failures", {}).items()
-    logins = results.get("asgi_logins", {}), results.get("wsgi_logins", {})
+    before = {goal: row[1] for goal, row in goals(baseline or {}).items()}
+    rows = [[goal, row[0], before[goal], *row[1:]] for goal, row in goals(results).items()]
+    columns = ["goal", "target", "before", "after", "status", "floor", "ours / floor"]
     texts = {
         "machine": "; ".join(f"{key} {value}" for key, value in results["machine"].items()),
         "baseline": (baseline or {}).get("started", "-"),
         "failures": "".join(f"\n**Failed:** {part}: {error}\n" for part, error in failures),
-        "goals_table": goals_table(results, baseline),
-        "logins_table": logins_table(*logins),
+        "goals_table": table(columns, rows),
+        "logins_table": logins_table(results),
+        "overhead_table": drawn(overhead_table, "overhead"),
+        "redis_table": drawn(redis_table, "redis_commands"),
+        "servers_table": drawn(servers_table, "servers"),
+        "loop_table": drawn(loop_table, "sqlite_loop"),
+        "scale_table": drawn(scale_table, "scale"),
     }
-    for name, (draw, part) in TABLES.items():
-        texts[name] = draw(results[part]) if part in results else "-"
 
     def figure(match: re.Match[str]) -> str:
         path, _, spec = match[1].partition(":")
@@ -242,9 +222,8 @@ def fill(template: str, results: Dict[str, Any], baseline: Optional[Dict[str, An
 
 
 # --- the chart ---
-
 COLOURS = {"Flask": "#4C72B0", "Starlette": "#DD8452", "before": "#BBBBBB", "after": "#55A868"}
-COLOURS["floor"] = "#777777"
+COLOURS["floor"], COLOURS["Django"] = "#777777", "#8172B3"
 Series = List[Tuple[str, List[float]]]
 
 
@@ -264,30 +243,28 @@ def bars(ax: Any, title: str, labels: Sequence[str], series: Series, spec: str =
 def chart(results: Dict[str, Any], baseline: Optional[Dict[str, Any]]) -> None:
     """The cost per request in process against the peers', and the goals before, after and
     for their floors (the ratios to the bare app in process and over servers, the logins)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    plt.switch_backend("Agg")
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(14, 10), height_ratios=(1, 1.2))
     machine = results.get("machine", {})
     title = f"wxmiddleware benchmarks — {results.get('started')}, {machine.get('cores')} cores"
     fig.suptitle(f"{title}, Python {machine.get('python')}", fontsize=12)
-    variants = ["memory", "sqlite", "redis", "flask_session_redis", "starlette_session"]
+    variants = [*STORES, "flask_session_redis", "starlette_session", "remote_user_peer"]
     costs = [(fw.title(), [get(results, f"overhead.{fw}.cost_us.{v}") or 0 for v in variants])
              for fw in FRAMEWORKS]  # fmt: skip
     bars(top, "In process: cost per request, ours vs peers", variants, costs, ".0f")
     top.set(yscale="log", ylabel="µs added to the bare request (log)")
-
-    series = [("after", [get(results, path) or 0 for _, path, _ in GOALS])]
+    aims = [goal for goal in GOALS if goal[2] is not None]  # the goals with a target
+    series = [("after", [get(results, path) or 0 for _, path, _ in aims])]
     if baseline:
-        series.insert(0, ("before", [get(baseline, path) or 0 for _, path, _ in GOALS]))
-    series.append(("floor", [figures(results, floor_path(path))[0] or 0 for _, path, _ in GOALS]))
+        series.insert(0, ("before", [get(baseline, path) or 0 for _, path, _ in aims]))
+    series.append(("floor", [figures(results, floor_path(path))[0] or 0 for _, path, _ in aims]))
     when = f"baseline of {baseline.get('started')}" if baseline else "no baseline"
-    labels = [textwrap.fill(goal, 12) for goal, _, _ in GOALS]
+    labels = [textwrap.fill(goal, 12) for goal, _, _ in aims]
     bars(bottom, f"Goals, before ({when}), after (this run) and the floor", labels, series)
     bottom.tick_params(axis="x", labelsize=7)
-    for index, (_, _, low) in enumerate(GOALS):
+    for index, (_, _, low) in enumerate(aims):
         bottom.hlines(low, index - 0.45, index + 0.45, color="black", linewidth=1.5)
     bottom.set(ylim=(0, 1.12), ylabel="ratio (goal: black line)")
     fig.tight_layout(rect=(0, 0, 1, 0.97))

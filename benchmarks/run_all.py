@@ -7,8 +7,6 @@
     python benchmarks/run_all.py --only overhead,servers   # the rest kept from results.json
 """
 
-from __future__ import annotations
-
 import argparse
 import datetime
 import json

@@ -4,8 +4,6 @@ the store, in bulk and in its own layout, under fresh keys, openids and deadline
 with ``python benchmarks/run_all.py --only scale`` (``--quick``: 10^3 and 10^5).
 """
 
-from __future__ import annotations
-
 import contextlib
 import functools
 import secrets
@@ -17,8 +15,12 @@ from pathlib import Path
 from statistics import mean, quantiles
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
+import redis
+
 from wxmiddleware._sealing import Sealer
 from wxmiddleware.session import SessionScope, WxSession, code_key, new_token, token_key
+from wxmiddleware.stores._redis_layout import Keys, token_id
+from wxmiddleware.stores.redis import RedisStore
 from wxmiddleware.stores.sqlite import SQLiteStore
 from wxmiddleware.testing.bulk import fill_sqlite_store
 
@@ -65,8 +67,7 @@ def measure_ops(store: Any, tokens: Sequence[str], purge: bool) -> Dict[str, Any
     if purge:
         started = time.perf_counter()
         figures["purged"] = purged = store.purge_expired()
-        purge_per_s = purged / (time.perf_counter() - started)
-        figures["purge_per_s"] = round(purge_per_s) if purged else None
+        figures["purge_per_s"] = round(purged / (time.perf_counter() - started)) if purged else None
     return figures
 
 
@@ -102,8 +103,7 @@ def measure_sqlite(size: int) -> Dict[str, Any]:
         fill_sqlite_store(path, size, EXPIRED_SHARE)
         rows = sqlite3.connect(path).execute("SELECT count(*) FROM wx_sessions").fetchone()[0]
         size_bytes = sum(p.stat().st_size for p in Path(folder).glob("sessions.db*"))
-        # A fresh store, as a new worker process opens it: its first login must not wait
-        # for maintenance.
+        # A fresh store, as a new worker opens it: its first login must not wait for upkeep.
         with contextlib.closing(SQLiteStore(path)) as store, lock_prober(path) as longest_hold:
             figures = measure_ops(store, tokens, purge=True)
             figures["lock_max_ms"] = round(longest_hold(), 2)
@@ -112,11 +112,6 @@ def measure_sqlite(size: int) -> Dict[str, Any]:
 
 def measure_redis(size: int, url: str) -> Dict[str, Any]:
     """Filled with ``RESTORE``s of seeded session keys under fresh names."""
-    import redis
-
-    from wxmiddleware.stores._redis_layout import Keys, token_id
-    from wxmiddleware.stores.redis import RedisStore
-
     client = redis.Redis.from_url(url)
     client.flushdb()
     store, keys = RedisStore(client), Keys("wx:")
@@ -131,17 +126,11 @@ def measure_redis(size: int, url: str) -> Dict[str, Any]:
     figures = measure_ops(store, tokens, purge=False)
     session_bytes = client.memory_usage(keys.session(token_id(token_key(tokens[0]))))
     index_keys = list(client.scan_iter(match="wx:o:*", count=1000))[:200]
-    shares = [client.memory_usage(key) / max(1, members(client, key)) for key in index_keys]
+    shares = [client.memory_usage(key) / max(1, client.zcard(key)) for key in index_keys]
     figures.update(rows=client.dbsize(), bytes_per_session=round(session_bytes + mean(shares)))
     client.flushdb()
     client.close()
     return figures
-
-
-def members(client: Any, key: bytes) -> int:
-    """How many sessions a user's index key lists, whatever type the layout gives it."""
-    counts = {b"zset": client.zcard, b"set": client.scard, b"hash": client.hlen}
-    return int(counts.get(client.type(key), lambda _: 1)(key))
 
 
 def measure(sizes: Sequence[int] = SIZES, redis_url: Optional[str] = None) -> Dict[str, Any]:

@@ -3,8 +3,6 @@ and the floors (RESULTS.md, *Over real servers*, says what runs). Run alone with
 ``python benchmarks/run_all.py --only servers``.
 """
 
-from __future__ import annotations
-
 import asyncio
 import contextlib
 import functools
