@@ -16,7 +16,6 @@ import functools
 import sys
 import threading
 import weakref
-from time import monotonic
 from typing import Any, Awaitable, Callable, List, Literal, Optional, TypeVar, Union
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -98,21 +97,26 @@ class _Bound:
         self._failure = failure
 
     async def __call__(self, seconds: float, awaitable: Awaitable[_T]) -> _T:
-        deadline = monotonic() + seconds
+        # The loop's clock, which its timers follow (uvloop's lags the system's a little).
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
         drop = _dropper(self._conn)
         try:
             if drop is None:
                 return await _within(seconds, awaitable)
-            timer = asyncio.get_running_loop().call_later(seconds, drop)
+            timer = loop.call_at(deadline, drop)
             try:
-                return await awaitable
+                answer = await awaitable
             finally:
                 timer.cancel()
         except Exception:
-            if monotonic() < deadline:
+            if loop.time() < deadline:
                 raise  # the statement's own error
             await self._conn.invalidate()
             raise self._failure(TimeoutError()) from None
+        if loop.time() >= deadline:
+            await self._conn.invalidate()  # it answered as the deadline dropped the connection
+        return answer
 
 
 async def _rollback_async(conn: AsyncConnection, steps: Steps[Any], bound: _Bound) -> None:
