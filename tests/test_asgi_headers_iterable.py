@@ -3,7 +3,7 @@
 
 The adapter reads the lookup headers first and the whole map later, on first use of
 ``RequestView.headers``: both must see every header, so a login keeps its ``Content-Type``
-and ``X-WX-Code``.
+and ``X-WX-Code``; and the app behind it must get every header too.
 """
 
 from __future__ import annotations
@@ -27,7 +27,11 @@ async def _app(scope: Dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def _call(
-    middleware: Any, method: str, headers: Iterable[Tuple[bytes, bytes]], body: bytes = b""
+    middleware: Any,
+    method: str,
+    headers: Iterable[Tuple[bytes, bytes]],
+    body: bytes = b"",
+    path: str = "/wx/login",
 ) -> Tuple[int, bytes]:
     scope = {
         "type": "http",
@@ -35,8 +39,8 @@ def _call(
         "http_version": "1.1",
         "method": method,
         "scheme": "http",
-        "path": "/wx/login",
-        "raw_path": b"/wx/login",
+        "path": path,
+        "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
         "headers": headers,
@@ -81,3 +85,35 @@ def test_a_login_reads_its_headers_from_a_one_pass_headers_iterable(
     status, body = _call(middleware, "POST", headers(pairs), form)
     assert status == 200, body
     assert "3rd_session" in json.loads(body)
+
+
+def test_the_app_gets_every_header_of_a_one_pass_headers_iterable(
+    fake_wechat: FakeWeChat,
+) -> None:
+    seen: Dict[str, List[Tuple[bytes, bytes]]] = {}
+
+    async def app(scope: Dict[str, Any], receive: Any, send: Any) -> None:
+        seen[scope["path"]] = list(scope["headers"])
+        await _app(scope, receive, send)
+
+    config = WxConfig(
+        appid=fake_wechat.appid,
+        secret=fake_wechat.secret,
+        api_base=fake_wechat.url,
+        public_paths=("/health",),
+        optional_paths=("/feed",),
+    )
+    middleware = WxASGIMiddleware(app, config=config, store=AsyncMemoryStore())
+    status, body = _call(
+        middleware, "GET", [(b"x-wx-code", fake_wechat.issue_code("alice").encode())]
+    )
+    token = json.loads(body)["data"]["skey"].encode()
+    probe = (b"x-probe", b"seen")
+    for path, pairs in [
+        ("/health", [probe]),
+        ("/feed", [probe]),
+        ("/api/me", [probe, (b"3rd-session", token)]),
+    ]:
+        status, body = _call(middleware, "GET", (pair for pair in pairs), path=path)
+        assert status == 200, (path, body)
+        assert seen[path] == pairs, path

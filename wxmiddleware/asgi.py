@@ -122,8 +122,10 @@ class WxASGIMiddleware(MiddlewareBase["ASGIApp", AsyncSessionStore, AsyncWeChatC
             path = path[len(root_path) :]
         raw_headers = www["headers"]
         if type(raw_headers) is not list:
-            # The spec allows any iterable, and this one is read twice (lookup, then all).
+            # The spec allows any iterable, and this one is read more than once (the lookup
+            # headers, all of them, the app): the app gets a scope holding the list.
             raw_headers = list(raw_headers)
+            www = {**www, "headers": raw_headers}
         request = (www, receive, path, raw_headers)
         plan = self._pipeline.handle(
             request,

@@ -15,7 +15,7 @@ from typing import Any, Callable, Collection, List, Mapping, Optional, Union
 from ..config import WxConfig
 from ..errors import WxError
 from ..observe import ANONYMOUS, BAD_REQUEST, INVALID, MISSING, PREFLIGHT, PUBLIC, Observer
-from ..session import MAX_TOKEN_LENGTH, SessionScope, short_hash, token_key
+from ..session import SessionScope, short_hash, token_key
 from ._apps import AppSelector
 from ._cors import Cors
 from ._effects import ClientDisconnected, Flow, Notify
@@ -277,11 +277,8 @@ class Pipeline:
             value = headers.get(key)
             if value is not None:
                 values.append(value)
-        if len(values) == 1:
-            # The usual request: one well-formed token, accepted without another call.
-            token = values[0]
-            if 0 < len(token) <= MAX_TOKEN_LENGTH and is_token(token):
-                return token
+        if len(values) == 1 and is_token(values[0]):
+            return values[0]  # the usual request, accepted without another call
         return pick_token(values) if values else None
 
 
