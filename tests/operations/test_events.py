@@ -55,7 +55,8 @@ class TestRejections:
             assert app.me(unknown).status == 401
             assert app.post("/wx/login/", json={"code": "x"}).status == 404
             assert app.post("/wx/logout").status == 401
-        reasons = ["missing", "invalid", "expired", "bad_request", "missing"]
+            assert app.request("PUT", "/wx/login").status == 405
+        reasons = ["missing", "invalid", "expired", "bad_request", "missing", "bad_request"]
         assert [reason for reason, _ in rejected] == reasons
         assert [path for _, path in rejected][:2] == ["/api/me", "/api/me"]
         assert observer.of("rejected") == [
@@ -64,6 +65,7 @@ class TestRejections:
             ("expired", 401),
             ("bad_request", 404),
             ("missing", 401),
+            ("bad_request", 405),
         ]
         records = [r for r in caplog.records if getattr(r, "event", None) == "reject"]
         assert [r.reason for r in records] == reasons  # type: ignore[attr-defined]

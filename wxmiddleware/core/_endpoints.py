@@ -14,7 +14,7 @@ import logging
 from types import GeneratorType
 from typing import TYPE_CHECKING, Any, Dict, Optional, cast
 
-from ..errors import BadRequest, StoreUnavailable, WxError
+from ..errors import BadRequest, MethodNotAllowed, StoreUnavailable, WxError
 from ..observe import BAD_REQUEST, INVALID, MISSING, RATE_LIMITED, STORE_DOWN
 from ..session import code_key, short_hash, token_key
 from ._effects import CallHook, Flow, ReadBody, StoreCall
@@ -228,6 +228,8 @@ def _refusal_reason(kind: RequestKind, error: Exception) -> Optional[str]:
         return error.reason
     if isinstance(error, LoginRateLimited):
         return RATE_LIMITED
+    if isinstance(error, MethodNotAllowed):  # a wrong method, on either path
+        return BAD_REQUEST
     if kind is _LOGOUT and isinstance(error, WxError):
         return STORE_DOWN if isinstance(error, StoreUnavailable) else BAD_REQUEST
     return None
