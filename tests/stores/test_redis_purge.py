@@ -1,27 +1,38 @@
-"""Redis's expiry maintenance while another process writes: every entry of a session Redis
-has expired leaves its user's index, and no live session's entry does.
+"""Redis's expiry maintenance: every entry of a session Redis has expired leaves its user's
+index, and no live session's entry does.
 
 Redis deletes sessions by their TTLs; ``purge_expired`` walks the per-user indexes with
-``SCAN`` in batches and removes the entries whose session is gone. Meanwhile a second
-process keeps logging users in, some of them users whose indexes the purge is walking.
+``SCAN`` in batches and removes the entries whose session is gone, while a second process
+keeps logging users in, some of them users whose indexes the purge is walking. Without any
+``purge_expired``, a store's ordinary saves take the same walk a page at a time, so the
+indexes of users whose sessions all ended go by themselves (on a private server, whose
+keyspace is the test's alone).
 """
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import time
-from typing import Iterator, List
+from pathlib import Path
+from typing import Any, Dict, Iterator, List
 
 import pytest
 
 redis = pytest.importorskip("redis")
 
-from tests.redis_support import SHARED_URL, delete_prefixed, shared_client, unique_prefix  # noqa: E402
+from tests.redis_support import (  # noqa: E402
+    SHARED_URL,
+    delete_prefixed,
+    private_redis,
+    shared_client,
+    unique_prefix,
+)
 from tests.stores.support import SCOPE, make_session  # noqa: E402
 from wxmiddleware.session import new_token, token_key  # noqa: E402
 from wxmiddleware.stores import _redis_layout as layout  # noqa: E402
 from wxmiddleware.stores.base import PURGE_BATCH  # noqa: E402
-from wxmiddleware.stores.redis import RedisStore  # noqa: E402
+from wxmiddleware.stores.redis import AsyncRedisStore, RedisStore  # noqa: E402
 
 pytestmark = pytest.mark.redis
 
@@ -105,3 +116,81 @@ def test_purge_removes_every_expired_entry_and_no_live_one_while_another_process
         assert client.zscore(keys.index(openid), member) is not None
     store.close()
     client.close()
+
+
+GONE_USERS = 1200  # their index keys span several SCAN pages
+STEPS = 20  # far more steps than the few pages of this keyspace
+
+
+def _fill(client: Any, prefix: str) -> Dict[str, str]:
+    # Users whose only session ends, and users with one ended and one live session; a new
+    # store object every MAINTENANCE_EVERY - 1 saves, so that no purge step runs meanwhile.
+    saves = [(new_token(), f"o-gone-{n}", 1) for n in range(GONE_USERS)]
+    live = {new_token(): f"o-live-{n}" for n in range(20)}
+    saves += [(new_token(), openid, 1) for openid in live.values()]
+    saves += [(token, openid, IDLE) for token, openid in live.items()]
+    for n, (token, openid, idle) in enumerate(saves):
+        if n % (layout.MAINTENANCE_EVERY - 1) == 0:
+            store = RedisStore(client, key_prefix=prefix)
+        store.save(token, make_session(openid), idle, SCOPE)
+    return live
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_saves_remove_the_indexes_of_users_whose_sessions_all_ended(
+    flavour: str, tmp_path: Path
+) -> None:
+    with private_redis(tmp_path) as server:
+        client = server.client()
+        keys = layout.Keys(unique_prefix())
+        live = _fill(client, keys.prefix)
+        time.sleep(1.2)  # Redis expires the short sessions; their users' indexes linger
+        gone = [keys.index(f"o-gone-{n}") for n in range(GONE_USERS)]
+        assert client.exists(*gone) == GONE_USERS
+
+        # Ordinary logins of new users; how many indexes linger just before and just after
+        # each MAINTENANCE_EVERY-th save, until none does.
+        every = layout.MAINTENANCE_EVERY
+        lingering: List[int] = []
+
+        def saved(n: int) -> bool:
+            if n % every in (every - 2, every - 1):
+                lingering.append(client.exists(*gone))
+            return lingering[-1:] == [0]
+
+        def new_login(n: int) -> Any:
+            token = new_token()
+            live[token] = f"o-new-{n}"
+            return (token, make_session(f"o-new-{n}"), IDLE, SCOPE)
+
+        if flavour == "sync":
+            store = RedisStore.from_url(server.url(), key_prefix=keys.prefix)
+            for n in range(STEPS * every):
+                store.save(*new_login(n))
+                if saved(n):
+                    break
+            store.close()
+        else:
+
+            async def main() -> None:
+                store = AsyncRedisStore.from_url(server.url(), key_prefix=keys.prefix)
+                for n in range(STEPS * every):
+                    await store.save(*new_login(n))
+                    if saved(n):
+                        break
+                await store.aclose()
+
+            asyncio.run(main())
+
+        # None went before the first step, some at it, and the last at a later one: the walk
+        # resumed where it stopped.
+        assert lingering[0] == GONE_USERS and lingering[1] < GONE_USERS
+        assert lingering[-1] == 0 and len(lingering) > 2
+        # Every live session resolves and is its user's only index entry: the ended ones'
+        # entries went, and no live one did.
+        check = RedisStore(client, key_prefix=keys.prefix)
+        for token, openid in live.items():
+            assert check.get(token, IDLE, SCOPE) is not None
+            member = layout.token_id(token_key(token)).encode()
+            assert client.zrange(keys.index(openid), 0, -1) == [member]
+        client.close()

@@ -13,6 +13,7 @@ import re
 from contextlib import contextmanager
 from typing import (
     Any,
+    Dict,
     Generator,
     Iterator,
     List,
@@ -39,7 +40,7 @@ from ..session import (
     short_hash,
 )
 from . import _records
-from .base import SessionInfo
+from .base import PURGE_BATCH, SessionInfo
 
 _T = TypeVar("_T")
 
@@ -57,14 +58,32 @@ class Batch(NamedTuple):
     transaction: bool = False
 
 
-class NextIndex:
-    """The request for the next index key a ``SCAN`` finds (``None`` after the last one)."""
+#: Where a walk of the index keys stands: ``None`` before the first page and after the
+#: last; else a single Redis's cursor, or a Cluster's cursor of each master not yet done.
+Cursor = Union[None, int, Dict[str, int]]
 
 
-NEXT_INDEX = NextIndex()
+class ScanPage(NamedTuple):
+    """The request for one ``SCAN`` page (``COUNT`` :data:`SCAN_COUNT`) of index keys, from
+    ``cursor``; the operation receives ``(the cursor after it, the keys found)``.
+
+    A runner sends it with :func:`scan_call` and reads the reply with :func:`scan_page`.
+    """
+
+    cursor: Cursor
+
 
 #: What an operation yields, receives and returns.
-Operation = Generator[Union[Batch, NextIndex], Any, _T]
+Operation = Generator[Union[Batch, ScanPage], Any, _T]
+
+#: The ``COUNT`` of a ``SCAN`` page: about how many keys (of every kind) one page looks at,
+#: so that one step of the walk costs Redis about a millisecond however large the keyspace.
+SCAN_COUNT = PURGE_BATCH
+#: A store runs one bounded step of ``purge_expired`` (one ``SCAN`` page, then the pruning
+#: of the indexes it found) every this many saves, so that the index keys of users who never
+#: come back go without a cron job: a walk of the whole keyspace takes about
+#: ``keys / SCAN_COUNT`` steps, a few round trips each, spread over this many logins apiece.
+MAINTENANCE_EVERY = 50
 
 #: The exceptions of a redis-py client that mean the store is unavailable.
 REDIS_ERRORS = (RedisError, RedisClusterException, OSError)
@@ -187,6 +206,32 @@ class Keys:
     def index_pattern(self) -> str:
         """The ``SCAN MATCH`` pattern of every index key (the prefix's glob characters escaped)."""
         return _GLOB_SPECIAL.sub(r"\\\1", self.prefix) + "o:*"
+
+
+def scan_call(client: Any, keys: Keys, cursor: Cursor) -> Tuple[int, Dict[str, Any]]:
+    """The cursor and keyword arguments of the redis-py ``client.scan`` call that fetches
+    the page of index keys a :class:`ScanPage` of ``cursor`` asks for: on a Cluster, the
+    first page of every master at once, then the next page of the first master not yet done
+    (as redis-py's ``scan_iter`` walks a Cluster), or from the start again if that master
+    is gone."""
+    options: Dict[str, Any] = {"match": keys.index_pattern(), "count": SCAN_COUNT, "_type": "zset"}
+    if not isinstance(cursor, dict):
+        return cursor or 0, options
+    name, at = next(iter(cursor.items()))
+    node = client.get_node(node_name=name)
+    return (0, options) if node is None else (at, {**options, "target_nodes": node})
+
+
+def scan_page(cursor: Cursor, reply: Tuple[Any, List[Any]]) -> Tuple[Cursor, List[str]]:
+    """The cursor after a page and its keys, from the reply to :func:`scan_call`'s ``scan``:
+    ``(cursor, keys)`` from a single Redis, ``({master: cursor}, keys)`` from a Cluster."""
+    after, found = reply
+    if isinstance(after, dict):
+        # One master answered: the others keep their place; every master: a (new) start.
+        resumed = isinstance(cursor, dict) and next(iter(cursor)) in after
+        merged = {**cursor, **after} if resumed and isinstance(cursor, dict) else after
+        after = {name: at for name, at in merged.items() if at}
+    return after or None, [text(key) for key in found]
 
 
 def claim_commands(keys: Keys, code_key: str, marker: str, ttl: int) -> List[Command]:

@@ -1,8 +1,8 @@
 """Every operation of the Redis stores, written once, as a generator of round trips.
 
 An operation yields :class:`~wxmiddleware.stores._redis_layout.Batch` es (commands to send
-in one round trip) or ``NEXT_INDEX`` (asking for the next openid index key that ``SCAN``
-finds), receives what each returned, and returns its result.
+in one round trip) or :class:`~wxmiddleware.stores._redis_layout.ScanPage` s (one ``SCAN``
+page of openid index keys), receives what each returned, and returns its result.
 :class:`~wxmiddleware.stores.redis.RedisStore` and
 :class:`~wxmiddleware.stores.redis.AsyncRedisStore` inherit each store method, declared once
 (:class:`RedisStoreMethods`), and run the operations with a small runner each, the only code
@@ -12,6 +12,7 @@ turns it into :class:`~wxmiddleware.errors.StoreUnavailable`.
 
 from __future__ import annotations
 
+import itertools
 import math
 import secrets
 import time
@@ -41,7 +42,7 @@ from ..session import (
 from . import _records
 from ._operations import StoreOperation
 from ._redis_layout import (
-    NEXT_INDEX,
+    MAINTENANCE_EVERY,
     PENDING_PREFIX,
     REDIS_ERRORS,
     REKEY_GONE,
@@ -53,9 +54,10 @@ from ._redis_layout import (
     REVOKED,
     Batch,
     Command,
+    Cursor,
     Keys,
-    NextIndex,
     Operation,
+    ScanPage,
     claim_commands,
     claim_result,
     describe,
@@ -93,7 +95,7 @@ class Steps(Generic[_T]):
     def __iter__(self) -> Steps[_T]:
         return self
 
-    def __next__(self) -> Union[Batch, NextIndex]:
+    def __next__(self) -> Union[Batch, ScanPage]:
         error, self._error = self._error, None
         try:
             if error is not None:
@@ -118,12 +120,17 @@ class RedisOperations:
 
     ``cluster`` says the client is a Cluster client, where a login's keys live in different
     slots and no transaction can cover them. Results, arguments and errors are those of
-    :class:`~wxmiddleware.stores.base.SessionStore`.
+    :class:`~wxmiddleware.stores.base.SessionStore`. One object serves one store (on an
+    asynchronous store, one event loop's client): it counts the saves and keeps the ``SCAN``
+    cursor of the amortised purge (:meth:`save`).
     """
 
     def __init__(self, keys: Keys, cluster: bool) -> None:
         self.keys = keys
         self.cluster = cluster
+        self._saves = itertools.count(1)
+        # Two threads may read the same cursor and prune one page twice: harmless.
+        self._cursor: Cursor = None
 
     def get(self, token: str, idle_ttl: int, scope: SessionScope) -> Operation[Optional[WxSession]]:
         """One ``GETEX key EX idle_ttl``: the session, its idle timeout slid. Only in the last
@@ -159,7 +166,9 @@ class RedisOperations:
         ``MULTI``/``EXEC``, or on a Cluster the index entry first, so that a failure leaves
         no session ``revoke_all`` cannot find. Then the new key goes into the user's other
         sessions (:meth:`set_session_key`'s scripts, one round trip) and the oldest beyond
-        the cap are deleted (one more round trip, only then)."""
+        the cap are deleted (one more round trip, only then). Every
+        :data:`~wxmiddleware.stores._redis_layout.MAINTENANCE_EVERY`-th save of this store
+        then runs one bounded step of :meth:`purge_expired` (:meth:`_purge_step`)."""
         hashed = token_key(token)
         now = time.time()
         index_key = self.keys.index(session.openid)
@@ -185,6 +194,8 @@ class RedisOperations:
             ended = over_cap([*live, (member, session.expires_at)], scope.max_sessions)
             if ended:
                 yield Batch(self._revoke_commands(session.openid, ended))
+        if next(self._saves) % MAINTENANCE_EVERY == 0:
+            yield from self._purge_step()
 
     def set_session_key(
         self, openid: str, session_key: str, key_at: float, scope: SessionScope
@@ -303,23 +314,25 @@ class RedisOperations:
         """Removes index entries of sessions Redis has expired; returns how many went.
 
         Redis deletes sessions and records itself, by their TTLs, and ``sessions_for``,
-        ``revoke_all`` and the next login of an openid tidy its index; this walks every index
-        with ``SCAN`` (three round trips per :data:`PURGE_BATCH` indexes) for the users who
-        never come back. ``progress`` is called after each batch.
+        ``revoke_all`` and the next login of an openid tidy its index; the saves of a store
+        walk the indexes a page at a time (:meth:`_purge_step`). This walks every index now,
+        with ``SCAN`` (three round trips per :data:`PURGE_BATCH` indexes, besides the
+        ``SCAN`` pages), for a cron job. An index whose last entry goes is gone (Redis
+        deletes an empty sorted set). ``progress`` is called after each batch.
         """
         purged = 0
         chunk: List[str] = []
+        cursor: Cursor = None
         with failures("purge_expired"):
             while True:
-                found = yield NEXT_INDEX
-                if found is not None:
-                    chunk.append(text(found))
-                if chunk and (found is None or len(chunk) == PURGE_BATCH):
-                    purged += yield from self._unindex_gone(chunk)
-                    chunk = []
+                cursor, found = yield ScanPage(cursor)
+                chunk += found
+                while len(chunk) >= PURGE_BATCH or (chunk and cursor is None):
+                    purged += yield from self._unindex_gone(chunk[:PURGE_BATCH])
+                    del chunk[:PURGE_BATCH]
                     if progress is not None:
                         progress(purged)
-                if found is None:
+                if cursor is None:
                     return purged
 
     def get_value(self, name: str) -> Operation[Optional[str]]:
@@ -362,6 +375,16 @@ class RedisOperations:
         commands: List[Command] = [("DEL", self.keys.session(member)) for member in members]
         commands.append(("ZREM", self.keys.index(openid), *members))
         return commands
+
+    def _purge_step(self) -> Operation[None]:
+        # One SCAN page from where this store's last step stopped (a single-key ZREM per
+        # index), so that no save pays more than one page and every index is reached.
+        try:
+            self._cursor, found = yield ScanPage(self._cursor)
+            if found:
+                yield from self._unindex_gone(found)
+        except REDIS_ERRORS:
+            return  # the login is saved; housekeeping resumes at the next step
 
     def _unindex_gone(self, indexes: List[str]) -> Operation[int]:
         # A removed entry cannot come back meanwhile: a new session has a new token, so a new

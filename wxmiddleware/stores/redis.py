@@ -50,8 +50,14 @@ still recognises its own owner token) and is released by a compare-and-delete sc
 key each, like everything else.
 
 Redis expires sessions and records by their TTLs. What it cannot expire are the entries of
-sessions that went idle in their openid's index; :meth:`RedisStore.purge_expired` walks the
-indexes with ``SCAN`` and removes those.
+sessions that went idle in their openid's index, nor so the index of a user who never comes
+back (its TTL is its longest session's absolute expiry). Every
+:data:`~wxmiddleware.stores._redis_layout.MAINTENANCE_EVERY`-th save of a store object takes
+one more step of a ``SCAN`` walk of the indexes (one page, ``COUNT``
+:data:`~wxmiddleware.stores._redis_layout.SCAN_COUNT`) and removes the entries of sessions
+that are gone, one ``ZREM`` per index, so an index whose sessions have all ended goes too;
+:meth:`RedisStore.purge_expired` walks them all at once, for a cron job. An authenticated
+request never does any of this.
 
 Every redis-py error becomes :class:`~wxmiddleware.errors.StoreUnavailable` (a 503: the
 middleware fails closed) with a generic client message; its ``detail``, for the log, names the
@@ -66,10 +72,8 @@ import threading
 import weakref
 from typing import (
     Any,
-    AsyncIterator,
     Callable,
     Dict,
-    Iterator,
     List,
     Literal,
     Optional,
@@ -89,9 +93,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 
 from ..errors import ConfigError
-from ._redis_layout import Batch, Keys, Operation
+from ._redis_layout import Batch, Cursor, Keys, Operation, ScanPage, scan_call, scan_page
 from ._redis_ops import RedisOperations, RedisStoreMethods, Steps
-from .base import PURGE_BATCH
 
 __all__ = ["AsyncRedisStore", "RedisStore", "request_path_options"]
 
@@ -173,23 +176,10 @@ def _send(client: SyncClient, batch: Batch) -> List[Any]:
     return replies
 
 
-class _IndexScan:
-    """The openid index keys that ``SCAN`` finds, one at a time; the scan starts when the
-    first is asked for."""
-
-    def __init__(self, client: SyncClient, keys: Keys) -> None:
-        self._client = client
-        self._keys = keys
-        self._found: Optional[Iterator[Any]] = None
-
-    def next(self) -> Any:
-        """The next index key, or ``None`` after the last."""
-        if self._found is None:
-            pattern = self._keys.index_pattern()
-            self._found = iter(
-                self._client.scan_iter(match=pattern, count=PURGE_BATCH, _type="zset")
-            )
-        return next(self._found, None)
+def _scan(client: SyncClient, keys: Keys, request: ScanPage) -> Tuple[Cursor, List[str]]:
+    """One ``SCAN`` page of index keys: the cursor after it and the keys."""
+    cursor, options = scan_call(client, keys, request.cursor)
+    return scan_page(request.cursor, client.scan(cursor, **options))
 
 
 class RedisStore(RedisStoreMethods):
@@ -245,12 +235,14 @@ class RedisStore(RedisStoreMethods):
 
     def _run(self, start: Callable[..., Operation[_T]], *args: Any, **kwargs: Any) -> _T:
         client = self._client
+        keys = self._operations.keys
         steps = Steps(start(self._operations, *args, **kwargs))
-        indexes = _IndexScan(client, self._operations.keys)
         for request in steps:
             with steps.answering():
                 steps.reply = (
-                    _send(client, request) if isinstance(request, Batch) else indexes.next()
+                    _send(client, request)
+                    if isinstance(request, Batch)
+                    else _scan(client, keys, request)
                 )
         return steps.result
 
@@ -274,23 +266,12 @@ async def _send_async(client: AsyncClient, batch: Batch) -> List[Any]:
     return replies
 
 
-class _AsyncIndexScan:
-    """:class:`_IndexScan` over an asynchronous client."""
-
-    def __init__(self, client: AsyncClient, keys: Keys) -> None:
-        self._client = client
-        self._keys = keys
-        self._found: Optional[AsyncIterator[Any]] = None
-
-    async def next(self) -> Any:
-        """The next index key, or ``None`` after the last."""
-        if self._found is None:
-            pattern = self._keys.index_pattern()
-            self._found = self._client.scan_iter(match=pattern, count=PURGE_BATCH, _type="zset")
-        try:
-            return await self._found.__anext__()
-        except StopAsyncIteration:
-            return None
+async def _scan_async(
+    client: AsyncClient, keys: Keys, request: ScanPage
+) -> Tuple[Cursor, List[str]]:
+    """One ``SCAN`` page of index keys: the cursor after it and the keys."""
+    cursor, options = scan_call(client, keys, request.cursor)
+    return scan_page(request.cursor, await client.scan(cursor, **options))
 
 
 class AsyncRedisStore(RedisStoreMethods):
@@ -364,11 +345,12 @@ class AsyncRedisStore(RedisStoreMethods):
     async def _run(self, start: Callable[..., Operation[_T]], *args: Any, **kwargs: Any) -> _T:
         client, operations = self._current()
         steps = Steps(start(operations, *args, **kwargs))
-        indexes = _AsyncIndexScan(client, operations.keys)
         for request in steps:
             with steps.answering():
                 reply = (
-                    _send_async(client, request) if isinstance(request, Batch) else indexes.next()
+                    _send_async(client, request)
+                    if isinstance(request, Batch)
+                    else _scan_async(client, operations.keys, request)
                 )
                 steps.reply = await reply
         return steps.result
