@@ -205,8 +205,14 @@ def either_store(
         store.client.close()
         return
     nodes = [AsyncClusterNode("127.0.0.1", server.port) for server in cluster]
-    client = AsyncRedisCluster(startup_nodes=nodes, **CLIENT_OPTIONS)
-    blocking = Blocking(AsyncRedisStore(client, key_prefix=prefix))
+
+    async def open_client() -> Any:
+        # Made in the loop that drives it: Python 3.9's asyncio.Lock() takes the current loop.
+        return AsyncRedisCluster(startup_nodes=nodes, **CLIENT_OPTIONS)
+
+    blocking = Blocking(None)
+    client = blocking.loop.run_until_complete(open_client())
+    blocking.store = AsyncRedisStore(client, key_prefix=prefix)
     yield blocking
     blocking.loop.run_until_complete(client.aclose())
     blocking.close()
