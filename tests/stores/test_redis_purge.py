@@ -118,8 +118,8 @@ def test_purge_removes_every_expired_entry_and_no_live_one_while_another_process
     client.close()
 
 
-GONE_USERS = 1200  # their index keys span several SCAN pages
-STEPS = 20  # far more steps than the few pages of this keyspace
+GONE_USERS = 300  # their index keys span several SCAN pages of a step
+STEPS = 100  # far more steps than the pages of this keyspace
 
 
 def _fill(client: Any, prefix: str) -> Dict[str, str]:

@@ -40,7 +40,7 @@ from ..session import (
     short_hash,
 )
 from . import _records
-from .base import PURGE_BATCH, SessionInfo
+from .base import SessionInfo
 
 _T = TypeVar("_T")
 
@@ -64,26 +64,26 @@ Cursor = Union[None, int, Dict[str, int]]
 
 
 class ScanPage(NamedTuple):
-    """The request for one ``SCAN`` page (``COUNT`` :data:`SCAN_COUNT`) of index keys, from
-    ``cursor``; the operation receives ``(the cursor after it, the keys found)``.
-
-    A runner sends it with :func:`scan_call` and reads the reply with :func:`scan_page`.
+    """The request for one ``SCAN`` page of index keys, from ``cursor``, looking at about
+    ``scan_count`` keys (of every kind); the operation receives ``(the cursor after it, the
+    keys found)``. A runner sends it with :func:`scan_call` and reads the reply with
+    :func:`scan_page`.
     """
 
     cursor: Cursor
+    scan_count: int
 
 
 #: What an operation yields, receives and returns.
 Operation = Generator[Union[Batch, ScanPage], Any, _T]
 
-#: The ``COUNT`` of a ``SCAN`` page: about how many keys (of every kind) one page looks at,
-#: so that one step of the walk costs Redis about a millisecond however large the keyspace.
-SCAN_COUNT = PURGE_BATCH
-#: A store runs one bounded step of ``purge_expired`` (one ``SCAN`` page, then the pruning
-#: of the indexes it found) every this many saves, so that the index keys of users who never
-#: come back go without a cron job: a walk of the whole keyspace takes about
-#: ``keys / SCAN_COUNT`` steps, a few round trips each, spread over this many logins apiece.
-MAINTENANCE_EVERY = 50
+#: A store runs one bounded step of ``purge_expired`` (one ``SCAN`` page of ``COUNT``
+#: :data:`STEP_COUNT`, then the pruning of the indexes it found) every this many saves, so
+#: that the index keys of users who never come back go without a cron job: a walk of the
+#: whole keyspace takes about ``keys / STEP_COUNT`` steps, each a millisecond or two of the
+#: save that takes it, whatever the size of the store.
+MAINTENANCE_EVERY = 20
+STEP_COUNT = 100
 
 #: The exceptions of a redis-py client that mean the store is unavailable.
 REDIS_ERRORS = (RedisError, RedisClusterException, OSError)
@@ -208,13 +208,15 @@ class Keys:
         return _GLOB_SPECIAL.sub(r"\\\1", self.prefix) + "o:*"
 
 
-def scan_call(client: Any, keys: Keys, cursor: Cursor) -> Tuple[int, Dict[str, Any]]:
+def scan_call(client: Any, keys: Keys, request: ScanPage) -> Tuple[int, Dict[str, Any]]:
     """The cursor and keyword arguments of the redis-py ``client.scan`` call that fetches
-    the page of index keys a :class:`ScanPage` of ``cursor`` asks for: on a Cluster, the
+    the page of index keys ``request`` asks for: on a Cluster, the
     first page of every master at once, then the next page of the first master not yet done
     (as redis-py's ``scan_iter`` walks a Cluster), or from the start again if that master
     is gone."""
-    options: Dict[str, Any] = {"match": keys.index_pattern(), "count": SCAN_COUNT, "_type": "zset"}
+    cursor = request.cursor
+    options: Dict[str, Any] = {"match": keys.index_pattern(), "count": request.scan_count}
+    options["_type"] = "zset"
     if not isinstance(cursor, dict):
         return cursor or 0, options
     name, at = next(iter(cursor.items()))

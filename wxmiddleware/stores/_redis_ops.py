@@ -52,6 +52,7 @@ from ._redis_layout import (
     RELEASE_SCRIPT,
     REVOKE_SCRIPT,
     REVOKED,
+    STEP_COUNT,
     Batch,
     Command,
     Cursor,
@@ -325,7 +326,7 @@ class RedisOperations:
         cursor: Cursor = None
         with failures("purge_expired"):
             while True:
-                cursor, found = yield ScanPage(cursor)
+                cursor, found = yield ScanPage(cursor, PURGE_BATCH)
                 chunk += found
                 while len(chunk) >= PURGE_BATCH or (chunk and cursor is None):
                     purged += yield from self._unindex_gone(chunk[:PURGE_BATCH])
@@ -380,7 +381,7 @@ class RedisOperations:
         # One SCAN page from where this store's last step stopped (a single-key ZREM per
         # index), so that no save pays more than one page and every index is reached.
         try:
-            self._cursor, found = yield ScanPage(self._cursor)
+            self._cursor, found = yield ScanPage(self._cursor, STEP_COUNT)
             if found:
                 yield from self._unindex_gone(found)
         except REDIS_ERRORS:

@@ -54,7 +54,7 @@ sessions that went idle in their openid's index, nor so the index of a user who 
 back (its TTL is its longest session's absolute expiry). Every
 :data:`~wxmiddleware.stores._redis_layout.MAINTENANCE_EVERY`-th save of a store object takes
 one more step of a ``SCAN`` walk of the indexes (one page, ``COUNT``
-:data:`~wxmiddleware.stores._redis_layout.SCAN_COUNT`) and removes the entries of sessions
+:data:`~wxmiddleware.stores._redis_layout.STEP_COUNT`) and removes the entries of sessions
 that are gone, one ``ZREM`` per index, so an index whose sessions have all ended goes too;
 :meth:`RedisStore.purge_expired` walks them all at once, for a cron job. An authenticated
 request never does any of this.
@@ -178,7 +178,7 @@ def _send(client: SyncClient, batch: Batch) -> List[Any]:
 
 def _scan(client: SyncClient, keys: Keys, request: ScanPage) -> Tuple[Cursor, List[str]]:
     """One ``SCAN`` page of index keys: the cursor after it and the keys."""
-    cursor, options = scan_call(client, keys, request.cursor)
+    cursor, options = scan_call(client, keys, request)
     return scan_page(request.cursor, client.scan(cursor, **options))
 
 
@@ -270,7 +270,7 @@ async def _scan_async(
     client: AsyncClient, keys: Keys, request: ScanPage
 ) -> Tuple[Cursor, List[str]]:
     """One ``SCAN`` page of index keys: the cursor after it and the keys."""
-    cursor, options = scan_call(client, keys, request.cursor)
+    cursor, options = scan_call(client, keys, request)
     return scan_page(request.cursor, await client.scan(cursor, **options))
 
 
