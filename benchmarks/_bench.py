@@ -209,8 +209,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def stop(process: subprocess.Popen) -> None:  # type: ignore[type-arg]
-    """Stop a process we started, by its own handle."""
+def stop(process: subprocess.Popen) -> None:  # type: ignore[type-arg]  # by its own handle
     process.terminate()
     process.wait(10)
 

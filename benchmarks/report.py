@@ -1,8 +1,6 @@
-"""Write ``RESULTS.md`` (from ``RESULTS.template.md``) and ``docs/benchmarks.png`` (without
-matplotlib, none) from ``results.json``, with ``baseline.json`` as the goals' *before*:
-``python benchmarks/report.py [results.json]``. A ``{{path:format}}`` in the template takes a
-figure of results.json or a table drawn here; a figure the results lack reads "-".
-"""
+"""``python benchmarks/report.py [results.json]``: RESULTS.md from its template (``{{path:fmt}}``
+takes a figure of results.json, "-" when missing, or a table drawn here), docs/benchmarks.png
+(with matplotlib), from ``results.json``, ``baseline.json`` being the goals' *before*."""
 
 import json
 import re

@@ -1,8 +1,7 @@
 """Run every benchmark; write benchmarks/results.json, then RESULTS.md and docs/benchmarks.png
 (report.py). A part that fails is recorded and the others run.
 
-    python benchmarks/run_all.py                  # about 4 minutes on 2 cores
-    python benchmarks/run_all.py --quick          # fewer rounds, at most 10^5 stored sessions
+    python benchmarks/run_all.py          # about 7 minutes on 2 cores (--quick: fewer rounds)
     python benchmarks/run_all.py --save-baseline  # also record this run as the "before"
     python benchmarks/run_all.py --only overhead,servers   # the rest kept from results.json
 """
@@ -79,8 +78,10 @@ def main() -> int:
     parser.add_argument("--save-baseline", action="store_true", help="record as the 'before'")
     args = parser.parse_args()
     results = run(args)
-    if args.only:  # the other parts keep their figures from the last run
-        results = {**(report.load(report.RESULTS_JSON) or {}), **results}
+    if args.only:  # the other parts keep their figures (and failures) from the last run
+        last = report.load(report.RESULTS_JSON) or {}
+        failed = {k: v for k, v in last.get("failures", {}).items() if k not in args.only}
+        results = {**last, **results, "failures": {**failed, **results.get("failures", {})}}
     # One line per part: the data stays diffable part by part without a line per number.
     lines = (f"{json.dumps(k)}: {json.dumps(v, default=str)}" for k, v in results.items())
     text = "{\n" + ",\n".join(lines) + "\n}\n"
