@@ -150,7 +150,7 @@ def measure_framework(
     try:
         for kind in options.stores:
             if not (django and "://" in kind):  # a SQL URL names no table prefix of ours
-                variants[kind] = wrapped(kind)
+                variants[kind.split("://")[0]] = wrapped(kind)  # a URL's dots split paths
         if options.metrics and not django:  # with a registry of its own
             from prometheus_client import CollectorRegistry
 
