@@ -6,8 +6,8 @@ page of openid index keys), receives what each returned, and returns its result.
 :class:`~wxmiddleware.stores.redis.RedisStore` and
 :class:`~wxmiddleware.stores.redis.AsyncRedisStore` inherit each store method, declared once
 (:class:`RedisStoreMethods`), and run the operations with a small runner each, the only code
-that differs between the two; :class:`Steps` hands a redis-py error to the operation, which
-turns it into :class:`~wxmiddleware.errors.StoreUnavailable`.
+that differs between the two; :class:`~._redis_steps.Steps` hands a redis-py error to the
+operation, which turns it into :class:`~wxmiddleware.errors.StoreUnavailable`.
 """
 
 from __future__ import annotations
@@ -16,17 +16,11 @@ import itertools
 import math
 import secrets
 import time
-from contextlib import contextmanager
 from typing import (
-    Any,
-    Generic,
-    Iterator,
     List,
     Optional,
     Sequence,
     Tuple,
-    TypeVar,
-    Union,
 )
 
 from ..session import (
@@ -74,46 +68,6 @@ from ._redis_layout import (
     ttl_ms,
 )
 from .base import PURGE_BATCH, PurgeProgress, SessionInfo, new_lock_owner
-
-_T = TypeVar("_T")
-
-
-class Steps(Generic[_T]):
-    """The requests of one operation, for a runner to answer one at a time.
-
-    The runner iterates, and for each request sets :attr:`reply` inside
-    ``with steps.answering():``, which hands a redis-py error to the operation instead (it
-    raises :class:`~wxmiddleware.errors.StoreUnavailable`). After the last request,
-    :attr:`result` is what the operation returned.
-    """
-
-    def __init__(self, operation: Operation[_T]) -> None:
-        self._operation = operation
-        self._error: Optional[BaseException] = None
-        self.reply: Any = None
-        self.result: _T
-
-    def __iter__(self) -> Steps[_T]:
-        return self
-
-    def __next__(self) -> Union[Batch, ScanPage]:
-        error, self._error = self._error, None
-        try:
-            if error is not None:
-                return self._operation.throw(error)
-            return self._operation.send(self.reply)
-        except StopIteration as done:
-            self.result = done.value
-            raise StopIteration from None
-
-    @contextmanager
-    def answering(self) -> Iterator[None]:
-        """Where the runner performs a request and sets :attr:`reply`."""
-        self.reply = None
-        try:
-            yield
-        except REDIS_ERRORS as exc:
-            self._error = exc
 
 
 class RedisOperations:

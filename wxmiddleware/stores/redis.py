@@ -94,7 +94,8 @@ from redis.retry import Retry
 
 from ..errors import ConfigError
 from ._redis_layout import Batch, Cursor, Keys, Operation, ScanPage, scan_call, scan_page
-from ._redis_ops import RedisOperations, RedisStoreMethods, Steps
+from ._redis_ops import RedisOperations, RedisStoreMethods
+from ._redis_steps import Steps
 
 __all__ = ["AsyncRedisStore", "RedisStore", "request_path_options"]
 
