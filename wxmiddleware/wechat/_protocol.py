@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 from ..config import WxConfig
@@ -27,6 +27,9 @@ from ..errors import (
     WxError,
 )
 from ._paths import COMPONENT_JSCODE2SESSION_PATH, JSCODE2SESSION_PATH
+
+if TYPE_CHECKING:  # the core imports this module
+    from ..core._effects import HttpCall
 
 logger = logging.getLogger("wxmiddleware")
 
@@ -190,6 +193,21 @@ def answer_headers(headers: Mapping[str, str], names: Tuple[str, ...]) -> Dict[s
     """The answer headers ``names`` (lower case) that ``headers`` (an HTTP client's
     case-insensitive mapping) has, keyed by those names."""
     return {name: headers[name] for name in names if name in headers}
+
+
+def request_options(call: HttpCall, timeout: Any) -> Dict[str, Any]:
+    """The keyword arguments of ``request(method, url, ...)`` for ``call``, in the names
+    requests' ``Session.request`` and aiohttp's ``ClientSession.request`` share: the query
+    (URL-encoded by the client), the JSON or form or raw body, the headers, the client's own
+    ``timeout`` object, and no redirects followed."""
+    return {
+        "params": call.params,
+        "json": call.body,
+        "data": call.form if call.content is None else call.content,
+        "headers": call.headers,
+        "timeout": timeout,
+        "allow_redirects": False,
+    }
 
 
 def reply_deadline(config: WxConfig) -> float:

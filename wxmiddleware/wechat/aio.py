@@ -22,6 +22,7 @@ from ..config import WxConfig
 from ..core._effects import HttpCall
 from ..core._upstream import jscode2session
 from ..errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable, WxError
+from . import _protocol
 from ._protocol import CodeSession, ReplyCollector, answer_headers, log_reply, reply_deadline
 from ._redact import install_redaction
 
@@ -114,16 +115,8 @@ class AsyncWeChatClient:
         if http is None:
             http = self._sessions.get(asyncio.get_running_loop()) or await self._open_session()
         try:
-            async with http.request(
-                call.method,
-                call.url,
-                params=call.params,
-                json=call.body,
-                data=call.form if call.content is None else call.content,
-                headers=call.headers,
-                timeout=self._timeout,
-                allow_redirects=False,
-            ) as reply:
+            options = _protocol.request_options(call, self._timeout)
+            async with http.request(call.method, call.url, **options) as reply:
                 async for chunk in reply.content.iter_any():
                     collector.feed(chunk)
                 status = reply.status

@@ -18,6 +18,7 @@ from ..config import WxConfig
 from ..core._effects import HttpCall
 from ..core._upstream import jscode2session
 from ..errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable, WxError
+from . import _protocol
 from ._protocol import CodeSession, ReplyCollector, answer_headers, log_reply, reply_deadline
 from ._redact import install_redaction
 
@@ -84,17 +85,8 @@ class WeChatClient:
         started = time.monotonic()
         collector = ReplyCollector(reply_deadline(self._config))
         try:
-            with self._http.request(
-                call.method,
-                call.url,
-                params=call.params,
-                json=call.body,
-                data=call.form if call.content is None else call.content,
-                headers=call.headers,
-                timeout=self._timeout,
-                stream=True,
-                allow_redirects=False,
-            ) as reply:
+            options = _protocol.request_options(call, self._timeout)
+            with self._http.request(call.method, call.url, stream=True, **options) as reply:
                 for chunk in _body_chunks(reply):
                     collector.feed(chunk)
                 status = reply.status_code
