@@ -144,9 +144,9 @@ def test_spans_nest_under_the_server_span_and_hold_no_secret(
 
     exporter.clear()
     assert client.get("/api/me", {"3rd-session": token}) == 200
-    spans = exporter.get_finished_spans()
-    (lookup,) = named(spans, "wxmiddleware.store get")
-    (server,) = [s for s in spans if s.parent is None]
+    request_spans = exporter.get_finished_spans()
+    (lookup,) = named(request_spans, "wxmiddleware.store get")
+    (server,) = [s for s in request_spans if s.parent is None]
     assert lookup.parent is not None and lookup.parent.span_id == server.context.span_id
 
     exporter.clear()
@@ -165,7 +165,7 @@ def test_spans_nest_under_the_server_span_and_hold_no_secret(
 
     everything = " ".join(
         f"{span.name} {dict(span.attributes or {})} {span.status.description} {span.events}"
-        for span in exporter.get_finished_spans() + tuple(login_spans)
+        for span in (*exporter.get_finished_spans(), *login_spans, *request_spans)
     )
     for secret in (token, code, bad_code, SESSION_KEY, fake_wechat.secret):
         assert secret not in everything
